@@ -1,0 +1,146 @@
+"""The wire contract: the seed's five event types and their SSE framing.
+
+Field names and status values are exactly the seed's. Extensions are extra
+optional fields only (listed per model) and are left out of the JSON when unset.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+ProgressStatus = Literal[
+    "creating", "initializing", "generating", "writing", "starting", "preview", "complete"
+]
+PROGRESS_ORDER: tuple[ProgressStatus, ...] = (
+    "creating",
+    "initializing",
+    "generating",
+    "writing",
+    "starting",
+    "preview",
+    "complete",
+)
+
+# The seed's actions are read, create and update; delete and run are our extensions.
+ToolAction = Literal["read", "create", "update", "delete", "run"]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProgressData(_Data):
+    status: ProgressStatus
+    message: str
+    sandboxId: str | None = None
+
+
+class MessageData(_Data):
+    type: Literal["assistant"] = "assistant"
+    content: str
+    delta: bool = False
+
+
+class ToolData(_Data):
+    action: ToolAction
+    file: str
+    """The file's path relative to the project dir; for `run`, the command."""
+    linesAdded: int | None = None
+    exitCode: int | None = None
+    """Extension, for `run`: the command's exit code."""
+
+
+class CompleteData(_Data):
+    success: bool
+    sandboxId: str
+    projectDir: str
+    previewUrl: str
+    accessToken: str | None = None
+    tokensUsed: int
+    message: str
+    # Extensions.
+    runId: str | None = None
+    projectId: str | None = None
+    model: str | None = None
+    render: dict[str, Any] | None = None
+
+
+class ErrorData(_Data):
+    message: str
+    stack: str | None = None
+    # Extensions.
+    code: str | None = None
+    sandboxId: str | None = None
+
+
+class ProgressEvent(BaseModel):
+    type: Literal["progress"] = "progress"
+    data: ProgressData
+
+
+class MessageEvent(BaseModel):
+    type: Literal["message"] = "message"
+    data: MessageData
+
+
+class ToolEvent(BaseModel):
+    type: Literal["tool"] = "tool"
+    data: ToolData
+
+
+class CompleteEvent(BaseModel):
+    type: Literal["complete"] = "complete"
+    data: CompleteData
+
+
+class ErrorEvent(BaseModel):
+    type: Literal["error"] = "error"
+    data: ErrorData
+
+
+Event = Annotated[
+    ProgressEvent | MessageEvent | ToolEvent | CompleteEvent | ErrorEvent,
+    Field(discriminator="type"),
+]
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def progress(status: ProgressStatus, message: str, sandbox_id: str | None = None) -> ProgressEvent:
+    return ProgressEvent(data=ProgressData(status=status, message=message, sandboxId=sandbox_id))
+
+
+def assistant_delta(text: str) -> MessageEvent:
+    return MessageEvent(data=MessageData(content=text, delta=True))
+
+
+def assistant_message(text: str) -> MessageEvent:
+    return MessageEvent(data=MessageData(content=text, delta=False))
+
+
+def error(message: str, *, code: str | None = None, stack: str | None = None) -> ErrorEvent:
+    return ErrorEvent(data=ErrorData(message=message, code=code, stack=stack))
+
+
+def is_terminal(event: Event) -> bool:
+    return event.type in ("complete", "error")
+
+
+def to_json(event: Event) -> str:
+    return event.model_dump_json(exclude_none=True)
+
+
+def from_json(raw: str | bytes) -> Event:
+    return event_adapter.validate_json(raw)
+
+
+def encode_sse(seq: int, event: Event) -> bytes:
+    """One SSE frame: `id: <seq>`, `data: <json>` and a blank line."""
+    return f"id: {seq}\ndata: {to_json(event)}\n\n".encode()
+
+
+def encode_sse_comment(text: str) -> bytes:
+    """A comment frame, used as a keep-alive; clients ignore it."""
+    return f": {json.dumps(text)}\n\n".encode()

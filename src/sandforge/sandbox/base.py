@@ -1,0 +1,175 @@
+"""The Sandbox and SandboxProvider protocols, the spec a sandbox is made from, and errors.
+
+Providers are pluggable the way httpx transports are: the pipeline, the preview
+proxy and the API only ever see these protocols.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal, Protocol, runtime_checkable
+
+
+class SandboxState(StrEnum):
+    STARTED = "started"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything a sandbox is made from. Every limit has a documented default."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    """The sandbox's whole environment beyond PATH, HOME and LANG. Nothing else enters."""
+    network: Literal["none", "egress"] = "none"
+    public: bool = False
+    memory_mb: int = 1024
+    pids: int = 256
+    cpu_weight: int = 100
+    exec_timeout_s: float = 120.0
+    output_cap_bytes: int = 1 << 20
+    max_file_bytes: int = 10 << 20
+    disk_mb: int = 1024
+    # Provider-side lifecycle, in minutes (Daytona's unit); 0 disables.
+    auto_stop_minutes: int = 30
+    auto_archive_minutes: int = 60 * 24 * 7
+    auto_delete_minutes: int = -1
+    image: str | None = None
+    snapshot: str | None = None
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class ProcessStatus:
+    name: str
+    running: bool
+    exit_code: int | None
+    log_tail: str
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    size: int
+    is_dir: bool
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """How the preview proxy reaches a port inside a sandbox.
+
+    Local sandboxes bridge it through a unix socket (`uds`); remote providers
+    give a URL and the headers (a provider token) the proxy adds server-side.
+    """
+
+    base_url: str
+    uds: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    id: str
+    provider: str
+    state: SandboxState
+    labels: dict[str, str]
+    public: bool
+    created_at: float
+    preview_token: str
+
+
+class SandboxError(Exception):
+    """Base of every sandbox failure; its message says what to do."""
+
+    code = "sandbox_error"
+
+
+class SandboxNotFound(SandboxError):
+    code = "sandbox_not_found"
+
+
+class SandboxUnavailable(SandboxError):
+    """The provider cannot run here (not configured, not installed)."""
+
+    code = "sandbox_unavailable"
+
+
+class PathEscapeError(SandboxError):
+    code = "path_escape"
+
+
+class SandboxFileNotFound(SandboxError):
+    code = "file_not_found"
+
+
+class ExecTimeout(SandboxError):
+    code = "exec_timeout"
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def project_dir(self) -> str:
+        """The project dir as seen inside the sandbox."""
+        ...
+
+    async def info(self) -> SandboxInfo: ...
+    async def exec(
+        self,
+        cmd: str,
+        *,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult: ...
+    async def start_process(
+        self, name: str, cmd: str, *, cwd: str | None = None, env: dict[str, str] | None = None
+    ) -> None: ...
+    async def process_status(self, name: str) -> ProcessStatus: ...
+    async def read_file(self, path: str) -> bytes: ...
+    async def write_file(self, path: str, content: bytes) -> None: ...
+    async def list_files(self, path: str = ".") -> list[FileEntry]: ...
+    async def delete_file(self, path: str) -> None: ...
+    async def upstream(self, port: int) -> Upstream: ...
+    async def stop(self) -> None: ...
+    async def start(self) -> None: ...
+    async def delete(self) -> None: ...
+
+
+class SandboxProvider(Protocol):
+    name: str
+
+    async def create(self, spec: SandboxSpec) -> Sandbox: ...
+    async def get(self, sandbox_id: str) -> Sandbox: ...
+    async def list(self, labels: dict[str, str] | None = None) -> list[SandboxInfo]: ...
+
+
+def normalize_relative(path: str) -> str:
+    """The clean project-relative form of `path`, or PathEscapeError.
+
+    Absolute paths and any `..` that climbs out are refused rather than fixed.
+    """
+    if not path or "\x00" in path:
+        raise PathEscapeError(f"invalid path {path!r}")
+    if path.startswith("/"):
+        raise PathEscapeError(f"{path!r} is absolute; paths are relative to the project dir")
+    clean = posixpath.normpath(path)
+    if clean == ".." or clean.startswith("../"):
+        raise PathEscapeError(f"{path!r} points outside the project dir")
+    return clean

@@ -1,0 +1,235 @@
+"""The embedded local provider: one bwrap sandbox per directory under the data dir.
+
+    <sandboxes_dir>/<id>/meta.json    spec, labels, preview token (never mounted inside)
+                        /workspace/   the project dir, /workspace inside
+                        /run/         toolbox.sock, ports/*.sock, logs/ (/run/sandforge inside)
+                        /etc/         passwd and group for the sandbox user
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..base import (
+    ExecResult,
+    FileEntry,
+    ProcessStatus,
+    SandboxError,
+    SandboxInfo,
+    SandboxNotFound,
+    SandboxSpec,
+    SandboxState,
+    Upstream,
+    normalize_relative,
+)
+from .client import ToolboxClient
+from .launcher import PROJECT_DIR, SANDBOX_UID, Launcher
+
+SANDBOX_ID_BYTES = 6
+
+
+def _new_id() -> str:
+    return "sb" + secrets.token_hex(SANDBOX_ID_BYTES)
+
+
+def _valid_id(sandbox_id: str) -> bool:
+    return sandbox_id.startswith("sb") and sandbox_id[2:].isalnum() and sandbox_id.islower()
+
+
+class LocalSandbox:
+    provider = "local"
+
+    def __init__(self, directory: Path, meta: dict[str, Any], launcher: Launcher) -> None:
+        self._dir = directory
+        self._meta = meta
+        self._launcher = launcher
+        self._spec = SandboxSpec(**meta["spec"])
+        self._toolbox = ToolboxClient(str(directory / "run" / "toolbox.sock"), directory.name)
+
+    @property
+    def id(self) -> str:
+        return self._dir.name
+
+    @property
+    def project_dir(self) -> str:
+        return PROJECT_DIR
+
+    @property
+    def spec(self) -> SandboxSpec:
+        return self._spec
+
+    async def info(self) -> SandboxInfo:
+        running = await self._launcher.is_running(self.id)
+        return _info(self.id, self._meta, SandboxState.STARTED if running else SandboxState.STOPPED)
+
+    async def exec(
+        self,
+        cmd: str,
+        *,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        limit = timeout or self._spec.exec_timeout_s
+        reply = await self._toolbox.call(
+            "exec",
+            reply_timeout=limit + 10,
+            cmd=cmd,
+            cwd=normalize_relative(cwd) if cwd else None,
+            env=env or {},
+            timeout_s=limit,
+        )
+        return ExecResult(
+            exit_code=int(reply["exit_code"]),
+            stdout=str(reply["stdout"]),
+            stderr=str(reply["stderr"]),
+            timed_out=bool(reply["timed_out"]),
+            truncated=bool(reply["truncated"]),
+        )
+
+    async def start_process(
+        self, name: str, cmd: str, *, cwd: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        await self._toolbox.call(
+            "start_process",
+            name=name,
+            cmd=cmd,
+            cwd=normalize_relative(cwd) if cwd else None,
+            env=env or {},
+        )
+
+    async def process_status(self, name: str) -> ProcessStatus:
+        reply = await self._toolbox.call("process_status", name=name)
+        exit_code = reply.get("exit_code")
+        return ProcessStatus(
+            name=name,
+            running=bool(reply["running"]),
+            exit_code=int(exit_code) if exit_code is not None else None,
+            log_tail=str(reply["log_tail"]),
+        )
+
+    async def read_file(self, path: str) -> bytes:
+        reply = await self._toolbox.call("read_file", path=normalize_relative(path))
+        return base64.b64decode(reply["content_b64"])
+
+    async def write_file(self, path: str, content: bytes) -> None:
+        await self._toolbox.call(
+            "write_file",
+            path=normalize_relative(path),
+            content_b64=base64.b64encode(content).decode(),
+        )
+
+    async def list_files(self, path: str = ".") -> list[FileEntry]:
+        reply = await self._toolbox.call("list_files", path=normalize_relative(path))
+        return [
+            FileEntry(path=str(e["path"]), size=int(e["size"]), is_dir=bool(e["is_dir"]))
+            for e in reply["entries"]
+        ]
+
+    async def delete_file(self, path: str) -> None:
+        await self._toolbox.call("delete_file", path=normalize_relative(path))
+
+    async def upstream(self, port: int) -> Upstream:
+        reply = await self._toolbox.call("forward", port=port)
+        socket_rel = str(reply["socket"])
+        if normalize_relative(socket_rel) != f"ports/{port}.sock":
+            raise SandboxError(f"sandbox {self.id} answered forward with {socket_rel!r}")
+        return Upstream(base_url="http://sandbox", uds=str(self._dir / "run" / socket_rel))
+
+    async def stop(self) -> None:
+        await self._launcher.terminate(self.id)
+
+    async def start(self) -> None:
+        await self._launcher.launch(self._dir, self._spec)
+
+    async def delete(self) -> None:
+        await self._launcher.terminate(self.id)
+        await asyncio.to_thread(shutil.rmtree, self._dir, True)
+
+
+def _info(sandbox_id: str, meta: dict[str, Any], state: SandboxState) -> SandboxInfo:
+    return SandboxInfo(
+        id=sandbox_id,
+        provider="local",
+        state=state,
+        labels=dict(meta["spec"]["labels"]),
+        public=bool(meta["spec"]["public"]),
+        created_at=float(meta["created_at"]),
+        preview_token=str(meta["preview_token"]),
+    )
+
+
+def _prepare_dir(directory: Path, meta: dict[str, Any]) -> None:
+    for sub in ("workspace", "run", "etc"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    (directory / "etc" / "passwd").write_text(
+        f"root:x:0:0::/root:/bin/sh\nuser:x:{SANDBOX_UID}:{SANDBOX_UID}::/tmp:/bin/sh\n"
+    )
+    (directory / "etc" / "group").write_text(f"root:x:0:\nuser:x:{SANDBOX_UID}:\n")
+    (directory / "meta.json").write_text(json.dumps(meta))
+
+
+class LocalSandboxProvider:
+    name = "local"
+
+    def __init__(self, sandboxes_dir: Path, launcher: Launcher) -> None:
+        self.sandboxes_dir = sandboxes_dir
+        self.launcher = launcher
+
+    async def create(self, spec: SandboxSpec) -> LocalSandbox:
+        sandbox_id = _new_id()
+        directory = self.sandboxes_dir / sandbox_id
+        meta = {
+            "spec": asdict(spec),
+            "created_at": time.time(),
+            "preview_token": secrets.token_urlsafe(24),
+        }
+        await asyncio.to_thread(_prepare_dir, directory, meta)
+        sandbox = LocalSandbox(directory, meta, self.launcher)
+        try:
+            await sandbox.start()
+        except BaseException:
+            await sandbox.delete()
+            raise
+        return sandbox
+
+    async def get(self, sandbox_id: str) -> LocalSandbox:
+        if not _valid_id(sandbox_id):
+            raise SandboxNotFound(f"no sandbox {sandbox_id!r}")
+        directory = self.sandboxes_dir / sandbox_id
+        try:
+            meta = json.loads(await asyncio.to_thread((directory / "meta.json").read_text))
+        except FileNotFoundError as exc:
+            raise SandboxNotFound(f"no sandbox {sandbox_id!r}; it may have been deleted") from exc
+        return LocalSandbox(directory, meta, self.launcher)
+
+    async def list(self, labels: dict[str, str] | None = None) -> list[SandboxInfo]:
+        def scan() -> list[tuple[str, dict[str, Any]]]:
+            if not self.sandboxes_dir.exists():
+                return []
+            found = []
+            for meta_path in self.sandboxes_dir.glob("sb*/meta.json"):
+                try:
+                    found.append((meta_path.parent.name, json.loads(meta_path.read_text())))
+                except (OSError, ValueError):
+                    continue
+            return found
+
+        infos = []
+        for sandbox_id, meta in await asyncio.to_thread(scan):
+            sandbox_labels = meta["spec"]["labels"]
+            if labels and any(sandbox_labels.get(k) != v for k, v in labels.items()):
+                continue
+            running = await self.launcher.is_running(sandbox_id)
+            infos.append(
+                _info(sandbox_id, meta, SandboxState.STARTED if running else SandboxState.STOPPED)
+            )
+        return sorted(infos, key=lambda i: i.created_at)

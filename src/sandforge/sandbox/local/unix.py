@@ -1,0 +1,96 @@
+"""Connecting to sockets that live in a directory sandboxed code can write to.
+
+Code inside a sandbox can replace `toolbox.sock` or `ports/3000.sock` with a
+symlink to any socket on the host (a database, a container engine). So the host
+never connects by path: it walks to the socket with O_NOFOLLOW, checks that the
+inode is a socket, and connects through `/proc/self/fd/N`, which names exactly
+that inode.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+from typing import Any
+
+import httpcore
+
+from ..base import SandboxError
+
+
+def _open_socket_inode(path: str) -> int:
+    parts = Path(path).parts
+    fd = os.open(parts[0], os.O_PATH | os.O_DIRECTORY)
+    try:
+        for index, part in enumerate(parts[1:], start=1):
+            last = index == len(parts) - 1
+            flags = os.O_PATH | os.O_NOFOLLOW | (0 if last else os.O_DIRECTORY)
+            child = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            raise SandboxError(f"{path} is not a socket; the sandbox may have been tampered with")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def nofollow_socket_path(path: str) -> tuple[int, str]:
+    """An O_PATH fd for the socket at `path` and the `/proc` path that reaches it.
+
+    Close the fd once connected.
+    """
+    fd = _open_socket_inode(path)
+    return fd, f"/proc/self/fd/{fd}"
+
+
+def connect_unix(path: str) -> socket.socket:
+    """A connected, non-blocking unix socket to the socket inode at `path`."""
+    fd, proc_path = nofollow_socket_path(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(proc_path)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        os.close(fd)
+    sock.setblocking(False)
+    return sock
+
+
+class NoFollowUnixBackend(httpcore.AsyncNetworkBackend):
+    """httpcore backend whose unix-socket connects go through `nofollow_socket_path`."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            fd, proc_path = nofollow_socket_path(path)
+        except FileNotFoundError as exc:
+            raise httpcore.ConnectError(f"{path} does not exist") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        try:
+            return await self._inner.connect_unix_socket(proc_path, timeout, socket_options)
+        finally:
+            os.close(fd)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
