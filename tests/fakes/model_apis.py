@@ -1,14 +1,15 @@
-"""Fake model APIs that speak the real Anthropic Messages and OpenAI Chat Completions wire formats.
+"""Fake model APIs speaking the real Anthropic Messages and OpenAI Chat Completions wire formats.
 
-No model API is reachable from the test machines, so these servers stand in for them. Each one is a real
-HTTP/1.1 server on ``127.0.0.1`` with an ephemeral port; streamed responses use chunked transfer encoding
-and are flushed event by event, so the official SDKs (and pydantic-ai on top of them) run unchanged.
+No model API is reachable from the test machines, so these servers stand in for them. Each one is
+a real HTTP/1.1 server on ``127.0.0.1`` with an ephemeral port; streamed responses use chunked
+transfer encoding and are flushed event by event, so the official SDKs (and pydantic-ai on top of
+them) run unchanged.
 
-Both servers are driven by the same *script*: a list of `Turn`s (or a callable that builds one from the
-request body). Each request that reaches the script consumes one turn::
+Both servers are driven by the same *script*: a list of `Turn`s (or a callable that builds one from
+the request body). Each request that reaches the script consumes one turn::
 
     script = [
-        Turn([Text("Let me look."), ToolCall("read_file", {"path": "index.html"})], input_tokens=120),
+        Turn([Text("Let me look."), ToolCall("read_file", {"path": "a.html"})], input_tokens=120),
         Turn(["Done."], input_tokens=200, output_tokens=8, cache_read_tokens=100),
     ]
     with FakeAnthropic(script) as fake:
@@ -16,23 +17,26 @@ request body). Each request that reaches the script consumes one turn::
         ...
         assert fake.requests[1].json["messages"][-1]["content"][0]["type"] == "tool_result"
 
-Usage semantics: `Turn.input_tokens` is the *total* prompt size, cached tokens included, which is what
-pydantic-ai reports as `RequestUsage.input_tokens` on both wires. On the Anthropic wire it is split the way
-Anthropic reports it (`input_tokens` excludes `cache_read_input_tokens` and `cache_creation_input_tokens`);
-on the OpenAI wire it is `prompt_tokens` and `cache_read_tokens` is `prompt_tokens_details.cached_tokens`.
+Usage semantics: `Turn.input_tokens` is the *total* prompt size, cached tokens included, which is
+what pydantic-ai reports as `RequestUsage.input_tokens` on both wires. On the Anthropic wire it is
+split the way Anthropic reports it (`input_tokens` excludes `cache_read_input_tokens` and
+`cache_creation_input_tokens`); on the OpenAI wire it is `prompt_tokens`, and `cache_read_tokens`
+is `prompt_tokens_details.cached_tokens` (`cache_write_tokens` has no OpenAI field).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -55,9 +59,9 @@ __all__ = [
 JSON: TypeAlias = dict[str, Any]
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Script types
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,10 @@ class Text:
 
 @dataclass(frozen=True)
 class ToolCall:
-    """A tool call the model makes. `id` defaults to a fresh provider-style id (`toolu_...` / `call_...`)."""
+    """A tool call the model makes.
+
+    `id` defaults to a fresh provider-style id (`toolu_...` / `call_...`).
+    """
 
     name: str
     args: Mapping[str, Any] = field(default_factory=dict)
@@ -83,10 +90,10 @@ Item: TypeAlias = str | Text | ToolCall
 class Turn:
     """What the model answers to one request, and the usage it reports.
 
-    `input_tokens` is the total prompt size *including* `cache_read_tokens` and `cache_write_tokens` (see the
-    module docstring). `stop_reason` overrides the derived one (Anthropic names: `tool_use` when the turn has
-    a tool call, else `end_turn`; `max_tokens` and `stop_sequence` are also understood by the OpenAI fake,
-    which maps them to `finish_reason`).
+    `input_tokens` is the total prompt size *including* `cache_read_tokens` and
+    `cache_write_tokens` (see the module docstring). `stop_reason` overrides the derived one, in
+    Anthropic's names: `tool_use` when the turn has a tool call, else `end_turn`. The OpenAI fake
+    maps `end_turn`, `tool_use`, `max_tokens` and `stop_sequence` to its `finish_reason`.
     """
 
     items: Sequence[Item] = ()
@@ -100,11 +107,17 @@ class Turn:
         if isinstance(self.items, str | Text | ToolCall):
             raise TypeError("Turn.items must be a sequence of items, e.g. Turn(['hello'])")
         if self.cache_read_tokens + self.cache_write_tokens > self.input_tokens:
-            raise ValueError("Turn.input_tokens is the total prompt size and must include the cached tokens")
+            raise ValueError(
+                "Turn.input_tokens is the total prompt size and must include the cached tokens"
+            )
 
     @property
     def texts(self) -> list[str]:
-        return [item if isinstance(item, str) else item.text for item in self.items if not isinstance(item, ToolCall)]
+        return [
+            item if isinstance(item, str) else item.text
+            for item in self.items
+            if not isinstance(item, ToolCall)
+        ]
 
     @property
     def tool_calls(self) -> list[ToolCall]:
@@ -148,9 +161,9 @@ class _Cut(Exception):
     """Raised inside a handler to drop the connection mid-response."""
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # HTTP plumbing
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -177,6 +190,12 @@ class _HTTPServer(ThreadingHTTPServer):
             self._handler_threads.append(thread)
         thread.start()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client dropping its keep-alive connection (or stop() dropping it) is not an error.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
     def shutdown_request(self, request: Any) -> None:
         with self._conn_lock:
             self._connections.discard(request)
@@ -187,10 +206,8 @@ class _HTTPServer(ThreadingHTTPServer):
             connections = list(self._connections)
             threads = list(self._handler_threads)
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self.server_close()
         deadline = time.monotonic() + timeout
         for thread in threads:
@@ -213,14 +230,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.fake._handle(self)
 
-    # -- response helpers used by the fakes -------------------------------------------------------------------
+    # -- response helpers used by the fakes --------------------------------------------------------
 
     def read_body(self) -> bytes:
         length = int(self.headers.get("content-length") or 0)
         return self.rfile.read(length) if length else b""
 
     def send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        data = body if isinstance(body, bytes) else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
+        data = (
+            body
+            if isinstance(body, bytes)
+            else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
+        )
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
@@ -263,19 +284,17 @@ class _Handler(BaseHTTPRequestHandler):
     def drop_connection(self) -> None:
         """Close the socket without finishing the response."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Shared server behaviour
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 
 def _split(s: str, size: int, min_pieces: int = 1) -> list[str]:
-    """Split `s` into pieces of at most `size` characters, and into at least `min_pieces` when it is long enough."""
+    """Split `s` into pieces of at most `size` chars, and at least `min_pieces` if long enough."""
     if not s:
         return []
     size = max(1, min(size, math.ceil(len(s) / min_pieces)))
@@ -283,14 +302,15 @@ def _split(s: str, size: int, min_pieces: int = 1) -> list[str]:
 
 
 class FakeModelServer:
-    """Base of `FakeAnthropic` and `FakeOpenAI`: script, recording, failure knobs and server lifecycle.
+    """Base of `FakeAnthropic` and `FakeOpenAI`: script, recording, failure knobs, lifecycle.
 
     Args:
         script: the turns to answer with, in order, or a callable `(request_json) -> Turn`.
         api_key: the only key the server accepts; anything else gets the provider's real 401.
-        chunk_size: the most characters in one text delta or one tool-arguments delta (arguments are also split
-            into at least three deltas when long enough).
-        event_delay: seconds to sleep before each streamed event, e.g. to keep a stream open for cancellation.
+        chunk_size: the most characters in one text delta or one tool-arguments delta (arguments
+            are also split into at least three deltas when long enough).
+        event_delay: seconds to sleep before each streamed event, e.g. to keep a stream open
+            while a test cancels.
     """
 
     provider: ClassVar[str]
@@ -322,7 +342,7 @@ class FakeModelServer:
         self._turns: deque[Turn] = deque()
         self.set_script(script)
 
-    # -- lifecycle ----------------------------------------------------------------------------------------------
+    # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> Self:
         if self._server is not None:
@@ -354,7 +374,10 @@ class FakeModelServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -374,7 +397,7 @@ class FakeModelServer:
         """The base URL to hand the provider's SDK."""
         raise NotImplementedError
 
-    # -- script ---------------------------------------------------------------------------------------------------
+    # -- script ------------------------------------------------------------------------------------
 
     def set_script(self, script: Script) -> None:
         """Replace the script: a sequence of turns, or a callable `(request_json) -> Turn`."""
@@ -399,7 +422,7 @@ class FakeModelServer:
         with self._lock:
             return len(self._turns)
 
-    # -- recording -------------------------------------------------------------------------------------------------
+    # -- recording ---------------------------------------------------------------------------------
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -417,26 +440,34 @@ class FakeModelServer:
         """The requests that were answered from the script (status 200), in order."""
         return [r for r in self.requests if r.turn is not None]
 
-    # -- failure knobs ---------------------------------------------------------------------------------------------
+    # -- failure knobs -----------------------------------------------------------------------------
 
     def fail_next(
         self, status: int, times: int = 1, retry_after: float | str | None = None, body: Any = None
     ) -> None:
-        """Answer the next `times` requests with `status` (and a `retry-after` header when given) without
-        consuming turns. `body` defaults to the provider's real error JSON for that status; a dict is sent as
-        JSON, a str or bytes as is."""
+        """Answer the next `times` requests with `status`, without consuming turns.
+
+        `retry_after` is sent as the `retry-after` header (seconds; the SDKs honour fractions).
+        `body` defaults to the provider's real error JSON for that status; a dict is sent as JSON,
+        a str or bytes as is.
+        """
         with self._lock:
             self._failures.extend(_Failure(status, retry_after, body) for _ in range(times))
 
-    def fail_always(self, status: int, retry_after: float | str | None = None, body: Any = None) -> None:
+    def fail_always(
+        self, status: int, retry_after: float | str | None = None, body: Any = None
+    ) -> None:
         """Answer every request with `status` until `clear_failures()`."""
         with self._lock:
             self._fail_always = _Failure(status, retry_after, body)
 
     def cut_stream_after(self, n_events: int) -> None:
-        """Drop the connection of the next scripted response after `n_events` SSE events (pings and `[DONE]`
-        count), without finishing the chunked body. The request still consumes its turn. A non-streaming
-        response is cut halfway through its JSON body instead."""
+        """Drop the next scripted response's connection after `n_events` SSE events.
+
+        Pings and `[DONE]` count as events. The chunked body is left unfinished, which the client
+        sees as a peer that closed mid-message. The request still consumes its turn. A
+        non-streaming response is cut halfway through its JSON body instead.
+        """
         with self._lock:
             self._cut_after = n_events
 
@@ -447,7 +478,7 @@ class FakeModelServer:
             self._fail_always = None
             self._cut_after = None
 
-    # -- request handling ------------------------------------------------------------------------------------------
+    # -- request handling --------------------------------------------------------------------------
 
     def _next_id(self) -> int:
         with self._lock:
@@ -476,7 +507,7 @@ class FakeModelServer:
         except _Cut:
             record.cut = True
             h.drop_connection()
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:
             h.close_connection = True
 
     def _dispatch(self, h: _Handler, record: RecordedRequest) -> None:
@@ -539,10 +570,14 @@ class FakeModelServer:
         if script_fn is not None:
             try:
                 turn = script_fn(body)
-            except Exception as e:  # noqa: BLE001 - reported to the client and in .errors
-                return self._note_error(f"the script callable raised {type(e).__name__}: {e} (request #{n})")
+            except Exception as e:  # reported to the client and in .errors
+                return self._note_error(
+                    f"the script callable raised {type(e).__name__}: {e} (request #{n})"
+                )
             if not isinstance(turn, Turn):
-                return self._note_error(f"the script callable returned {turn!r}, not a Turn (request #{n})")
+                return self._note_error(
+                    f"the script callable returned {turn!r}, not a Turn (request #{n})"
+                )
         if turn is None:
             return self._note_error(f"the script is exhausted (request #{n})")
         return turn
@@ -554,16 +589,25 @@ class FakeModelServer:
         return message
 
     def _send_error(
-        self, h: _Handler, record: RecordedRequest, status: int, failure: _Failure | None, message: str | None = None
+        self,
+        h: _Handler,
+        record: RecordedRequest,
+        status: int,
+        failure: _Failure | None,
+        message: str | None = None,
     ) -> None:
         record.status = status
         headers = self._response_headers()
         if failure is not None and failure.retry_after is not None:
             headers["retry-after"] = str(failure.retry_after)
-        body = failure.body if failure is not None and failure.body is not None else self._error_body(status, message)
+        body = (
+            failure.body
+            if failure is not None and failure.body is not None
+            else self._error_body(status, message)
+        )
         h.send_json(status, body, headers)
 
-    # -- provider specifics -------------------------------------------------------------------------------------
+    # -- provider specifics ------------------------------------------------------------------------
 
     def _authorized(self, headers: Mapping[str, str]) -> bool:
         raise NotImplementedError
@@ -587,24 +631,30 @@ class FakeModelServer:
         raise NotImplementedError
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Anthropic
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 _ANTHROPIC_ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request."),
     401: ("authentication_error", "invalid x-api-key"),
-    403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+    403: (
+        "permission_error",
+        "Your API key does not have permission to use the specified resource.",
+    ),
     404: ("not_found_error", "Not found."),
     413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
-    429: ("rate_limit_error", "This request would exceed your organization's rate limit. Please try again later."),
+    429: (
+        "rate_limit_error",
+        "This request would exceed your organization's rate limit. Please try again later.",
+    ),
     500: ("api_error", "Internal server error"),
     529: ("overloaded_error", "Overloaded"),
 }
 
 
 class FakeAnthropic(FakeModelServer):
-    """Fake Anthropic Messages API: `POST /v1/messages` (streaming and not) and `/v1/messages/count_tokens`.
+    """Fake Anthropic Messages API: `POST /v1/messages` (streaming or not) and `count_tokens`.
 
     Hand the SDK `base_url=fake.url` (the server root, `http://127.0.0.1:<port>`). pydantic-ai calls
     `/v1/messages?beta=true` (the beta client); the query string is ignored.
@@ -626,10 +676,15 @@ class FakeAnthropic(FakeModelServer):
     def _route(self, method: str, path: str) -> str | None:
         if method != "POST":
             return None
-        return {"/v1/messages": "messages", "/v1/messages/count_tokens": "count_tokens"}.get(path.rstrip("/"))
+        return {"/v1/messages": "messages", "/v1/messages/count_tokens": "count_tokens"}.get(
+            path.rstrip("/")
+        )
 
     def _response_headers(self) -> dict[str, str]:
-        return {"request-id": f"req_fake{secrets.token_hex(8)}", "anthropic-organization-id": "fake-org"}
+        return {
+            "request-id": f"req_fake{secrets.token_hex(8)}",
+            "anthropic-organization-id": "fake-org",
+        }
 
     def _error_body(self, status: int, message: str | None) -> JSON:
         kind, default = _ANTHROPIC_ERRORS.get(status, ("api_error", "Internal server error"))
@@ -659,9 +714,18 @@ class FakeAnthropic(FakeModelServer):
         blocks: list[JSON] = []
         for item in turn.items:
             if isinstance(item, ToolCall):
-                blocks.append({"type": "tool_use", "id": self._tool_id(item), "name": item.name, "input": dict(item.args)})
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": self._tool_id(item),
+                        "name": item.name,
+                        "input": dict(item.args),
+                    }
+                )
             else:
-                blocks.append({"type": "text", "text": item if isinstance(item, str) else item.text})
+                blocks.append(
+                    {"type": "text", "text": item if isinstance(item, str) else item.text}
+                )
         return blocks
 
     def _message_id(self) -> str:
@@ -706,17 +770,31 @@ class FakeAnthropic(FakeModelServer):
             emit("ping", {"type": "ping"})
         for index, block in enumerate(blocks):
             if block["type"] == "text":
-                emit("content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
+                emit(
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "text", "text": ""},
+                    },
+                )
                 if index == 0:
                     emit("ping", {"type": "ping"})
                 for piece in _split(block["text"], self.chunk_size):
                     emit(
                         "content_block_delta",
-                        {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}},
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "text_delta", "text": piece},
+                        },
                     )
             else:
                 start = {**block, "input": {}}
-                emit("content_block_start", {"type": "content_block_start", "index": index, "content_block": start})
+                emit(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": start},
+                )
                 if index == 0:
                     emit("ping", {"type": "ping"})
                 pieces = ["", *_split(json.dumps(block["input"]), self.chunk_size, min_pieces=3)]
@@ -742,9 +820,9 @@ class FakeAnthropic(FakeModelServer):
         return events
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # OpenAI
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 _OPENAI_ERRORS: dict[int, tuple[str, str | None, str]] = {
     400: ("invalid_request_error", None, "Invalid request."),
@@ -753,25 +831,38 @@ _OPENAI_ERRORS: dict[int, tuple[str, str | None, str]] = {
         "invalid_api_key",
         "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.",
     ),
-    403: ("invalid_request_error", "unsupported_country_region_territory", "Country, region, or territory not supported"),
+    403: (
+        "invalid_request_error",
+        "unsupported_country_region_territory",
+        "Country, region, or territory not supported",
+    ),
     404: ("invalid_request_error", "unknown_url", "Unknown request URL."),
     429: (
         "requests",
         "rate_limit_exceeded",
         "Rate limit reached for requests. Please try again in 1s.",
     ),
-    500: ("server_error", None, "The server had an error while processing your request. Sorry about that!"),
+    500: (
+        "server_error",
+        None,
+        "The server had an error while processing your request. Sorry about that!",
+    ),
     503: ("server_error", None, "The engine is currently overloaded, please try again later."),
 }
 
-_OPENAI_FINISH_REASONS = {"end_turn": "stop", "tool_use": "tool_calls", "max_tokens": "length", "stop_sequence": "stop"}
+_OPENAI_FINISH_REASONS = {
+    "end_turn": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "stop_sequence": "stop",
+}
 
 
 class FakeOpenAI(FakeModelServer):
     """Fake OpenAI Chat Completions API: `POST /v1/chat/completions`, streaming and not.
 
-    Hand the SDK `base_url=fake.url`, which ends in `/v1` (`http://127.0.0.1:<port>/v1`). Several text items in
-    one turn are streamed as consecutive content deltas of the one assistant message.
+    Hand the SDK `base_url=fake.url`, which ends in `/v1` (`http://127.0.0.1:<port>/v1`). Several
+    text items in one turn are streamed as consecutive content deltas of the one message.
     """
 
     provider = "openai"
@@ -793,7 +884,9 @@ class FakeOpenAI(FakeModelServer):
         return {"x-request-id": f"req_fake{secrets.token_hex(8)}", "openai-processing-ms": "1"}
 
     def _error_body(self, status: int, message: str | None) -> JSON:
-        kind, code, default = _OPENAI_ERRORS.get(status, ("server_error", None, "Internal server error"))
+        kind, code, default = _OPENAI_ERRORS.get(
+            status, ("server_error", None, "Internal server error")
+        )
         return {"error": {"message": message or default, "type": kind, "param": None, "code": code}}
 
     def _count_tokens(self, body: Any) -> JSON:
@@ -844,7 +937,14 @@ class FakeOpenAI(FakeModelServer):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": self._finish_reason(turn)}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": self._finish_reason(turn),
+                }
+            ],
             "usage": self._usage(turn),
             "service_tier": "default",
             "system_fingerprint": "fp_fake",
@@ -890,17 +990,3 @@ class FakeOpenAI(FakeModelServer):
             chunk([], self._usage(turn))
         events.append(b"data: [DONE]\n\n")
         return events
-
-
-def iter_sse(raw: bytes) -> Iterator[tuple[str | None, str]]:
-    """Parse SSE bytes into `(event, data)` pairs (a helper for tests that read a raw stream)."""
-    for block in raw.decode().split("\n\n"):
-        event: str | None = None
-        data: list[str] = []
-        for line in block.splitlines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].strip())
-        if data:
-            yield event, "\n".join(data)

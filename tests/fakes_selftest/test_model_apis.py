@@ -13,7 +13,12 @@ import httpx2
 import openai
 import pytest
 from pydantic_ai import Agent, AgentRunResultEvent
-from pydantic_ai.exceptions import ModelAPIError, ModelAuthenticationError, ModelConnectionError, ModelHTTPError
+from pydantic_ai.exceptions import (
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelHTTPError,
+)
 from pydantic_ai.messages import PartDeltaEvent, PartStartEvent, TextPart, TextPartDelta
 from pydantic_ai.models import Model
 from pydantic_ai.models.anthropic import AnthropicModel, AnthropicModelSettings
@@ -24,12 +29,20 @@ from pydantic_ai.providers.openai import OpenAIProvider
 from tests.fakes.model_apis import FakeAnthropic, FakeModelServer, FakeOpenAI, Text, ToolCall, Turn
 
 TOOL_TURN = Turn(
-    [Text("Let me write the page."), ToolCall("write_file", {"path": "index.html", "content": "<h1>Hello, world</h1>"})],
+    [
+        Text("Let me write the page."),
+        ToolCall("write_file", {"path": "index.html", "content": "<h1>Hello, world</h1>"}),
+    ],
     input_tokens=1200,
     output_tokens=42,
     cache_read_tokens=1000,
 )
-FINAL_TURN = Turn(["All done: ", "the page says hello."], input_tokens=1300, output_tokens=9, cache_read_tokens=1200)
+FINAL_TURN = Turn(
+    ["All done: ", "the page says hello."],
+    input_tokens=1300,
+    output_tokens=9,
+    cache_read_tokens=1200,
+)
 
 
 @pytest.fixture
@@ -48,22 +61,32 @@ def _user(text: str) -> Any:
     return [{"role": "user", "content": text}]
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Anthropic SDK
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.asyncio
 async def test_anthropic_sdk_streams_text_and_tool_use(fake_anthropic: FakeAnthropic) -> None:
-    client = anthropic.AsyncAnthropic(base_url=fake_anthropic.url, api_key=fake_anthropic.api_key, max_retries=0)
+    client = anthropic.AsyncAnthropic(
+        base_url=fake_anthropic.url, api_key=fake_anthropic.api_key, max_retries=0
+    )
     event_types: list[str] = []
     json_deltas: list[str] = []
     async with client.messages.stream(
         model="claude-sonnet-4-5",
         max_tokens=1024,
-        system=[{"type": "text", "text": "You build apps.", "cache_control": {"type": "ephemeral"}}],
+        system=[
+            {"type": "text", "text": "You build apps.", "cache_control": {"type": "ephemeral"}}
+        ],
         messages=_user("Make a page"),
-        tools=[{"name": "write_file", "description": "Write a file", "input_schema": {"type": "object"}}],
+        tools=[
+            {
+                "name": "write_file",
+                "description": "Write a file",
+                "input_schema": {"type": "object"},
+            }
+        ],
     ) as stream:
         async for event in stream:
             event_types.append(event.type)
@@ -97,17 +120,26 @@ async def test_anthropic_sdk_streams_text_and_tool_use(fake_anthropic: FakeAnthr
 @pytest.mark.asyncio
 async def test_anthropic_sdk_non_streaming(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.set_script([FINAL_TURN])
-    client = anthropic.AsyncAnthropic(base_url=fake_anthropic.url, api_key=fake_anthropic.api_key, max_retries=0)
-    message = await client.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=_user("hi"))
+    client = anthropic.AsyncAnthropic(
+        base_url=fake_anthropic.url, api_key=fake_anthropic.api_key, max_retries=0
+    )
+    message = await client.messages.create(
+        model="claude-sonnet-4-5", max_tokens=64, messages=_user("hi")
+    )
     await client.close()
-    assert [block.text for block in message.content if block.type == "text"] == ["All done: ", "the page says hello."]
+    assert [block.text for block in message.content if block.type == "text"] == [
+        "All done: ",
+        "the page says hello.",
+    ]
     assert message.stop_reason == "end_turn"
     assert (message.usage.input_tokens, message.usage.cache_read_input_tokens) == (100, 1200)
 
 
 @pytest.mark.asyncio
 async def test_anthropic_sdk_wrong_key(fake_anthropic: FakeAnthropic) -> None:
-    client = anthropic.AsyncAnthropic(base_url=fake_anthropic.url, api_key="sk-wrong", max_retries=0)
+    client = anthropic.AsyncAnthropic(
+        base_url=fake_anthropic.url, api_key="sk-wrong", max_retries=0
+    )
     with pytest.raises(anthropic.AuthenticationError) as info:
         await client.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=_user("hi"))
     await client.close()
@@ -124,8 +156,12 @@ async def test_anthropic_sdk_wrong_key(fake_anthropic: FakeAnthropic) -> None:
 @pytest.mark.asyncio
 async def test_anthropic_sdk_retries_429(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.fail_next(429, retry_after=0.01)
-    client = anthropic.AsyncAnthropic(base_url=fake_anthropic.url, api_key=fake_anthropic.api_key, max_retries=2)
-    message = await client.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=_user("hi"))
+    client = anthropic.AsyncAnthropic(
+        base_url=fake_anthropic.url, api_key=fake_anthropic.api_key, max_retries=2
+    )
+    message = await client.messages.create(
+        model="claude-sonnet-4-5", max_tokens=64, messages=_user("hi")
+    )
     await client.close()
     assert message.stop_reason == "tool_use"
     assert [r.status for r in fake_anthropic.requests] == [429, 200]
@@ -135,11 +171,16 @@ async def test_anthropic_sdk_retries_429(fake_anthropic: FakeAnthropic) -> None:
 @pytest.mark.asyncio
 async def test_anthropic_sdk_cut_stream(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.cut_stream_after(4)
-    client = anthropic.AsyncAnthropic(base_url=fake_anthropic.url, api_key=fake_anthropic.api_key, max_retries=0)
+    client = anthropic.AsyncAnthropic(
+        base_url=fake_anthropic.url, api_key=fake_anthropic.api_key, max_retries=0
+    )
     seen: list[str] = []
-    # anthropic>=2 lets the transport error out of a stream unwrapped (openai wraps it in APIConnectionError).
+    # anthropic>=2 lets a transport error out of a stream unwrapped; openai wraps it in
+    # APIConnectionError.
     with pytest.raises(httpx2.RemoteProtocolError):
-        async with client.messages.stream(model="claude-sonnet-4-5", max_tokens=64, messages=_user("hi")) as stream:
+        async with client.messages.stream(
+            model="claude-sonnet-4-5", max_tokens=64, messages=_user("hi")
+        ) as stream:
             async for event in stream:
                 seen.append(event.type)
     await client.close()
@@ -150,28 +191,39 @@ async def test_anthropic_sdk_cut_stream(fake_anthropic: FakeAnthropic) -> None:
 @pytest.mark.asyncio
 async def test_anthropic_sdk_fail_always(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.fail_always(500)
-    client = anthropic.AsyncAnthropic(base_url=fake_anthropic.url, api_key=fake_anthropic.api_key, max_retries=1)
+    client = anthropic.AsyncAnthropic(
+        base_url=fake_anthropic.url, api_key=fake_anthropic.api_key, max_retries=1
+    )
     with pytest.raises(anthropic.InternalServerError):
         await client.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=_user("hi"))
     fake_anthropic.clear_failures()
-    message = await client.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=_user("hi"))
+    message = await client.messages.create(
+        model="claude-sonnet-4-5", max_tokens=64, messages=_user("hi")
+    )
     await client.close()
     assert message.stop_reason == "tool_use"
     assert [r.status for r in fake_anthropic.requests] == [500, 500, 200]
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # OpenAI SDK
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.asyncio
 async def test_openai_sdk_streams_text_and_tool_calls(fake_openai: FakeOpenAI) -> None:
-    client = openai.AsyncOpenAI(base_url=fake_openai.url, api_key=fake_openai.api_key, max_retries=0)
+    client = openai.AsyncOpenAI(
+        base_url=fake_openai.url, api_key=fake_openai.api_key, max_retries=0
+    )
     stream = await client.chat.completions.create(
         model="gpt-4.1",
         messages=_user("Make a page"),
-        tools=[{"type": "function", "function": {"name": "write_file", "parameters": {"type": "object"}}}],
+        tools=[
+            {
+                "type": "function",
+                "function": {"name": "write_file", "parameters": {"type": "object"}},
+            }
+        ],
         stream=True,
         stream_options={"include_usage": True},
     )
@@ -204,11 +256,17 @@ async def test_openai_sdk_streams_text_and_tool_calls(fake_openai: FakeOpenAI) -
     assert "".join(content) == "Let me write the page."
     assert finish_reason == "tool_calls"
     assert calls[0]["name"] == "write_file" and calls[0]["id"].startswith("call_")
-    assert json.loads(calls[0]["arguments"]) == {"path": "index.html", "content": "<h1>Hello, world</h1>"}
+    assert json.loads(calls[0]["arguments"]) == {
+        "path": "index.html",
+        "content": "<h1>Hello, world</h1>",
+    }
     assert arg_chunks >= 3
     assert usage is not None
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (1200, 42, 1242)
-    assert usage.prompt_tokens_details is not None and usage.prompt_tokens_details.cached_tokens == 1000
+    assert (
+        usage.prompt_tokens_details is not None
+        and usage.prompt_tokens_details.cached_tokens == 1000
+    )
 
     (request,) = fake_openai.requests
     assert request.path == "/v1/chat/completions"
@@ -218,7 +276,9 @@ async def test_openai_sdk_streams_text_and_tool_calls(fake_openai: FakeOpenAI) -
 
 @pytest.mark.asyncio
 async def test_openai_sdk_non_streaming(fake_openai: FakeOpenAI) -> None:
-    client = openai.AsyncOpenAI(base_url=fake_openai.url, api_key=fake_openai.api_key, max_retries=0)
+    client = openai.AsyncOpenAI(
+        base_url=fake_openai.url, api_key=fake_openai.api_key, max_retries=0
+    )
     completion = await client.chat.completions.create(model="gpt-4.1", messages=_user("hi"))
     await client.close()
     message = completion.choices[0].message
@@ -245,7 +305,9 @@ async def test_openai_sdk_wrong_key(fake_openai: FakeOpenAI) -> None:
 @pytest.mark.asyncio
 async def test_openai_sdk_retries_429(fake_openai: FakeOpenAI) -> None:
     fake_openai.fail_next(429, retry_after=0.01)
-    client = openai.AsyncOpenAI(base_url=fake_openai.url, api_key=fake_openai.api_key, max_retries=2)
+    client = openai.AsyncOpenAI(
+        base_url=fake_openai.url, api_key=fake_openai.api_key, max_retries=2
+    )
     stream = await client.chat.completions.create(
         model="gpt-4.1", messages=_user("hi"), stream=True, stream_options={"include_usage": True}
     )
@@ -258,8 +320,12 @@ async def test_openai_sdk_retries_429(fake_openai: FakeOpenAI) -> None:
 @pytest.mark.asyncio
 async def test_openai_sdk_cut_stream(fake_openai: FakeOpenAI) -> None:
     fake_openai.cut_stream_after(3)
-    client = openai.AsyncOpenAI(base_url=fake_openai.url, api_key=fake_openai.api_key, max_retries=0)
-    stream = await client.chat.completions.create(model="gpt-4.1", messages=_user("hi"), stream=True)
+    client = openai.AsyncOpenAI(
+        base_url=fake_openai.url, api_key=fake_openai.api_key, max_retries=0
+    )
+    stream = await client.chat.completions.create(
+        model="gpt-4.1", messages=_user("hi"), stream=True
+    )
     received = 0
     with pytest.raises(openai.APIConnectionError):
         async for _ in stream:
@@ -268,19 +334,22 @@ async def test_openai_sdk_cut_stream(fake_openai: FakeOpenAI) -> None:
     assert received == 3
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # pydantic-ai on top of the SDKs
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 
 def _anthropic_model(fake: FakeAnthropic, api_key: str | None = None) -> AnthropicModel:
     return AnthropicModel(
-        "claude-sonnet-4-5", provider=AnthropicProvider(base_url=fake.url, api_key=api_key or fake.api_key)
+        "claude-sonnet-4-5",
+        provider=AnthropicProvider(base_url=fake.url, api_key=api_key or fake.api_key),
     )
 
 
 def _openai_model(fake: FakeOpenAI, api_key: str | None = None) -> OpenAIChatModel:
-    return OpenAIChatModel("gpt-4.1", provider=OpenAIProvider(base_url=fake.url, api_key=api_key or fake.api_key))
+    return OpenAIChatModel(
+        "gpt-4.1", provider=OpenAIProvider(base_url=fake.url, api_key=api_key or fake.api_key)
+    )
 
 
 def _make_agent(model: Model, calls: list[dict[str, str]]) -> Agent[None, str]:
@@ -295,7 +364,9 @@ def _make_agent(model: Model, calls: list[dict[str, str]]) -> Agent[None, str]:
     return agent
 
 
-async def _run(agent: Agent[None, str], **kwargs: Any) -> tuple[list[str], AgentRunResultEvent[str]]:
+async def _run(
+    agent: Agent[None, str], **kwargs: Any
+) -> tuple[list[str], AgentRunResultEvent[str]]:
     deltas: list[str] = []
     result: AgentRunResultEvent[str] | None = None
     async with agent.run_stream_events("Make a hello page", **kwargs) as events:
@@ -314,7 +385,9 @@ async def _run(agent: Agent[None, str], **kwargs: Any) -> tuple[list[str], Agent
 async def test_pydantic_ai_anthropic_agent(fake_anthropic: FakeAnthropic) -> None:
     calls: list[dict[str, str]] = []
     agent = _make_agent(_anthropic_model(fake_anthropic), calls)
-    settings = AnthropicModelSettings(anthropic_cache_instructions=True, anthropic_cache_tool_definitions=True)
+    settings = AnthropicModelSettings(
+        anthropic_cache_instructions=True, anthropic_cache_tool_definitions=True
+    )
     deltas, result = await _run(agent, model_settings=settings)
 
     assert calls == [{"path": "index.html", "content": "<h1>Hello, world</h1>"}]
@@ -361,7 +434,10 @@ async def test_pydantic_ai_openai_agent(fake_openai: FakeOpenAI) -> None:
     assert first.json["tools"][0]["function"]["name"] == "write_file"
     roles = [m["role"] for m in second.json["messages"]]
     assert roles == ["system", "user", "assistant", "tool"]
-    assert second.json["messages"][3]["tool_call_id"] == second.json["messages"][2]["tool_calls"][0]["id"]
+    assert (
+        second.json["messages"][3]["tool_call_id"]
+        == second.json["messages"][2]["tool_calls"][0]["id"]
+    )
 
 
 @pytest.mark.asyncio
@@ -374,25 +450,35 @@ async def test_pydantic_ai_callable_script() -> None:
 
     calls: list[dict[str, str]] = []
     with FakeOpenAI(script) as fake:
-        deltas, result = await _run(_make_agent(_openai_model(fake), calls))
+        _, result = await _run(_make_agent(_openai_model(fake), calls))
     assert calls == [{"path": "a.txt", "content": "abc"}]
     assert result.result.output == "tool said: wrote 3 chars to a.txt"
     assert fake.request_count == 2
 
 
 @pytest.mark.asyncio
-async def test_pydantic_ai_wrong_key(fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI) -> None:
-    for model in (_anthropic_model(fake_anthropic, "sk-wrong"), _openai_model(fake_openai, "sk-wrong")):
+async def test_pydantic_ai_wrong_key(
+    fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
+) -> None:
+    for model in (
+        _anthropic_model(fake_anthropic, "sk-wrong"),
+        _openai_model(fake_openai, "sk-wrong"),
+    ):
         with pytest.raises(ModelAuthenticationError) as info:
             await _run(_make_agent(model, []))
         assert isinstance(info.value, ModelHTTPError) and info.value.status_code == 401
 
 
 @pytest.mark.asyncio
-async def test_pydantic_ai_retries_429(fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI) -> None:
+async def test_pydantic_ai_retries_429(
+    fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
+) -> None:
     fake_anthropic.fail_next(429, retry_after=0.01)
     fake_openai.fail_next(429, retry_after=0.01)
-    for model, fake in ((_anthropic_model(fake_anthropic), fake_anthropic), (_openai_model(fake_openai), fake_openai)):
+    for model, fake in (
+        (_anthropic_model(fake_anthropic), fake_anthropic),
+        (_openai_model(fake_openai), fake_openai),
+    ):
         calls: list[dict[str, str]] = []
         _, result = await _run(_make_agent(model, calls))
         assert result.result.output == "All done: the page says hello."
@@ -400,8 +486,13 @@ async def test_pydantic_ai_retries_429(fake_anthropic: FakeAnthropic, fake_opena
 
 
 @pytest.mark.asyncio
-async def test_pydantic_ai_server_error(fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI) -> None:
-    for model, fake in ((_anthropic_model(fake_anthropic), fake_anthropic), (_openai_model(fake_openai), fake_openai)):
+async def test_pydantic_ai_server_error(
+    fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
+) -> None:
+    for model, fake in (
+        (_anthropic_model(fake_anthropic), fake_anthropic),
+        (_openai_model(fake_openai), fake_openai),
+    ):
         fake.fail_always(500, retry_after=0.01)
         with pytest.raises(ModelHTTPError) as info:
             await _run(_make_agent(model, []))
@@ -410,8 +501,13 @@ async def test_pydantic_ai_server_error(fake_anthropic: FakeAnthropic, fake_open
 
 
 @pytest.mark.asyncio
-async def test_pydantic_ai_cut_stream(fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI) -> None:
-    for model, fake in ((_anthropic_model(fake_anthropic), fake_anthropic), (_openai_model(fake_openai), fake_openai)):
+async def test_pydantic_ai_cut_stream(
+    fake_anthropic: FakeAnthropic, fake_openai: FakeOpenAI
+) -> None:
+    for model, fake in (
+        (_anthropic_model(fake_anthropic), fake_anthropic),
+        (_openai_model(fake_openai), fake_openai),
+    ):
         fake.cut_stream_after(5)
         with pytest.raises(ModelAPIError) as info:
             await _run(_make_agent(model, []))
@@ -419,9 +515,9 @@ async def test_pydantic_ai_cut_stream(fake_anthropic: FakeAnthropic, fake_openai
         assert fake.request_count == 1 and fake.requests[0].cut
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # The fake itself
-# ----------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("cls", [FakeAnthropic, FakeOpenAI])
@@ -429,7 +525,9 @@ def test_script_exhausted_is_a_clear_400(cls: type[FakeModelServer]) -> None:
     with cls([]) as fake:
         path = "/v1/messages" if cls is FakeAnthropic else "/chat/completions"
         headers = {"x-api-key": fake.api_key, "authorization": f"Bearer {fake.api_key}"}
-        response = httpx2.post(fake.url + path, json={"model": "m", "messages": []}, headers=headers)
+        response = httpx2.post(
+            fake.url + path, json={"model": "m", "messages": []}, headers=headers
+        )
     assert response.status_code == 400
     assert "script is exhausted" in response.text
     assert fake.errors and "script is exhausted" in fake.errors[0]
@@ -444,12 +542,16 @@ def test_stop_frees_port_and_threads(cls: type[FakeModelServer]) -> None:
         path = "/v1/messages" if cls is FakeAnthropic else "/chat/completions"
         headers = {"x-api-key": fake.api_key, "authorization": f"Bearer {fake.api_key}"}
         client = httpx2.Client()
-        with client.stream("POST", fake.url + path, json={"model": "m", "stream": True}, headers=headers) as response:
+        with client.stream(
+            "POST", fake.url + path, json={"model": "m", "stream": True}, headers=headers
+        ) as response:
             assert response.status_code == 200
             next(response.iter_bytes())  # a stream is in flight while the server stops
             fake.stop()
         client.close()
     assert set(threading.enumerate()) <= before
     with socket.socket() as sock:
-        assert sock.connect_ex(("127.0.0.1", port)) != 0
-        sock.bind(("127.0.0.1", port))
+        assert sock.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))  # and the port is free

@@ -1,0 +1,201 @@
+"""The `sandforge` command: serve, generate, sandboxes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import httpx
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from .config import Settings, get_settings
+from .events import PROGRESS_ORDER, Event, from_json
+from .server.app import create_app
+
+app = typer.Typer(help="Turn a prompt into a running web app, in a sandbox, with a live preview.", no_args_is_help=True)
+sandboxes_app = typer.Typer(help="List and manage sandboxes through a running server.", no_args_is_help=True)
+app.add_typer(sandboxes_app, name="sandboxes")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _settings(host: str | None, port: int | None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    return get_settings().model_copy(update=overrides)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8000).")] = None,
+) -> None:
+    """Start the server: the API, the pages and the preview proxy."""
+    settings = _settings(host, port)
+    console.print(
+        f"sandforge on [bold]http://{settings.host}:{settings.port}/create-daytona[/]  "
+        f"(data in {settings.data_dir})"
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[int, Event]]:
+    """Parse an SSE body into (seq, Event)."""
+    seq = 0
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line.startswith("id:"):
+            seq = int(line[3:].strip())
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line == "" and data:
+            yield seq, from_json("\n".join(data))
+            data = []
+
+
+class ProgressView:
+    """Prints each step of a run as it streams."""
+
+    def __init__(self) -> None:
+        self.in_message = False
+
+    def show(self, event: Event) -> None:
+        if event.type == "message":
+            console.print(event.data.content, end="", style="cyan", markup=False, highlight=False)
+            self.in_message = True
+            return
+        if self.in_message:
+            console.print()
+            self.in_message = False
+        if event.type == "progress":
+            step = PROGRESS_ORDER.index(event.data.status) + 1
+            console.print(
+                f"[bold]\\[{step}/{len(PROGRESS_ORDER)}] {event.data.status}[/] {event.data.message}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        elif event.type == "tool":
+            added = f" [green]+{event.data.linesAdded}[/]" if event.data.linesAdded else ""
+            console.print(f"    {event.data.action:7} {event.data.file}{added}", highlight=False)
+        elif event.type == "error":
+            err_console.print(f"[bold red]error:[/] {event.data.message}", highlight=False)
+
+
+async def _generate(settings: Settings, body: dict[str, Any], serve_after: bool) -> int:
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            err_console.print(f"[red]Could not start the server on {settings.host}:{settings.port}[/]")
+            return 1
+        await asyncio.sleep(0.02)
+    base = f"http://{settings.host}:{settings.port}"
+    view = ProgressView()
+    final: Event | None = None
+    with console.status("Generating...", spinner="dots"):
+        async with (
+            httpx.AsyncClient(base_url=base, timeout=None) as client,
+            client.stream("POST", "/api/agent/stream-daytona", json=body) as response,
+        ):
+            if response.status_code != 200:
+                await response.aread()
+                err_console.print(f"[bold red]error:[/] {response.json()['error']['message']}")
+                server.should_exit = True
+                await serving
+                return 1
+            async for _, event in sse_events(response):
+                view.show(event)
+                final = event
+    if final is None or final.type != "complete":
+        server.should_exit = True
+        await serving
+        return 1
+    token = f"?token={final.data.accessToken}" if final.data.accessToken else ""
+    console.print(f"\n[bold green]Preview:[/] {final.data.previewUrl}{token}", soft_wrap=True)
+    if not serve_after:
+        server.should_exit = True
+    else:
+        console.print("Serving the preview; press Ctrl-C to stop.")
+    await serving
+    return 0
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What to build.")],
+    project_type: Annotated[str, typer.Option("--type", help="Project type.")] = "web-app",
+    agents: Annotated[list[str] | None, typer.Option("--agent", help="Persona (repeatable).")] = None,
+    name: Annotated[str | None, typer.Option(help="Project name.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port for the server and previews.")] = None,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Keep serving the preview.")] = True,
+) -> None:
+    """Generate an app from a prompt and serve its preview until Ctrl-C."""
+    body: dict[str, Any] = {
+        "messages": [{"role": "user", "content": prompt}],
+        "projectType": project_type,
+        "agents": agents or ["frontend-dev"],
+    }
+    if name:
+        body["projectName"] = name
+    raise typer.Exit(asyncio.run(_generate(_settings(host, port), body, serve_after)))
+
+
+def _api(settings: Settings, method: str, path: str) -> Any:
+    try:
+        response = httpx.request(method, f"http://{settings.host}:{settings.port}{path}", timeout=30)
+    except httpx.ConnectError:
+        err_console.print(f"[red]No sandforge server at {settings.host}:{settings.port}; start one with `sandforge serve`.[/]")
+        raise typer.Exit(1) from None
+    if response.status_code >= 400:
+        err_console.print(f"[red]{response.json()['error']['message']}[/]")
+        raise typer.Exit(1)
+    return response.json() if response.content else None
+
+
+@sandboxes_app.command("list")
+def sandboxes_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    port: Annotated[int | None, typer.Option(help="Server port.")] = None,
+) -> None:
+    """List sandboxes."""
+    items = _api(_settings(None, port), "GET", "/api/sandboxes")["sandboxes"]
+    if as_json:
+        sys.stdout.write(json.dumps(items, indent=2) + "\n")
+        return
+    table = Table("id", "provider", "state", "age (s)", "preview")
+    for s in items:
+        table.add_row(s["id"], s["provider"], s["state"], str(int(s["ageSeconds"])), s["previewUrl"])
+    console.print(table)
+
+
+@sandboxes_app.command("delete")
+def sandboxes_delete(sandbox_id: str, port: Annotated[int | None, typer.Option()] = None) -> None:
+    """Delete a sandbox and its files."""
+    _api(_settings(None, port), "DELETE", f"/api/sandboxes/{sandbox_id}")
+    console.print(f"deleted {sandbox_id}")
+
+
+@sandboxes_app.command("stop")
+def sandboxes_stop(sandbox_id: str, port: Annotated[int | None, typer.Option()] = None) -> None:
+    """Stop a sandbox; its files stay."""
+    _api(_settings(None, port), "POST", f"/api/sandboxes/{sandbox_id}/stop")
+    console.print(f"stopped {sandbox_id}")
+
+
+@sandboxes_app.command("start")
+def sandboxes_start(sandbox_id: str, port: Annotated[int | None, typer.Option()] = None) -> None:
+    """Start a stopped sandbox."""
+    _api(_settings(None, port), "POST", f"/api/sandboxes/{sandbox_id}/start")
+    console.print(f"started {sandbox_id}")

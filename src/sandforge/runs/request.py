@@ -1,0 +1,66 @@
+"""The generation request body (the seed's) and its validation rules."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..agent.prompts import PERSONAS
+from ..config import SandboxProviderName
+from ..templates import TEMPLATES
+
+MAX_PROJECT_NAME = 80
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class GenerationRequest(BaseModel):
+    """`{messages, projectType, agents, projectName}` plus optional `sandbox`, `projectId`, `sandboxId`."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    projectType: str = "web-app"
+    agents: list[str] = Field(default_factory=lambda: ["frontend-dev"])
+    projectName: str | None = Field(default=None, max_length=MAX_PROJECT_NAME)
+    sandbox: SandboxProviderName | None = None
+    projectId: str | None = None
+    sandboxId: str | None = None
+
+    @field_validator("projectType")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in TEMPLATES:
+            raise ValueError(f"unknown projectType {value!r}; choose one of {sorted(TEMPLATES)}")
+        return value
+
+    @field_validator("agents")
+    @classmethod
+    def _known_agents(cls, value: list[str]) -> list[str]:
+        unknown = [a for a in value if a not in PERSONAS]
+        if unknown:
+            raise ValueError(f"unknown agents {unknown}; choose from {sorted(PERSONAS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _last_from_user(self) -> GenerationRequest:
+        last = self.messages[-1]
+        if last.role != "user":
+            raise ValueError("the last message must come from the user")
+        if not last.content.strip():
+            raise ValueError("the prompt (the last user message) is empty")
+        return self
+
+    @property
+    def prompt(self) -> str:
+        return self.messages[-1].content
+
+    @property
+    def history(self) -> list[ChatMessageIn]:
+        return self.messages[:-1]

@@ -1,0 +1,65 @@
+"""HTTP to a port inside a sandbox: one client factory for the preview proxy and the probes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import httpcore
+import httpx
+
+from .base import Sandbox, Upstream
+from .local.unix import NoFollowUnixBackend
+
+FIRST_POLL_S = 0.02
+MAX_POLL_S = 0.5
+
+
+def upstream_client(upstream: Upstream, timeout: float | None = 30.0) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport()
+    if upstream.uds is not None:
+        # httpx has no hook for the network backend, and a by-path connect would follow a
+        # symlink planted inside the sandbox; see local/unix.py.
+        transport._pool = httpcore.AsyncConnectionPool(
+            uds=upstream.uds, network_backend=NoFollowUnixBackend()
+        )
+    return httpx.AsyncClient(
+        transport=transport,
+        base_url=upstream.base_url,
+        headers=upstream.headers,
+        timeout=timeout,
+        follow_redirects=False,
+    )
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    status_code: int | None
+    crashed: bool
+    log_tail: str
+
+
+async def wait_until_ready(
+    sandbox: Sandbox, port: int, process: str, timeout: float
+) -> Readiness:
+    """Poll the dev server until it answers below 500, it exits, or `timeout` passes."""
+    upstream = await sandbox.upstream(port)
+    deadline = time.monotonic() + timeout
+    delay = FIRST_POLL_S
+    async with upstream_client(upstream, timeout=5.0) as client:
+        while True:
+            try:
+                response = await client.get("/")
+                if response.status_code < 500:
+                    return Readiness(True, response.status_code, False, "")
+            except httpx.HTTPError:
+                pass
+            status = await sandbox.process_status(process)
+            if not status.running:
+                return Readiness(False, None, True, status.log_tail)
+            if time.monotonic() >= deadline:
+                return Readiness(False, None, False, status.log_tail)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_POLL_S)

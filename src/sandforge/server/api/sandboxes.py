@@ -1,0 +1,95 @@
+"""Sandboxes: list, inspect, stop, start, delete, and the preview's status."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from ...sandbox import SandboxError, SandboxInfo, SandboxState
+from ...sandbox.http import upstream_client
+from ...templates import WEB_APP
+from .runs import services
+
+router = APIRouter()
+
+PREVIEW_PROBE_TIMEOUT_S = 3.0
+DEV_PROCESS = "dev"
+
+
+def sandbox_json(info: SandboxInfo, request: Request, port: int = WEB_APP.port) -> dict[str, Any]:
+    settings = services(request).settings
+    return {
+        "id": info.id,
+        "provider": info.provider,
+        "state": info.state.value,
+        "labels": info.labels,
+        "public": info.public,
+        "createdAt": info.created_at,
+        "ageSeconds": round(time.time() - info.created_at, 1),
+        "previewUrl": settings.preview_url(info.id, port),
+    }
+
+
+@router.get("/api/sandboxes")
+async def list_sandboxes(request: Request) -> dict[str, Any]:
+    infos: list[SandboxInfo] = []
+    for provider in services(request).configured_providers():
+        infos += await provider.list()
+    return {"sandboxes": [sandbox_json(i, request) for i in infos]}
+
+
+@router.get("/api/sandboxes/{sandbox_id}")
+async def get_sandbox(sandbox_id: str, request: Request) -> dict[str, Any]:
+    sandbox = await services(request).find_sandbox(sandbox_id)
+    return sandbox_json(await sandbox.info(), request)
+
+
+@router.post("/api/sandboxes/{sandbox_id}/stop")
+async def stop_sandbox(sandbox_id: str, request: Request) -> dict[str, Any]:
+    sandbox = await services(request).find_sandbox(sandbox_id)
+    await sandbox.stop()
+    return sandbox_json(await sandbox.info(), request)
+
+
+@router.post("/api/sandboxes/{sandbox_id}/start")
+async def start_sandbox(sandbox_id: str, request: Request) -> dict[str, Any]:
+    sandbox = await services(request).find_sandbox(sandbox_id)
+    await sandbox.start()
+    return sandbox_json(await sandbox.info(), request)
+
+
+@router.delete("/api/sandboxes/{sandbox_id}", status_code=204)
+async def delete_sandbox(sandbox_id: str, request: Request) -> Response:
+    sandbox = await services(request).find_sandbox(sandbox_id)
+    await sandbox.delete()
+    return Response(status_code=204)
+
+
+@router.get("/api/sandboxes/{sandbox_id}/preview")
+async def preview_status(sandbox_id: str, request: Request, port: int = WEB_APP.port) -> dict[str, Any]:
+    """booting, ready, crashed or stopped, with the URL and the dev server's log tail."""
+    sandbox = await services(request).find_sandbox(sandbox_id)
+    info = await sandbox.info()
+    body: dict[str, Any] = {
+        "sandboxId": sandbox_id,
+        "url": services(request).settings.preview_url(sandbox_id, port),
+        "logTail": "",
+    }
+    if info.state != SandboxState.STARTED:
+        return {**body, "status": "stopped"}
+    try:
+        process = await sandbox.process_status(DEV_PROCESS)
+    except SandboxError:
+        return {**body, "status": "booting"}
+    body["logTail"] = process.log_tail
+    if not process.running:
+        return {**body, "status": "crashed", "exitCode": process.exit_code}
+    try:
+        async with upstream_client(await sandbox.upstream(port), PREVIEW_PROBE_TIMEOUT_S) as client:
+            response = await client.get("/")
+        status = "ready" if response.status_code < 500 else "booting"
+    except Exception:
+        status = "booting"
+    return {**body, "status": status}
