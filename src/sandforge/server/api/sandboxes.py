@@ -93,3 +93,17 @@ async def preview_status(sandbox_id: str, request: Request, port: int = WEB_APP.
     except Exception:
         status = "booting"
     return {**body, "status": status}
+
+
+@router.get("/api/sandboxes/{sandbox_id}/files")
+async def list_sandbox_files(sandbox_id: str, request: Request) -> dict[str, Any]:
+    sandbox = await services(request).find_sandbox(sandbox_id)
+    entries = await sandbox.list_files()
+    return {"files": [{"path": e.path, "size": e.size, "isDir": e.is_dir} for e in entries]}
+
+
+@router.get("/api/sandboxes/{sandbox_id}/files/{path:path}")
+async def read_sandbox_file(sandbox_id: str, path: str, request: Request) -> Response:
+    sandbox = await services(request).find_sandbox(sandbox_id)
+    content = await sandbox.read_file(path)
+    return Response(content, media_type="text/plain; charset=utf-8")
