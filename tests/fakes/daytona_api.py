@@ -684,9 +684,9 @@ class FakeDaytona:
         self._client = aiohttp.ClientSession(
             auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)
         )
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self._requested_port, shutdown_timeout=2.0)
+        site = web.TCPSite(runner, self.host, self._requested_port)
         await site.start()
         self._runner = runner
         address = runner.addresses[0]
@@ -1345,13 +1345,16 @@ class FakeDaytona:
         while chunk := await stream.read(65536):
             cmd.chunks.append((kind, chunk))
 
-    async def _run_session_command(
-        self, sb: FakeSandbox, session: FakeSession, cmd: FakeCommand, cwd: Path
-    ) -> None:
+    def _state_files(self, sb: FakeSandbox, session: FakeSession, cmd: FakeCommand) -> list[Path]:
         state_dir = sb.meta_dir / "sessions" / session.id
+        return [state_dir / f"{cmd.id}.cwd", state_dir / f"{cmd.id}.env"]
+
+    async def _start_session_command(
+        self, sb: FakeSandbox, session: FakeSession, cmd: FakeCommand, cwd: Path
+    ) -> asyncio.subprocess.Process:
         script = self._script(sb, cmd.command)
         if not cmd.run_async:
-            cwd_file, env_file = state_dir / f"{cmd.id}.cwd", state_dir / f"{cmd.id}.env"
+            cwd_file, env_file = self._state_files(sb, session, cmd)
             script = (
                 f"{script}\n__fake_daytona_ec=$?\n"
                 f"pwd > {_shq(str(cwd_file))} 2>/dev/null\n"
@@ -1361,6 +1364,15 @@ class FakeDaytona:
         env = self._env(sb, session.env, None)
         proc = await self._spawn(sb, script, cwd, env, stdin=cmd.run_async, combined=False)
         cmd.proc = proc
+        return proc
+
+    async def _finish_session_command(
+        self,
+        sb: FakeSandbox,
+        session: FakeSession,
+        cmd: FakeCommand,
+        proc: asyncio.subprocess.Process,
+    ) -> None:
         pumps = asyncio.gather(
             self._pump(proc.stdout, cmd, "stdout"), self._pump(proc.stderr, cmd, "stderr")
         )
@@ -1372,8 +1384,9 @@ class FakeDaytona:
             self._spawn_task(_await_quietly(pumps))
         if cmd.exit_code is None:
             cmd.exit_code = _exit_code(returncode)
+        sb.processes.discard(proc)  # stray background children are found via the env marker
         if not cmd.run_async:
-            self._capture_shell_state(sb, session, cwd_file, env_file)
+            self._capture_shell_state(sb, session, *self._state_files(sb, session, cmd))
 
     def _capture_shell_state(
         self, sb: FakeSandbox, session: FakeSession, cwd_file: Path, env_file: Path
@@ -1403,9 +1416,11 @@ class FakeDaytona:
         session.commands[cmd.id] = cmd
         cwd = session.cwd if session.cwd.is_dir() else sb.home
         if run_async:
-            self._spawn_task(self._run_session_command(sb, session, cmd, cwd))
+            proc = await self._start_session_command(sb, session, cmd, cwd)
+            self._spawn_task(self._finish_session_command(sb, session, cmd, proc))
             return web.json_response({"cmdId": cmd.id}, status=202)
-        await self._run_session_command(sb, session, cmd, cwd)
+        proc = await self._start_session_command(sb, session, cmd, cwd)
+        await self._finish_session_command(sb, session, cmd, proc)
         return web.json_response(
             {
                 "cmdId": cmd.id,

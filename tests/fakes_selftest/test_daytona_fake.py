@@ -334,16 +334,18 @@ def test_close_kills_processes_and_removes_dirs() -> None:
             # setsid detaches from the process group; the env marker still finds it.
             bg = await sandbox.process.exec("setsid sleep 300 > /dev/null 2>&1 & echo $!")
             await sandbox.process.create_session("s")
-            await sandbox.process.execute_session_command(
-                "s", SessionExecuteRequest(command="sleep 300", run_async=True)
+            started = await sandbox.process.execute_session_command(
+                "s", SessionExecuteRequest(command="exec sleep 300", run_async=True)
             )
-            return int(bg.result.strip()), len(fake.sandboxes[sandbox.id].processes)
+            proc = fake.sandboxes[sandbox.id].sessions["s"].commands[started.cmd_id].proc
+            assert proc is not None
+            return int(bg.result.strip()), proc.pid
 
-    pid, tracked = asyncio.run(scenario())
-    assert _pid_alive(pid) and tracked >= 1
+    detached, session_cmd = asyncio.run(scenario())
+    assert _pid_alive(detached) and _pid_alive(session_cmd)
     base = fake.base_dir
     fake.close()
-    assert not _pid_alive(pid)
+    assert not _pid_alive(detached) and not _pid_alive(session_cmd)
     assert not base.exists()
     marker = f"FAKE_DAYTONA_SANDBOX={fake._instance}:".encode()
     for entry in os.listdir("/proc"):
@@ -353,3 +355,86 @@ def test_close_kills_processes_and_removes_dirs() -> None:
                     assert marker not in fh.read()
             except OSError:
                 pass
+
+
+@pytest.mark.asyncio
+async def test_preview_proxy_websocket_post_and_host_style(fake: FakeDaytona) -> None:
+    """The preview proxies to whatever listens on 127.0.0.1:<port> (here: an app in this test)."""
+    from aiohttp import WSMsgType, web
+
+    async def echo_ws(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await ws.send_str(f"echo:{msg.data}")
+        return ws
+
+    async def echo_post(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.json_response(
+            {"body": body.decode(), "host": request.host, "query": dict(request.query)}
+        )
+
+    app = web.Application()
+    app.router.add_get("/ws", echo_ws)
+    app.router.add_post("/echo", echo_post)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with AsyncDaytona(fake.sdk_config()) as d:
+            sandbox = await d.create()
+            preview = await sandbox.get_preview_link(port)
+            auth = {"x-daytona-preview-token": preview.token}
+            async with httpx.AsyncClient(timeout=10) as client:
+                echoed = await client.post(
+                    f"{preview.url}/echo?a=1", content=b"payload", headers=auth
+                )
+                assert echoed.json() == {
+                    "body": "payload",
+                    "host": f"localhost:{port}",
+                    "query": {"a": "1"},
+                }
+                # Host-style routing: "{port}-{sandboxId}.localhost" reaches the same upstream.
+                host = f"{port}-{sandbox.id}.localhost:{fake.port}"
+                routed = await client.post(
+                    f"{fake.base_url}/echo", content=b"x", headers={**auth, "Host": host}
+                )
+                assert routed.json()["body"] == "x"
+            import aiohttp
+
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(
+                    preview.url.replace("http://", "ws://") + "/ws", headers=auth
+                ) as ws,
+            ):
+                await ws.send_str("ping")
+                reply = await ws.receive(timeout=5)
+                assert reply.data == "echo:ping"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.asyncio
+async def test_list_pagination_code_run_and_ephemeral(fake: FakeDaytona) -> None:
+    async with AsyncDaytona(fake.sdk_config()) as d:
+        ids = {
+            (await d.create(CreateSandboxFromSnapshotParams(labels={"k": "v"}))).id for _ in "abc"
+        }
+        pages = [s.id async for s in d.list(ListSandboxesQuery(labels={"k": "v"}, limit=1))]
+        assert set(pages) == ids and len(pages) == 3
+        assert len(fake.find_requests("GET", r"^/api/sandbox$")) == 3  # one request per page
+
+        sandbox = await d.get(next(iter(ids)))
+        ran = await sandbox.process.code_run("import sys; print(sum(map(int, sys.argv[1:])))")
+        assert (ran.exit_code, ran.result) == (0, "0\n")
+
+        ephemeral = await d.create(CreateSandboxFromSnapshotParams(ephemeral=True))
+        assert fake.sandboxes[ephemeral.id].auto_delete_interval == 0
+        await ephemeral.stop()
+        assert ephemeral.state == "destroyed"
+        with pytest.raises(DaytonaNotFoundError):
+            await d.get(ephemeral.id)

@@ -1,0 +1,91 @@
+"""Scripted pydantic-ai models, loaded by workers through SANDFORGE_MODEL=factory:scripted_models:NAME.
+
+They speak to the agent through pydantic-ai's FunctionModel, so the real agent
+loop, tools and streaming run; only the model's choices are fixed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
+
+CALCULATOR_HTML = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Calculator</title><link rel="stylesheet" href="styles.css"></head>
+<body>
+<h1>Scripted Calculator</h1>
+<div id="display">0</div>
+<script src="app.js"></script>
+</body>
+</html>
+"""
+CALCULATOR_CSS = "body { font-family: sans-serif; }\n#display { font-size: 2rem; }\n"
+CALCULATOR_JS = "document.getElementById('display').textContent = String(6 * 7);\n"
+
+# Each step is the model's answer to one request: text chunks, then tool calls.
+CALCULATOR_STEPS: list[tuple[list[str], list[tuple[str, dict[str, str]]]]] = [
+    (["I'll build ", "a calculator."], [("list_files", {"path": "."})]),
+    ([], [("read_file", {"path": "index.html"})]),
+    (
+        ["Writing the files now."],
+        [
+            ("write_file", {"path": "index.html", "content": CALCULATOR_HTML}),
+            ("write_file", {"path": "styles.css", "content": CALCULATOR_CSS}),
+            ("write_file", {"path": "calc/engine.js", "content": "export const add = (a, b) => a + b;\n"}),
+        ],
+    ),
+    (
+        [],
+        [
+            ("edit_file", {"path": "app.js", "search": "", "replace": ""}),
+            ("write_file", {"path": "app.js", "content": CALCULATOR_JS}),
+            ("run_command", {"command": "ls calc"}),
+        ],
+    ),
+    (["Done: ", "your calculator is ready."], []),
+]
+
+
+def _requests_so_far(messages: list[ModelMessage]) -> int:
+    return sum(
+        1
+        for m in messages
+        if isinstance(m, ModelRequest) and any(isinstance(p, ToolReturnPart) for p in m.parts)
+    )
+
+
+def calculator() -> FunctionModel:
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+        texts, calls = CALCULATOR_STEPS[min(_requests_so_far(messages), len(CALCULATOR_STEPS) - 1)]
+        for text in texts:
+            yield text
+        for index, (name, args) in enumerate(calls):
+            yield {index: DeltaToolCall(name=name, json_args=json.dumps(args), tool_call_id=f"call-{name}-{index}")}
+
+    return FunctionModel(stream_function=stream, model_name="scripted-calculator")
+
+
+def hangs() -> FunctionModel:
+    """Says one thing, then thinks forever: for killing and cancelling runs mid-generation."""
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        yield "Thinking..."
+        await asyncio.sleep(3600)
+
+    return FunctionModel(stream_function=stream, model_name="scripted-hangs")
+
+
+def writes_nothing() -> FunctionModel:
+    """Deletes the entry file and stops: the run must fail with a clear error."""
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+        if _requests_so_far(messages) == 0:
+            yield {0: DeltaToolCall(name="delete_file", json_args=json.dumps({"path": "index.html"}), tool_call_id="d0")}
+        else:
+            yield "I removed it."
+
+    return FunctionModel(stream_function=stream, model_name="scripted-writes-nothing")
