@@ -75,11 +75,12 @@ Processes
 
 Lifecycle
     Create returns state ``started`` at once (the SDK then doesn't poll). Stop kills all the
-    sandbox's processes, drops its sessions and sets ``stopped``. Files stay. Start sets
-    ``started`` and restarts nothing. Delete kills processes, removes the directory and forgets
-    the sandbox: a later GET is 404. The SDK's socket.io event stream (``/api/socket.io/``) is
-    not implemented. It gets a 404, which the SDK tolerates by falling back to polling. Those
-    requests are not recorded.
+    sandbox's processes, drops its sessions and sets ``stopped``. Files stay. An ephemeral
+    sandbox (``autoDeleteInterval == 0``, e.g. ``ephemeral=True``) is destroyed on stop instead,
+    as on Daytona. Start sets ``started`` and restarts nothing. Delete kills processes,
+    removes the directory and forgets the sandbox: a later GET is 404. The SDK's socket.io event
+    stream (``/api/socket.io/``) is not implemented. It gets a 404, which the SDK tolerates by
+    falling back to polling. Those requests are not recorded.
 
 Test knobs (attributes/methods on FakeDaytona)
     ``requests``               list of RecordedRequest (method, path, query, headers, json, kind),
@@ -1083,6 +1084,9 @@ class FakeDaytona:
         return web.json_response(self._dto(sb))
 
     async def _stop_sb(self, sb: FakeSandbox) -> None:
+        if sb.auto_delete_interval == 0:  # ephemeral: deleted as soon as it stops
+            await self._destroy(sb.id)
+            return
         await self._kill_sandbox_processes(sb)
         sb.sessions.clear()
         sb.state = "stopped"
