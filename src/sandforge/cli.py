@@ -18,8 +18,13 @@ from .config import Settings, get_settings
 from .events import PROGRESS_ORDER, Event, from_json
 from .server.app import create_app
 
-app = typer.Typer(help="Turn a prompt into a running web app, in a sandbox, with a live preview.", no_args_is_help=True)
-sandboxes_app = typer.Typer(help="List and manage sandboxes through a running server.", no_args_is_help=True)
+app = typer.Typer(
+    help="Turn a prompt into a running web app, in a sandbox, with a live preview.",
+    no_args_is_help=True,
+)
+sandboxes_app = typer.Typer(
+    help="List and manage sandboxes through a running server.", no_args_is_help=True
+)
 app.add_typer(sandboxes_app, name="sandboxes")
 console = Console()
 err_console = Console(stderr=True)
@@ -78,8 +83,9 @@ class ProgressView:
             self.in_message = False
         if event.type == "progress":
             step = PROGRESS_ORDER.index(event.data.status) + 1
+            counter = f"[{step}/{len(PROGRESS_ORDER)}]"
             console.print(
-                f"[bold]\\[{step}/{len(PROGRESS_ORDER)}] {event.data.status}[/] {event.data.message}",
+                f"[bold]\\{counter} {event.data.status}[/] {event.data.message}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -92,12 +98,16 @@ class ProgressView:
 
 async def _generate(settings: Settings, body: dict[str, Any], serve_after: bool) -> int:
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.Config(
+            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+        )
     )
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():
-            err_console.print(f"[red]Could not start the server on {settings.host}:{settings.port}[/]")
+            err_console.print(
+                f"[red]Could not start the server on {settings.host}:{settings.port}[/]"
+            )
             return 1
         await asyncio.sleep(0.02)
     base = f"http://{settings.host}:{settings.port}"
@@ -135,11 +145,15 @@ async def _generate(settings: Settings, body: dict[str, Any], serve_after: bool)
 def generate(
     prompt: Annotated[str, typer.Argument(help="What to build.")],
     project_type: Annotated[str, typer.Option("--type", help="Project type.")] = "web-app",
-    agents: Annotated[list[str] | None, typer.Option("--agent", help="Persona (repeatable).")] = None,
+    agents: Annotated[
+        list[str] | None, typer.Option("--agent", help="Persona (repeatable).")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Project name.")] = None,
     host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
     port: Annotated[int | None, typer.Option(help="Port for the server and previews.")] = None,
-    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Keep serving the preview.")] = True,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Keep serving the preview.")
+    ] = True,
 ) -> None:
     """Generate an app from a prompt and serve its preview until Ctrl-C."""
     body: dict[str, Any] = {
@@ -154,9 +168,14 @@ def generate(
 
 def _api(settings: Settings, method: str, path: str) -> Any:
     try:
-        response = httpx.request(method, f"http://{settings.host}:{settings.port}{path}", timeout=30)
+        response = httpx.request(
+            method, f"http://{settings.host}:{settings.port}{path}", timeout=30
+        )
     except httpx.ConnectError:
-        err_console.print(f"[red]No sandforge server at {settings.host}:{settings.port}; start one with `sandforge serve`.[/]")
+        err_console.print(
+            f"[red]No sandforge server at {settings.host}:{settings.port}; "
+            "start one with `sandforge serve`.[/]"
+        )
         raise typer.Exit(1) from None
     if response.status_code >= 400:
         err_console.print(f"[red]{response.json()['error']['message']}[/]")
@@ -176,7 +195,9 @@ def sandboxes_list(
         return
     table = Table("id", "provider", "state", "age (s)", "preview")
     for s in items:
-        table.add_row(s["id"], s["provider"], s["state"], str(int(s["ageSeconds"])), s["previewUrl"])
+        table.add_row(
+            s["id"], s["provider"], s["state"], str(int(s["ageSeconds"])), s["previewUrl"]
+        )
     console.print(table)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SandboxProviderName = Literal["local", "daytona"]
 
@@ -33,8 +33,49 @@ class Settings(BaseSettings):
 
     model: str | None = None
     anthropic_api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "SANDFORGE_ANTHROPIC_API_KEY")
+        default=None,
+        validation_alias=AliasChoices("ANTHROPIC_API_KEY", "SANDFORGE_ANTHROPIC_API_KEY"),
     )
+    # Model providers (see docs/models.md). The SDKs' own variables work; a SANDFORGE_ one wins.
+    anthropic_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "SANDFORGE_ANTHROPIC_BASE_URL", "ANTHROPIC_BASE_URL", "anthropic_base_url"
+        ),
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SANDFORGE_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key"),
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "SANDFORGE_OPENAI_BASE_URL", "OPENAI_BASE_URL", "openai_base_url"
+        ),
+    )
+    ollama_base_url: str = Field(
+        default="http://127.0.0.1:11434/v1",
+        validation_alias=AliasChoices(
+            "SANDFORGE_OLLAMA_BASE_URL", "OLLAMA_BASE_URL", "ollama_base_url"
+        ),
+    )
+    ollama_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SANDFORGE_OLLAMA_API_KEY", "OLLAMA_API_KEY", "ollama_api_key"),
+    )
+    allowed_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Models a request may choose besides the configured one (comma-separated; `*` globs)."""
+    # Retries of failed model requests: backoff with jitter, honouring Retry-After.
+    model_max_retries: int = Field(default=5, ge=0)
+    model_retry_base_s: float = Field(default=1.0, ge=0)
+    model_retry_max_s: float = Field(default=60.0, ge=0)
+    model_timeout_s: float = Field(default=180.0, gt=0)
+    """How long one model request may stay silent before it counts as timed out."""
+    # Per-run limits on the model's work; the defaults suit a whole app build.
+    max_model_requests: int = Field(default=200, ge=1)
+    max_tool_calls: int = Field(default=400, ge=1)
+    max_run_tokens: int = Field(default=5_000_000, ge=1)
+    max_run_seconds: float = Field(default=1800.0, gt=0)
 
     sandbox_provider: SandboxProviderName = Field(
         default="local", validation_alias=AliasChoices("SANDFORGE_SANDBOX", "sandbox_provider")
@@ -56,6 +97,13 @@ class Settings(BaseSettings):
     max_prompt_chars: int = 20_000
     max_messages: int = 200
     dev_server_ready_timeout_s: float = 60.0
+
+    @field_validator("allowed_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @property
     def sandboxes_dir(self) -> Path:

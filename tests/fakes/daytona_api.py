@@ -80,7 +80,13 @@ Lifecycle
     as on Daytona. Start sets ``started`` and restarts nothing. Delete kills processes,
     removes the directory and forgets the sandbox: a later GET is 404. The SDK's socket.io event
     stream (``/api/socket.io/``) is not implemented. It gets a 404, which the SDK tolerates by
-    falling back to polling. Those requests are not recorded.
+    falling back to polling. Those requests are not recorded. Toolbox calls to a sandbox that
+    isn't started get a 400 daemon error.
+
+Not implemented (404 daemon/API error)
+    PTY, git, LSP, computer-use, interpreter, files find/search/replace/permissions/upload-v2,
+    signed file URLs, metrics/telemetry, snapshots, volumes, build logs, fork, resize, and
+    image context uploads (``Image`` objects with local files). ``image="name"`` strings work.
 
 Test knobs (attributes/methods on FakeDaytona)
     ``requests``               list of RecordedRequest (method, path, query, headers, json, kind),

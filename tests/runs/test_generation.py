@@ -8,13 +8,12 @@ import signal
 from typing import Any
 
 import pytest
-from tests.scripted.scripted_models import CALCULATOR_CSS, CALCULATOR_HTML, CALCULATOR_JS
 
 from sandforge.cli import sse_events
 from sandforge.events import PROGRESS_ORDER, CompleteEvent, Event, ToolEvent
 from sandforge.templates import WEB_APP
-
 from tests.conftest import LiveServer
+from tests.scripted.scripted_models import CALCULATOR_CSS, CALCULATOR_HTML, CALCULATOR_JS
 
 CALCULATOR = {
     "messages": [{"role": "user", "content": "Create a calculator with a modern design"}],
@@ -52,7 +51,9 @@ def bwrap_pids_under(directory: str) -> list[int]:
 
 
 async def test_scripted_model_builds_and_serves_an_app(make_server: Any) -> None:
-    server: LiveServer = await make_server(model="factory:tests.scripted.scripted_models:calculator")
+    server: LiveServer = await make_server(
+        model="factory:tests.scripted.scripted_models:calculator"
+    )
     events = await server.stream("/api/agent/stream-daytona", CALCULATOR)
 
     assert [seq for seq, _ in events] == list(range(1, len(events) + 1))
@@ -65,7 +66,7 @@ async def test_scripted_model_builds_and_serves_an_app(make_server: Any) -> None
     )
     assert tools(events) == [
         ("read", "index.html", None),
-        ("update", "index.html", 4),
+        ("update", "index.html", 5),
         ("update", "styles.css", len(CALCULATOR_CSS.splitlines())),
         ("create", "calc/engine.js", 1),
         ("update", "app.js", len(CALCULATOR_JS.splitlines())),
@@ -112,7 +113,9 @@ async def test_offline_scaffolder_says_so_and_serves_the_prompts_page(server: Li
 
 
 async def test_a_run_that_leaves_no_entry_file_fails_and_cleans_up(make_server: Any) -> None:
-    server: LiveServer = await make_server(model="factory:tests.scripted.scripted_models:writes_nothing")
+    server: LiveServer = await make_server(
+        model="factory:tests.scripted.scripted_models:writes_nothing"
+    )
     events = await server.stream("/api/agent/stream-daytona", CALCULATOR)
     last = events[-1][1]
     assert last.type == "error"

@@ -1,4 +1,4 @@
-"""Scripted pydantic-ai models, loaded by workers through SANDFORGE_MODEL=factory:scripted_models:NAME.
+"""Scripted pydantic-ai models, loaded by workers through SANDFORGE_MODEL=factory:...:NAME.
 
 They speak to the agent through pydantic-ai's FunctionModel, so the real agent
 loop, tools and streaming run; only the model's choices are fixed.
@@ -15,7 +15,8 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
 CALCULATOR_HTML = """<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>Calculator</title><link rel="stylesheet" href="styles.css"></head>
+<head><meta charset="utf-8"><title>Calculator</title>
+<link rel="stylesheet" href="styles.css"></head>
 <body>
 <h1>Scripted Calculator</h1>
 <div id="display">0</div>
@@ -35,7 +36,10 @@ CALCULATOR_STEPS: list[tuple[list[str], list[tuple[str, dict[str, str]]]]] = [
         [
             ("write_file", {"path": "index.html", "content": CALCULATOR_HTML}),
             ("write_file", {"path": "styles.css", "content": CALCULATOR_CSS}),
-            ("write_file", {"path": "calc/engine.js", "content": "export const add = (a, b) => a + b;\n"}),
+            (
+                "write_file",
+                {"path": "calc/engine.js", "content": "export const add = (a, b) => a + b;\n"},
+            ),
         ],
     ),
     (
@@ -59,12 +63,18 @@ def _requests_so_far(messages: list[ModelMessage]) -> int:
 
 
 def calculator() -> FunctionModel:
-    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+    async def stream(
+        messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
         texts, calls = CALCULATOR_STEPS[min(_requests_so_far(messages), len(CALCULATOR_STEPS) - 1)]
         for text in texts:
             yield text
         for index, (name, args) in enumerate(calls):
-            yield {index: DeltaToolCall(name=name, json_args=json.dumps(args), tool_call_id=f"call-{name}-{index}")}
+            yield {
+                index: DeltaToolCall(
+                    name=name, json_args=json.dumps(args), tool_call_id=f"call-{name}-{index}"
+                )
+            }
 
     return FunctionModel(stream_function=stream, model_name="scripted-calculator")
 
@@ -82,9 +92,17 @@ def hangs() -> FunctionModel:
 def writes_nothing() -> FunctionModel:
     """Deletes the entry file and stops: the run must fail with a clear error."""
 
-    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+    async def stream(
+        messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
         if _requests_so_far(messages) == 0:
-            yield {0: DeltaToolCall(name="delete_file", json_args=json.dumps({"path": "index.html"}), tool_call_id="d0")}
+            yield {
+                0: DeltaToolCall(
+                    name="delete_file",
+                    json_args=json.dumps({"path": "index.html"}),
+                    tool_call_id="d0",
+                )
+            }
         else:
             yield "I removed it."
 

@@ -90,7 +90,9 @@ async def test_stopped_sandbox_says_so_and_start_brings_it_back(
     server: LiveServer, sandbox: Sandbox
 ) -> None:
     token = (await sandbox.info()).preview_token
-    assert (await server.client.post(f"/api/sandboxes/{sandbox.id}/stop")).json()["state"] == "stopped"
+    assert (await server.client.post(f"/api/sandboxes/{sandbox.id}/stop")).json()[
+        "state"
+    ] == "stopped"
     page = await server.preview_get(sandbox.id, token=token)
     assert page.status_code == 503
     assert "stopped" in page.text
@@ -112,7 +114,9 @@ async def test_no_dev_server_yet_is_a_502_page(server: LiveServer) -> None:
         await sandbox.delete()
 
 
-async def test_preview_status_reports_ready_and_the_log(server: LiveServer, sandbox: Sandbox) -> None:
+async def test_preview_status_reports_ready_and_the_log(
+    server: LiveServer, sandbox: Sandbox
+) -> None:
     token = (await sandbox.info()).preview_token
     await server.preview_get(sandbox.id, token=token)
     status = (await server.client.get(f"/api/sandboxes/{sandbox.id}/preview")).json()

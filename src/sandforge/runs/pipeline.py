@@ -55,7 +55,9 @@ async def _open_sandbox(request: GenerationRequest, ctx: RunContext) -> Sandbox:
     return await ctx.provider.create(SandboxSpec(labels=labels))
 
 
-async def _write_starter(sandbox: Sandbox, template: ProjectTemplate, request: GenerationRequest) -> None:
+async def _write_starter(
+    sandbox: Sandbox, template: ProjectTemplate, request: GenerationRequest
+) -> None:
     title = request.projectName or derive_title(request.prompt)
     for path, content in template.starter(title=title, heading=title, description="").items():
         await sandbox.write_file(path, content.encode())
@@ -75,14 +77,18 @@ async def run_pipeline(request: GenerationRequest, ctx: RunContext) -> AsyncIter
         sandbox = await _open_sandbox(request, ctx)
         sandbox_id = sandbox.id
         yield progress(
-            "initializing", f"Sandbox {sandbox.id} is up; setting up a {template.name} project", sandbox.id
+            "initializing",
+            f"Sandbox {sandbox.id} is up; setting up a {template.name} project",
+            sandbox.id,
         )
         if not request.sandboxId and not ctx.model.offline:
             await _write_starter(sandbox, template, request)
 
         tokens_used = 0
         if ctx.model.offline:
-            yield progress("generating", "No AI model is configured: writing the starter", sandbox.id)
+            yield progress(
+                "generating", "No AI model is configured: writing the starter", sandbox.id
+            )
             async for event in scaffold(sandbox, template, request.prompt):
                 yield event
         else:

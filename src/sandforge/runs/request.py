@@ -21,7 +21,10 @@ class ChatMessageIn(BaseModel):
 
 
 class GenerationRequest(BaseModel):
-    """`{messages, projectType, agents, projectName}` plus optional `sandbox`, `projectId`, `sandboxId`."""
+    """The seed's `{messages, projectType, agents, projectName}`.
+
+    Optional extras: `sandbox` (provider), `projectId` and `sandboxId` (for a follow-up).
+    """
 
     model_config = ConfigDict(strict=True, extra="ignore")
 

@@ -18,7 +18,7 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -67,6 +67,9 @@ class Run:
                     self.state = "cancelled" if self.cancel_requested else "failed"
             self._changed.notify_all()
 
+    def _has_news(self, seen: int) -> Callable[[], bool]:
+        return lambda: seen < len(self.events) or self.done
+
     async def follow(self, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
         """Events numbered from 1, starting after seq `after`, until the run ends."""
         seq = max(after, 0)
@@ -77,7 +80,7 @@ class Run:
             if self.done:
                 return
             async with self._changed:
-                await self._changed.wait_for(lambda: seq < len(self.events) or self.done)
+                await self._changed.wait_for(self._has_news(seq))
 
 
 class RunNotFound(Exception):

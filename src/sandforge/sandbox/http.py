@@ -41,9 +41,7 @@ class Readiness:
     log_tail: str
 
 
-async def wait_until_ready(
-    sandbox: Sandbox, port: int, process: str, timeout: float
-) -> Readiness:
+async def wait_until_ready(sandbox: Sandbox, port: int, process: str, timeout: float) -> Readiness:
     """Poll the dev server until it answers below 500, it exits, or `timeout` passes."""
     upstream = await sandbox.upstream(port)
     deadline = time.monotonic() + timeout

@@ -8,7 +8,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ..runs.supervisor import RunNotFound
-from ..sandbox import PathEscapeError, SandboxError, SandboxFileNotFound, SandboxNotFound, SandboxUnavailable
+from ..sandbox import (
+    PathEscapeError,
+    SandboxError,
+    SandboxFileNotFound,
+    SandboxNotFound,
+    SandboxUnavailable,
+)
 
 
 class ApiError(Exception):
@@ -50,7 +56,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return error_response(400, "invalid_request", f"{where}: {first['msg']}" if where else first["msg"])
+        return error_response(
+            400, "invalid_request", f"{where}: {first['msg']}" if where else first["msg"]
+        )
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:

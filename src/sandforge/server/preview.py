@@ -50,6 +50,11 @@ def parse_preview_host(host: str, domain: str) -> tuple[int, str] | None:
     return port, match["sandbox"]
 
 
+def _token_cookie(token: str) -> bytes:
+    """Host-only (no Domain), so it never reaches another sandbox's preview."""
+    return f"{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax".encode()
+
+
 def _page(status: int, title: str, detail: str) -> tuple[int, bytes]:
     body = (
         "<!doctype html><html lang=en><meta charset=utf-8>"
@@ -85,7 +90,9 @@ class PreviewProxy:
             return
         await self._proxy_http(scope, receive, send, headers, *target)
 
-    async def _respond(self, send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    async def _respond(
+        self, send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         await send(
             {
                 "type": "http.response.start",
@@ -100,13 +107,26 @@ class PreviewProxy:
         await send({"type": "http.response.body", "body": body})
 
     async def _proxy_http(
-        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], port: int, sandbox_id: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        port: int,
+        sandbox_id: str,
     ) -> None:
         try:
             sandbox = await self.services.find_sandbox(sandbox_id)
             info = await sandbox.info()
         except SandboxNotFound:
-            await self._respond(send, *_page(404, "Preview not found", f"There is no sandbox {sandbox_id}. It may have been deleted."))
+            await self._respond(
+                send,
+                *_page(
+                    404,
+                    "Preview not found",
+                    f"There is no sandbox {sandbox_id}. It may have been deleted.",
+                ),
+            )
             return
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         given_query = next((v for k, v in query if k == TOKEN_QUERY), None)
@@ -117,8 +137,18 @@ class PreviewProxy:
                 headers.get(TOKEN_HEADER),
                 cookie[TOKEN_COOKIE].value if TOKEN_COOKIE in cookie else None,
             ]
-            if not any(c is not None and secrets.compare_digest(c, info.preview_token) for c in candidates):
-                await self._respond(send, *_page(401, "This preview is private", "Open the share link that includes its token (?token=...), or send the x-sandforge-preview-token header."))
+            if not any(
+                c is not None and secrets.compare_digest(c, info.preview_token) for c in candidates
+            ):
+                await self._respond(
+                    send,
+                    *_page(
+                        401,
+                        "This preview is private",
+                        "Open the share link that includes its token (?token=...), "
+                        f"or send the {TOKEN_HEADER} header.",
+                    ),
+                )
                 return
             if given_query is not None:
                 clean = urlencode([(k, v) for k, v in query if k != TOKEN_QUERY])
@@ -129,12 +159,23 @@ class PreviewProxy:
                     b"",
                     [
                         (b"location", location.encode()),
-                        (b"set-cookie", f"{TOKEN_COOKIE}={info.preview_token}; Path=/; HttpOnly; SameSite=Lax".encode()),
+                        (
+                            b"set-cookie",
+                            _token_cookie(info.preview_token),
+                        ),
                     ],
                 )
                 return
         if info.state != SandboxState.STARTED:
-            await self._respond(send, *_page(503, "This preview is stopped", f"Sandbox {sandbox_id} is stopped. Start it from the sandboxes page (or POST /api/sandboxes/{sandbox_id}/start) and reload."))
+            await self._respond(
+                send,
+                *_page(
+                    503,
+                    "This preview is stopped",
+                    f"Sandbox {sandbox_id} is stopped. Start it from the sandboxes page "
+                    f"(or POST /api/sandboxes/{sandbox_id}/start) and reload.",
+                ),
+            )
             return
         await self._forward(scope, receive, send, headers, sandbox, port)
 
@@ -147,7 +188,13 @@ class PreviewProxy:
         return client
 
     async def _forward(
-        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str], sandbox: Sandbox, port: int
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        sandbox: Sandbox,
+        port: int,
     ) -> None:
         forwarded = [
             (k, v)
@@ -182,7 +229,16 @@ class PreviewProxy:
             response = await client.send(request, stream=True)
         except (httpx.HTTPError, SandboxError):
             self._clients.pop((sandbox.id, port), None)
-            await self._respond(send, *_page(502, "The dev server is not answering", f"Nothing answers on port {port} in sandbox {sandbox.id} yet. If it is still starting, reload in a moment; GET /api/sandboxes/{sandbox.id}/preview shows its status and log."))
+            await self._respond(
+                send,
+                *_page(
+                    502,
+                    "The dev server is not answering",
+                    f"Nothing answers on port {port} in sandbox {sandbox.id} yet. If it is still "
+                    "starting, reload in a moment; "
+                    f"GET /api/sandboxes/{sandbox.id}/preview shows its status and log.",
+                ),
+            )
             return
         try:
             await send(

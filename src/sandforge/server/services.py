@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 
 from ..config import SandboxProviderName, Settings
+from ..runs.supervisor import Supervisor
 from ..sandbox import Sandbox, SandboxNotFound, SandboxProvider, SandboxUnavailable
 from ..sandbox.local import BwrapLauncher, ControlServer, check_isolation
 from ..sandbox.providers import check_provider, make_provider
-from ..runs.supervisor import Supervisor
 
 PROVIDER_NAMES: tuple[SandboxProviderName, ...] = ("local", "daytona")
 

@@ -44,7 +44,9 @@ async def parse_generation_request(request: Request, svc: Services) -> Generatio
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
-        raise ApiError(400, "invalid_request", f"{where}: {message}" if where else message) from None
+        raise ApiError(
+            400, "invalid_request", f"{where}: {message}" if where else message
+        ) from None
     limit = svc.settings.max_prompt_chars
     if len(generation.prompt) > limit:
         raise ApiError(

@@ -68,7 +68,9 @@ async def delete_sandbox(sandbox_id: str, request: Request) -> Response:
 
 
 @router.get("/api/sandboxes/{sandbox_id}/preview")
-async def preview_status(sandbox_id: str, request: Request, port: int = WEB_APP.port) -> dict[str, Any]:
+async def preview_status(
+    sandbox_id: str, request: Request, port: int = WEB_APP.port
+) -> dict[str, Any]:
     """booting, ready, crashed or stopped, with the URL and the dev server's log tail."""
     sandbox = await services(request).find_sandbox(sandbox_id)
     info = await sandbox.info()
