@@ -94,6 +94,9 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DAYTONA_TARGET", "daytona_target")
     )
 
+    database_url: str | None = None
+    """SQLAlchemy URL; default SQLite at `<data_dir>/sandforge.db`. `postgresql://...` works."""
+
     max_prompt_chars: int = 20_000
     max_messages: int = 200
     dev_server_ready_timeout_s: float = 60.0

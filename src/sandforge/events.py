@@ -66,6 +66,14 @@ class CompleteData(_Data):
     projectId: str | None = None
     model: str | None = None
     render: dict[str, Any] | None = None
+    cacheReadTokens: int | None = None
+    """Extension: the part of the input tokens in `tokensUsed` read from the prompt cache."""
+    cacheWriteTokens: int | None = None
+    """Extension: the part of the input tokens in `tokensUsed` written to the prompt cache."""
+    modelRequests: int | None = None
+    """Extension: how many model requests the run made."""
+    limitReached: str | None = None
+    """Extension: set when a run limit stopped the model early; says which limit and the fix."""
 
 
 class ErrorData(_Data):

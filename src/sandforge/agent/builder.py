@@ -6,10 +6,21 @@ here and never reach the wire or the store.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from pydantic_ai import Agent, RunContext, UsageLimits
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.agent import AgentRunEvents
+from pydantic_ai.exceptions import (
+    ModelAPIError,
+    ModelConnectionError,
+    RunTimedOut,
+    UnexpectedModelBehavior,
+    UsageLimitExceeded,
+    UserError,
+)
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
@@ -21,15 +32,21 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models import Model
+from pydantic_ai.usage import RunUsage
 
-from ..events import Event, assistant_delta
+from ..events import Event, assistant_delta, progress
 from ..sandbox import Sandbox, SandboxError
 from ..templates import ProjectTemplate
+from .errors import ModelCallError, explain
+from .limits import LimitReached, limit_from_usage_error, wall_time_limit
+from .models import BuildModel, ModelRuntime
 from .prompts import system_prompt
+from .retries import is_retryable, status_of
 from .workspace import EditError, Workspace
 
 MAX_TOOL_OUTPUT_CHARS = 20_000
-DEFAULT_REQUEST_LIMIT = 200
+TOOL_RETRIES = 3
+"""How often the model may retry a tool call whose arguments did not validate."""
 
 
 @dataclass
@@ -47,7 +64,27 @@ class BuildDeps:
 @dataclass
 class TurnResult:
     tokens_used: int = 0
+    """What the provider reported: input tokens (cached ones included) plus output tokens."""
     text: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    """The part of `input_tokens` read from the provider's prompt cache."""
+    cache_write_tokens: int = 0
+    requests: int = 0
+    tool_calls: int = 0
+    retries: int = 0
+    limit_reached: str | None = None
+    """Why the model stopped early, if a run limit stopped it."""
+
+    def complete_fields(self) -> dict[str, Any]:
+        """The `complete` event's extension fields for this turn."""
+        return {
+            "cacheReadTokens": self.cache_read_tokens,
+            "cacheWriteTokens": self.cache_write_tokens,
+            "modelRequests": self.requests,
+            "limitReached": self.limit_reached,
+        }
 
 
 def _clip(text: str) -> str:
@@ -57,7 +94,7 @@ def _clip(text: str) -> str:
 
 
 def _build_agent() -> Agent[BuildDeps, str]:
-    agent: Agent[BuildDeps, str] = Agent(deps_type=BuildDeps, output_type=str)
+    agent: Agent[BuildDeps, str] = Agent(deps_type=BuildDeps, output_type=str, retries=TOOL_RETRIES)
 
     @agent.tool(sequential=True)
     async def list_files(ctx: RunContext[BuildDeps], path: str = ".") -> str:
@@ -139,45 +176,194 @@ def history_messages(history: Sequence[ChatMessage]) -> list[ModelMessage]:
 
 
 class Builder:
+    """Runs one turn of the model over a sandbox and yields our Events.
+
+    Failed model requests (429, 5xx, timeouts, dropped streams) are retried with backoff: the
+    run resumes from the messages completed so far, so finished tool calls are never repeated.
+    Reaching a run limit ends the turn early (`result.limit_reached`); other model failures
+    raise ModelCallError, whose message names the provider, the status and the fix.
+    """
+
     def __init__(
         self,
         model: Model | str,
         template: ProjectTemplate,
         agents: Sequence[str],
-        request_limit: int = DEFAULT_REQUEST_LIMIT,
+        request_limit: int | None = None,
+        *,
+        runtime: ModelRuntime | None = None,
     ) -> None:
         self.model = model
         self.template = template
         self.agents = tuple(agents)
-        self.request_limit = request_limit
+        if runtime is None:
+            runtime = model.runtime if isinstance(model, BuildModel) else ModelRuntime()
+        if request_limit is not None:
+            runtime = replace(runtime, limits=replace(runtime.limits, max_requests=request_limit))
+        self.runtime = runtime
         self.result = TurnResult()
+
+    @property
+    def request_limit(self) -> int:
+        return self.runtime.limits.max_requests
 
     async def run(
         self, sandbox: Sandbox, prompt: str, history: Sequence[ChatMessage] = ()
     ) -> AsyncIterator[Event]:
+        self.result = TurnResult()
         deps = BuildDeps(workspace=Workspace(sandbox))
-        text: list[str] = []
-        async with _AGENT.run_stream_events(
-            prompt,
-            model=self.model,
-            deps=deps,
-            instructions=system_prompt(self.template, self.agents),
-            message_history=history_messages(history),
-            usage_limits=UsageLimits(request_limit=self.request_limit),
-        ) as stream:
-            async for event in stream:
-                while deps.pending:
-                    yield deps.pending.pop(0)
-                chunk = _text_chunk(event)
-                if chunk:
-                    text.append(chunk)
-                    yield assistant_delta(chunk)
+        policy, limits = self.runtime.retry, self.runtime.limits
+        instructions = system_prompt(self.template, self.agents)
+        messages = history_messages(history)
+        user_prompt: str | None = prompt
+        usage = RunUsage()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limits.max_seconds
+        failures = 0  # consecutive failed attempts at the current model request
+        answered = 0  # model responses completed when the last failure happened
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                self._finish(messages, usage, wall_time_limit(limits))
+                break
+            failure: ModelAPIError | None = None
+            limit: LimitReached | None = None
+            try:
+                async with _AGENT.run_stream_events(
+                    user_prompt,
+                    model=self.model,
+                    deps=deps,
+                    instructions=instructions,
+                    message_history=messages,
+                    usage=usage,
+                    usage_limits=limits.usage_limits(),
+                    timeout=remaining,
+                ) as stream:
+                    try:
+                        async for event in stream:
+                            while deps.pending:
+                                yield deps.pending.pop(0)
+                            chunk = _text_chunk(event)
+                            if chunk:
+                                yield assistant_delta(chunk)
+                    finally:
+                        messages, usage = _run_state(stream, messages, usage)
+            except UsageLimitExceeded as exc:
+                limit = limit_from_usage_error(str(exc), limits)
+            except RunTimedOut:
+                limit = wall_time_limit(limits)
+            except ModelAPIError as exc:
+                failure = exc
+            except UnexpectedModelBehavior as exc:
+                self._finish(messages, usage)
+                raise ModelCallError(
+                    f"{_capital(self.runtime.provider.label)} answered in a way sandforge could "
+                    f"not use: {exc.message}. Try again, or set SANDFORGE_MODEL to a stronger "
+                    "model.",
+                    "model_behaviour",
+                ) from exc
             while deps.pending:
                 yield deps.pending.pop(0)
-            usage = stream.usage
+            if failure is None:
+                self._finish(messages, usage, limit)
+                if limit is not None:
+                    yield progress("generating", str(limit), sandbox.id)
+                break
+
+            # A transient failure: wait, then resume from what the model finished so far.
+            done = _answered(messages)
+            if done > answered:
+                failures, answered = 0, done
+            failures += 1
+            provider = self.runtime.provider
+            if (
+                not is_retryable(failure)
+                or failures > policy.max_retries
+                or (failure.retry_after or 0) > policy.max_retry_after
+            ):
+                self._finish(messages, usage)
+                raise explain(failure, provider, failures - 1) from failure
+            delay = policy.delay(failures, failure.retry_after)
+            self.result.retries += 1
+            yield progress(
+                "generating",
+                f"{_capital(provider.label)}: {_failure_summary(failure)}; retrying in "
+                f"{delay:.1f}s (retry {failures} of {policy.max_retries})",
+                sandbox.id,
+            )
+            await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.0)))
+            messages = _resumable(messages)
+            if _prompt_sent(messages):
+                user_prompt = None
+
+    def _finish(
+        self, messages: list[ModelMessage], usage: RunUsage, limit: LimitReached | None = None
+    ) -> None:
         self.result = TurnResult(
-            tokens_used=usage.input_tokens + usage.output_tokens, text="".join(text)
+            tokens_used=usage.input_tokens + usage.output_tokens,
+            text=_turn_text(messages),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            requests=usage.requests,
+            tool_calls=usage.tool_calls,
+            retries=self.result.retries,
+            limit_reached=str(limit) if limit is not None else None,
         )
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _failure_summary(exc: ModelAPIError) -> str:
+    status = status_of(exc)
+    if status is not None:
+        return f"HTTP {status}"
+    if isinstance(exc, ModelConnectionError):
+        return "the connection dropped"
+    return type(exc).__name__
+
+
+def _run_state(
+    stream: AgentRunEvents[str], messages: list[ModelMessage], usage: RunUsage
+) -> tuple[list[ModelMessage], RunUsage]:
+    """The run's messages and usage so far (unchanged if the run never started)."""
+    try:
+        return stream.all_messages(), stream.usage
+    except UserError:
+        return messages, usage
+
+
+def _answered(messages: Sequence[ModelMessage]) -> int:
+    return sum(1 for m in messages if isinstance(m, ModelResponse) and m.state == "complete")
+
+
+def _resumable(messages: list[ModelMessage]) -> list[ModelMessage]:
+    """The history to resume from: without a trailing response that was cut off."""
+    resumable = list(messages)
+    while resumable and isinstance(resumable[-1], ModelResponse):
+        if resumable[-1].state == "complete":
+            break
+        resumable.pop()
+    return resumable
+
+
+def _prompt_sent(messages: Sequence[ModelMessage]) -> bool:
+    """Whether a run already added this turn's prompt to the history."""
+    return any(isinstance(m, ModelRequest) and m.run_id is not None for m in messages)
+
+
+def _turn_text(messages: Sequence[ModelMessage]) -> str:
+    """What the model said this turn: the text of the responses our runs produced."""
+    return "".join(
+        part.content
+        for message in messages
+        if isinstance(message, ModelResponse) and message.run_id is not None
+        for part in message.parts
+        if isinstance(part, TextPart)
+    )
 
 
 def _text_chunk(event: object) -> str:

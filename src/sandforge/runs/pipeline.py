@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ..agent.builder import Builder, ChatMessage
+from ..agent.errors import ModelCallError
 from ..agent.models import ModelChoice
 from ..agent.offline import derive_title, scaffold
 from ..config import Settings
@@ -139,9 +140,14 @@ async def run_pipeline(request: GenerationRequest, ctx: RunContext) -> AsyncIter
                 message=f"Your app is live at {preview_url}",
                 runId=ctx.run_id,
                 model=ctx.model.name,
+                **(builder.result.complete_fields() if not ctx.model.offline else {}),
             )
         )
     except PipelineError as exc:
+        yield _with_sandbox(error(str(exc), code=exc.code), sandbox_id)
+    except ModelCallError as exc:
+        # The model failed for good (bad key, retries exhausted...): the message names the
+        # provider, the status and the fix.
         yield _with_sandbox(error(str(exc), code=exc.code), sandbox_id)
     except SandboxError as exc:
         yield _with_sandbox(error(str(exc), code=exc.code), sandbox_id)

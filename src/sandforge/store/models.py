@@ -1,0 +1,126 @@
+"""Tables: projects, messages, runs, events, files (working tree and versions), sandboxes."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def now() -> float:
+    return time.time()
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    project_type: Mapped[str] = mapped_column(String(40))
+    flow: Mapped[str] = mapped_column(String(20))
+    """`sandbox` (files live in a sandbox, mirrored here) or `persistent` (files live here)."""
+    agents: Mapped[list[str]] = mapped_column(JSON)
+    provider: Mapped[str] = mapped_column(String(20))
+    sandbox_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    preview_token: Mapped[str] = mapped_column(String(80))
+    public: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    updated_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    role: Mapped[str] = mapped_column(String(20))
+    content: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sandbox_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    tokens_used: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    """The event's wire JSON, exactly as streamed."""
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class WorkingFile(Base):
+    """A project's current files: the last turn's, or the live tree of the persistent flow."""
+
+    __tablename__ = "files"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(500), primary_key=True)
+    blob_sha: Mapped[str] = mapped_column(ForeignKey("blobs.sha"))
+    updated_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class Blob(Base):
+    """File contents by SHA-256, shared by every version that has them."""
+
+    __tablename__ = "blobs"
+
+    sha: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Version(Base):
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("project_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class VersionFile(Base):
+    __tablename__ = "version_files"
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(500), primary_key=True)
+    blob_sha: Mapped[str] = mapped_column(ForeignKey("blobs.sha"))
+
+
+class SandboxRow(Base):
+    __tablename__ = "sandboxes"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    project_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    deleted_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -1,0 +1,427 @@
+"""The Store: every read and write of persistent state goes through here.
+
+It hands out plain records, never ORM objects, so callers cannot lazily load
+or mutate rows behind its back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .db import database_url, make_engine, migrate, sessionmaker
+from .models import (
+    Blob,
+    EventRow,
+    Message,
+    Project,
+    Run,
+    SandboxRow,
+    Version,
+    VersionFile,
+    WorkingFile,
+    now,
+)
+
+
+class StoreError(Exception):
+    code = "store_error"
+
+
+class ProjectNotFound(StoreError):
+    code = "project_not_found"
+
+
+class VersionNotFound(StoreError):
+    code = "version_not_found"
+
+
+@dataclass(frozen=True)
+class ProjectRecord:
+    id: str
+    name: str
+    project_type: str
+    flow: str
+    agents: list[str]
+    provider: str
+    sandbox_id: str | None
+    preview_token: str
+    public: bool
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    project_id: str
+    state: str
+    request: dict[str, Any]
+    sandbox_id: str | None
+    tokens_used: int
+    created_at: float
+    finished_at: float | None
+    events: int
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    number: int
+    run_id: str | None
+    message: str
+    commit: str | None
+    created_at: float
+    files: int
+
+
+def _project(row: Project) -> ProjectRecord:
+    return ProjectRecord(
+        id=row.id,
+        name=row.name,
+        project_type=row.project_type,
+        flow=row.flow,
+        agents=list(row.agents),
+        provider=row.provider,
+        sandbox_id=row.sandbox_id,
+        preview_token=row.preview_token,
+        public=row.public,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._session = sessionmaker(engine)
+
+    @classmethod
+    async def open(cls, url: str | None, data_dir: Any) -> Store:
+        engine = make_engine(database_url(url, data_dir))
+        await migrate(engine)
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- projects -------------------------------------------------------------------------------
+
+    async def create_project(
+        self,
+        *,
+        name: str,
+        project_type: str,
+        flow: str,
+        agents: list[str],
+        provider: str,
+        public: bool = False,
+    ) -> ProjectRecord:
+        row = Project(
+            id="pj" + secrets.token_hex(6),
+            name=name,
+            project_type=project_type,
+            flow=flow,
+            agents=agents,
+            provider=provider,
+            sandbox_id=None,
+            preview_token=secrets.token_urlsafe(24),
+            public=public,
+            created_at=now(),
+            updated_at=now(),
+        )
+        async with self._session.begin() as session:
+            session.add(row)
+        return _project(row)
+
+    async def get_project(self, project_id: str) -> ProjectRecord:
+        async with self._session() as session:
+            row = await session.get(Project, project_id)
+            if row is None:
+                raise ProjectNotFound(f"no project {project_id!r}")
+            return _project(row)
+
+    async def list_projects(self) -> list[ProjectRecord]:
+        async with self._session() as session:
+            rows = await session.scalars(select(Project).order_by(Project.updated_at.desc()))
+            return [_project(r) for r in rows]
+
+    async def set_project_sandbox(self, project_id: str, sandbox_id: str | None) -> None:
+        async with self._session.begin() as session:
+            await session.execute(
+                update(Project)
+                .where(Project.id == project_id)
+                .values(sandbox_id=sandbox_id, updated_at=now())
+            )
+
+    async def delete_project(self, project_id: str) -> None:
+        async with self._session.begin() as session:
+            await session.execute(delete(Project).where(Project.id == project_id))
+
+    # -- conversation -----------------------------------------------------------------------------
+
+    async def add_message(self, project_id: str, run_id: str | None, role: str, content: str) -> None:
+        async with self._session.begin() as session:
+            session.add(Message(project_id=project_id, run_id=run_id, role=role, content=content))
+
+    async def history(self, project_id: str) -> list[tuple[str, str]]:
+        async with self._session() as session:
+            rows = await session.scalars(
+                select(Message).where(Message.project_id == project_id).order_by(Message.id)
+            )
+            return [(r.role, r.content) for r in rows]
+
+    # -- runs and events ---------------------------------------------------------------------------
+
+    async def create_run(self, run_id: str, project_id: str, request: dict[str, Any]) -> None:
+        async with self._session.begin() as session:
+            session.add(
+                Run(
+                    id=run_id,
+                    project_id=project_id,
+                    state="running",
+                    request=request,
+                    tokens_used=0,
+                    created_at=now(),
+                )
+            )
+
+    async def finish_run(
+        self, run_id: str, state: str, *, tokens_used: int, sandbox_id: str | None
+    ) -> None:
+        async with self._session.begin() as session:
+            await session.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(state=state, tokens_used=tokens_used, sandbox_id=sandbox_id, finished_at=now())
+            )
+
+    async def append_event(self, run_id: str, seq: int, body: str) -> None:
+        async with self._session.begin() as session:
+            session.add(EventRow(run_id=run_id, seq=seq, body=body, created_at=now()))
+
+    async def events_after(self, run_id: str, after: int) -> list[tuple[int, str]]:
+        async with self._session() as session:
+            rows = await session.execute(
+                select(EventRow.seq, EventRow.body)
+                .where(EventRow.run_id == run_id, EventRow.seq > after)
+                .order_by(EventRow.seq)
+            )
+            return [(seq, body) for seq, body in rows]
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        runs = await self._runs(Run.id == run_id)
+        return runs[0] if runs else None
+
+    async def list_runs(self, project_id: str | None = None) -> list[RunRecord]:
+        return await self._runs(Run.project_id == project_id if project_id else None)
+
+    async def _runs(self, where: Any) -> list[RunRecord]:
+        counts = (
+            select(EventRow.run_id, func.count().label("n")).group_by(EventRow.run_id).subquery()
+        )
+        query = select(Run, counts.c.n).outerjoin(counts, counts.c.run_id == Run.id)
+        if where is not None:
+            query = query.where(where)
+        async with self._session() as session:
+            rows = await session.execute(query.order_by(Run.created_at))
+            return [
+                RunRecord(
+                    id=r.id,
+                    project_id=r.project_id,
+                    state=r.state,
+                    request=dict(r.request),
+                    sandbox_id=r.sandbox_id,
+                    tokens_used=r.tokens_used,
+                    created_at=r.created_at,
+                    finished_at=r.finished_at,
+                    events=n or 0,
+                )
+                for r, n in rows
+            ]
+
+    async def running_runs(self) -> list[RunRecord]:
+        return await self._runs(Run.state == "running")
+
+    # -- files -------------------------------------------------------------------------------------
+
+    async def _put_blobs(self, session: Any, files: dict[str, bytes]) -> dict[str, str]:
+        shas = {path: sha256(content) for path, content in files.items()}
+        if not shas:
+            return shas
+        existing = set(
+            await session.scalars(select(Blob.sha).where(Blob.sha.in_(set(shas.values()))))
+        )
+        for path, sha in shas.items():
+            if sha not in existing:
+                session.add(Blob(sha=sha, content=files[path]))
+                existing.add(sha)
+        await session.flush()
+        return shas
+
+    async def write_file(self, project_id: str, path: str, content: bytes) -> None:
+        async with self._session.begin() as session:
+            shas = await self._put_blobs(session, {path: content})
+            row = await session.get(WorkingFile, (project_id, path))
+            if row is None:
+                session.add(
+                    WorkingFile(project_id=project_id, path=path, blob_sha=shas[path], updated_at=now())
+                )
+            else:
+                row.blob_sha = shas[path]
+                row.updated_at = now()
+
+    async def delete_file(self, project_id: str, path: str) -> bool:
+        async with self._session.begin() as session:
+            result = await session.execute(
+                delete(WorkingFile).where(
+                    WorkingFile.project_id == project_id,
+                    (WorkingFile.path == path) | WorkingFile.path.startswith(path + "/"),
+                )
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def read_file(self, project_id: str, path: str) -> bytes | None:
+        async with self._session() as session:
+            content = await session.scalar(
+                select(Blob.content)
+                .join(WorkingFile, WorkingFile.blob_sha == Blob.sha)
+                .where(WorkingFile.project_id == project_id, WorkingFile.path == path)
+            )
+            return content
+
+    async def files(self, project_id: str) -> dict[str, bytes]:
+        async with self._session() as session:
+            rows = await session.execute(
+                select(WorkingFile.path, Blob.content)
+                .join(Blob, WorkingFile.blob_sha == Blob.sha)
+                .where(WorkingFile.project_id == project_id)
+                .order_by(WorkingFile.path)
+            )
+            return {path: content for path, content in rows}
+
+    async def file_sizes(self, project_id: str) -> dict[str, int]:
+        async with self._session() as session:
+            rows = await session.execute(
+                select(WorkingFile.path, func.length(Blob.content))
+                .join(Blob, WorkingFile.blob_sha == Blob.sha)
+                .where(WorkingFile.project_id == project_id)
+                .order_by(WorkingFile.path)
+            )
+            return {path: int(size) for path, size in rows}
+
+    # -- versions ----------------------------------------------------------------------------------
+
+    async def save_version(
+        self,
+        project_id: str,
+        files: dict[str, bytes],
+        *,
+        message: str,
+        run_id: str | None = None,
+        commit: str | None = None,
+    ) -> VersionRecord:
+        """Record `files` as the project's next version and make them its working tree."""
+        async with self._session.begin() as session:
+            shas = await self._put_blobs(session, files)
+            last = await session.scalar(
+                select(func.max(Version.number)).where(Version.project_id == project_id)
+            )
+            version = Version(
+                project_id=project_id,
+                number=(last or 0) + 1,
+                run_id=run_id,
+                message=message,
+                commit=commit,
+                created_at=now(),
+            )
+            session.add(version)
+            await session.flush()
+            for path, sha in shas.items():
+                session.add(VersionFile(version_id=version.id, path=path, blob_sha=sha))
+            await session.execute(delete(WorkingFile).where(WorkingFile.project_id == project_id))
+            for path, sha in shas.items():
+                session.add(
+                    WorkingFile(project_id=project_id, path=path, blob_sha=sha, updated_at=now())
+                )
+            await session.execute(
+                update(Project).where(Project.id == project_id).values(updated_at=now())
+            )
+            return VersionRecord(
+                number=version.number,
+                run_id=run_id,
+                message=message,
+                commit=commit,
+                created_at=version.created_at,
+                files=len(files),
+            )
+
+    async def list_versions(self, project_id: str) -> list[VersionRecord]:
+        async with self._session() as session:
+            counts = (
+                select(VersionFile.version_id, func.count().label("n"))
+                .group_by(VersionFile.version_id)
+                .subquery()
+            )
+            rows = await session.execute(
+                select(Version, counts.c.n)
+                .outerjoin(counts, counts.c.version_id == Version.id)
+                .where(Version.project_id == project_id)
+                .order_by(Version.number)
+            )
+            return [
+                VersionRecord(
+                    number=v.number,
+                    run_id=v.run_id,
+                    message=v.message,
+                    commit=v.commit,
+                    created_at=v.created_at,
+                    files=n or 0,
+                )
+                for v, n in rows
+            ]
+
+    async def version_files(self, project_id: str, number: int) -> dict[str, bytes]:
+        async with self._session() as session:
+            version_id = await session.scalar(
+                select(Version.id).where(Version.project_id == project_id, Version.number == number)
+            )
+            if version_id is None:
+                raise VersionNotFound(f"project {project_id} has no version {number}")
+            rows = await session.execute(
+                select(VersionFile.path, Blob.content)
+                .join(Blob, VersionFile.blob_sha == Blob.sha)
+                .where(VersionFile.version_id == version_id)
+                .order_by(VersionFile.path)
+            )
+            return {path: content for path, content in rows}
+
+    # -- sandboxes ---------------------------------------------------------------------------------
+
+    async def record_sandbox(
+        self, sandbox_id: str, provider: str, project_id: str | None, state: str
+    ) -> None:
+        async with self._session.begin() as session:
+            row = await session.get(SandboxRow, sandbox_id)
+            if row is None:
+                session.add(
+                    SandboxRow(
+                        id=sandbox_id,
+                        provider=provider,
+                        project_id=project_id,
+                        state=state,
+                        created_at=now(),
+                    )
+                )
+            else:
+                row.state = state
+                if state == "deleted":
+                    row.deleted_at = now()
