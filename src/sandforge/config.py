@@ -45,7 +45,9 @@ class Settings(BaseSettings):
     )
     openai_api_key: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("SANDFORGE_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key"),
+        validation_alias=AliasChoices(
+            "SANDFORGE_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key"
+        ),
     )
     openai_base_url: str | None = Field(
         default=None,
@@ -61,7 +63,9 @@ class Settings(BaseSettings):
     )
     ollama_api_key: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("SANDFORGE_OLLAMA_API_KEY", "OLLAMA_API_KEY", "ollama_api_key"),
+        validation_alias=AliasChoices(
+            "SANDFORGE_OLLAMA_API_KEY", "OLLAMA_API_KEY", "ollama_api_key"
+        ),
     )
     allowed_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Models a request may choose besides the configured one (comma-separated; `*` globs)."""
@@ -93,6 +97,15 @@ class Settings(BaseSettings):
     daytona_target: str | None = Field(
         default=None, validation_alias=AliasChoices("DAYTONA_TARGET", "daytona_target")
     )
+    # Daytona sandboxes (SANDFORGE_DAYTONA_*). An image wins over a snapshot; with neither,
+    # Daytona's default snapshot is used. Only image creates carry cpu, memory and disk.
+    daytona_image: str | None = None
+    daytona_snapshot: str | None = None
+    daytona_project_dir: str = "/home/daytona/project"
+    """The project dir inside a Daytona sandbox; relative paths resolve against it."""
+    daytona_create_timeout_s: float = Field(default=120.0, gt=0)
+    daytona_cleanup_grace_s: float = Field(default=30.0, ge=0)
+    """After a create times out, how long to watch for the sandbox it may still make, to delete it."""
 
     database_url: str | None = None
     """SQLAlchemy URL; default SQLite at `<data_dir>/sandforge.db`. `postgresql://...` works."""

@@ -65,6 +65,8 @@ class CompleteData(_Data):
     runId: str | None = None
     projectId: str | None = None
     model: str | None = None
+    version: int | None = None
+    """The project version this turn saved."""
     render: dict[str, Any] | None = None
     cacheReadTokens: int | None = None
     """Extension: the part of the input tokens in `tokensUsed` read from the prompt cache."""

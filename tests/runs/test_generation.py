@@ -79,14 +79,17 @@ async def test_scripted_model_builds_and_serves_an_app(make_server: Any) -> None
     assert isinstance(complete, CompleteEvent)
     data = complete.data
     assert data.success and data.projectDir == "/workspace" and data.accessToken
-    assert data.previewUrl == f"http://3000-{data.sandboxId}.localhost:{server.settings.port}/"
+    # The URL is the project's, stable across sandboxes; the sandbox id is reported too.
+    assert data.projectId is not None and data.sandboxId.startswith("sb")
+    assert data.previewUrl == f"http://3000-{data.projectId}.localhost:{server.settings.port}/"
+    assert data.version == 1
     assert data.tokensUsed > 0
     assert data.runId is not None
 
-    page = await server.preview_get(data.sandboxId, "/", token=data.accessToken)
+    page = await server.preview_get(data.projectId, "/", token=data.accessToken)
     assert page.status_code == 200
     assert page.text == CALCULATOR_HTML
-    engine = await server.preview_get(data.sandboxId, "/calc/engine.js", token=data.accessToken)
+    engine = await server.preview_get(data.projectId, "/calc/engine.js", token=data.accessToken)
     assert engine.text == "export const add = (a, b) => a + b;\n"
 
 
@@ -105,7 +108,7 @@ async def test_offline_scaffolder_says_so_and_serves_the_prompts_page(server: Li
     complete = events[-1][1]
     assert isinstance(complete, CompleteEvent)
     assert complete.data.tokensUsed == 0
-    page = await server.preview_get(complete.data.sandboxId, token=complete.data.accessToken)
+    page = await server.preview_get(complete.data.projectId, token=complete.data.accessToken)
     assert page.status_code == 200
     assert "<title>Calculator</title>" in page.text
     assert "<h1>Calculator</h1>" in page.text
@@ -140,7 +143,7 @@ async def test_a_killed_worker_becomes_the_seeds_error_and_its_sandbox_goes(
     response = await server.client.post("/api/runs", json=CALCULATOR)
     assert response.status_code == 202
     run_id = response.json()["runId"]
-    run = server.services.supervisor.get(run_id)
+    run = server.services.supervisor.runs[run_id]
 
     seen: list[Event] = []
     async for _, event in run.follow():
@@ -162,7 +165,7 @@ async def test_a_killed_worker_becomes_the_seeds_error_and_its_sandbox_goes(
 async def test_cancel_stops_the_run_and_cleans_up(make_server: Any) -> None:
     server: LiveServer = await make_server(model="factory:tests.scripted.scripted_models:hangs")
     run_id = (await server.client.post("/api/runs", json=CALCULATOR)).json()["runId"]
-    run = server.services.supervisor.get(run_id)
+    run = server.services.supervisor.runs[run_id]
     async for _, event in run.follow():
         if event.type == "message":
             break
@@ -185,7 +188,7 @@ async def test_a_client_that_disconnects_does_not_stop_the_run(server: LiveServe
                 break
     runs = (await server.client.get("/api/runs")).json()["runs"]
     assert len(runs) == 1
-    run = server.services.supervisor.get(runs[0]["runId"])
+    run = server.services.supervisor.runs[runs[0]["runId"]]
     events = [event async for _, event in run.follow()]
     assert events[-1].type == "complete"
 
@@ -217,7 +220,7 @@ async def test_two_runs_at_once_both_serve_on_port_3000(server: LiveServer) -> N
 
     first, second = await asyncio.gather(one("Create a weather dashboard"), one("Build a timer"))
     assert first.data.sandboxId != second.data.sandboxId
-    a = await server.preview_get(first.data.sandboxId, token=first.data.accessToken)
-    b = await server.preview_get(second.data.sandboxId, token=second.data.accessToken)
+    a = await server.preview_get(first.data.projectId, token=first.data.accessToken)
+    b = await server.preview_get(second.data.projectId, token=second.data.accessToken)
     assert "<h1>Weather Dashboard</h1>" in a.text
     assert "<h1>Timer</h1>" in b.text

@@ -83,7 +83,7 @@ async def test_public_sandbox_needs_no_token(server: LiveServer) -> None:
 async def test_unknown_sandbox_is_a_404_page(server: LiveServer) -> None:
     page = await server.preview_get("sb000000000000")
     assert page.status_code == 404
-    assert "no sandbox sb000000000000" in page.text
+    assert "no sandbox or project sb000000000000" in page.text
 
 
 async def test_stopped_sandbox_says_so_and_start_brings_it_back(

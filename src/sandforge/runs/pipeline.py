@@ -16,13 +16,10 @@ from ..agent.models import ModelChoice
 from ..agent.offline import derive_title, scaffold
 from ..config import Settings
 from ..events import CompleteData, CompleteEvent, Event, error, progress
-from ..sandbox import Sandbox, SandboxError, SandboxProvider, SandboxSpec, SandboxState
-from ..sandbox.http import wait_until_ready
+from ..sandbox import Sandbox, SandboxError, SandboxProvider, SandboxSpec
 from ..templates import ProjectTemplate, get_template
-from .request import GenerationRequest
-
-DEV_PROCESS = "dev"
-LOG_TAIL_LINES = 20
+from .devserver import ensure_serving, rebuild, start_dev_server
+from .job import RunJob
 
 
 class PipelineError(Exception):
@@ -33,76 +30,102 @@ class PipelineError(Exception):
 
 @dataclass(frozen=True)
 class RunContext:
-    run_id: str
+    job: RunJob
     settings: Settings
     provider: SandboxProvider
     model: ModelChoice
-    isolated: bool = True
+    workspace: Sandbox | None = None
+    """The persistent flow's stored workspace; None in the sandbox flow."""
 
 
-def _tail(log: str, lines: int = LOG_TAIL_LINES) -> str:
-    return "\n".join(log.strip().splitlines()[-lines:])
+def sandbox_spec(job: RunJob) -> SandboxSpec:
+    labels = {"sandforge": "1", "run": job.run_id, "project": job.project_id}
+    return SandboxSpec(labels=labels)
 
 
-async def _open_sandbox(request: GenerationRequest, ctx: RunContext) -> Sandbox:
-    if request.sandboxId:
-        sandbox = await ctx.provider.get(request.sandboxId)
-        if (await sandbox.info()).state != SandboxState.STARTED:
-            await sandbox.start()
-        return sandbox
-    labels = {"sandforge": "1", "run": ctx.run_id}
-    if request.projectName:
-        labels["project"] = request.projectName
-    return await ctx.provider.create(SandboxSpec(labels=labels))
+async def _open_sandbox(ctx: RunContext) -> AsyncIterator[Event | Sandbox]:
+    job = ctx.job
+    if ctx.workspace is not None:
+        yield progress("creating", "Persistent flow: files are saved to the database, no sandbox")
+        yield ctx.workspace
+        return
+    if not job.isolated:
+        yield progress(
+            "creating",
+            "WARNING: bubblewrap is unavailable and SANDFORGE_ALLOW_UNISOLATED=1 is set: "
+            "generated code runs on this machine without isolation.",
+        )
+    if job.sandbox_id:
+        yield progress("creating", f"Continuing in sandbox {job.sandbox_id}", job.sandbox_id)
+        yield await ctx.provider.get(job.sandbox_id)
+        return
+    seed = job.seed_files
+    if seed is not None:
+        yield progress(
+            "creating",
+            f"The project's sandbox is gone; rebuilding it from {len(seed)} stored files...",
+        )
+        yield await rebuild(ctx.provider, sandbox_spec(job), seed)
+        return
+    yield progress("creating", f"Creating {ctx.provider.name} sandbox...")
+    yield await ctx.provider.create(sandbox_spec(job))
 
 
-async def _write_starter(
-    sandbox: Sandbox, template: ProjectTemplate, request: GenerationRequest
-) -> None:
-    title = request.projectName or derive_title(request.prompt)
+async def _write_starter(sandbox: Sandbox, template: ProjectTemplate, job: RunJob) -> None:
+    title = job.request.projectName or derive_title(job.request.prompt)
     for path, content in template.starter(title=title, heading=title, description="").items():
         await sandbox.write_file(path, content.encode())
 
 
-async def run_pipeline(request: GenerationRequest, ctx: RunContext) -> AsyncIterator[Event]:
+def _sandbox_id(sandbox: Sandbox, ctx: RunContext) -> str | None:
+    return None if ctx.workspace is not None else sandbox.id
+
+
+async def run_pipeline(ctx: RunContext) -> AsyncIterator[Event]:
+    job = ctx.job
+    request = job.request
     template = get_template(request.projectType)
     sandbox_id: str | None = None
     try:
-        if not ctx.isolated:
+        sandbox: Sandbox | None = None
+        async for item in _open_sandbox(ctx):
+            if isinstance(item, Sandbox):
+                sandbox = item
+            else:
+                yield item
+        assert sandbox is not None
+        sandbox_id = _sandbox_id(sandbox, ctx)
+        new_project = not job.sandbox_id and job.seed_files is None
+        if sandbox_id and not new_project:
+            yield progress("initializing", f"Sandbox {sandbox.id} is up", sandbox_id)
+            await ensure_serving(sandbox, template, ctx.settings.dev_server_ready_timeout_s)
+        else:
             yield progress(
-                "creating",
-                "WARNING: bubblewrap is unavailable and SANDFORGE_ALLOW_UNISOLATED=1 is set: "
-                "generated code runs on this machine without isolation.",
+                "initializing",
+                f"Setting up a {template.name} project in {sandbox.project_dir}",
+                sandbox_id,
             )
-        yield progress("creating", f"Creating {ctx.provider.name} sandbox...")
-        sandbox = await _open_sandbox(request, ctx)
-        sandbox_id = sandbox.id
-        yield progress(
-            "initializing",
-            f"Sandbox {sandbox.id} is up; setting up a {template.name} project",
-            sandbox.id,
-        )
-        if not request.sandboxId and not ctx.model.offline:
-            await _write_starter(sandbox, template, request)
+        if new_project and not ctx.model.offline:
+            await _write_starter(sandbox, template, job)
 
         tokens_used = 0
         if ctx.model.offline:
             yield progress(
-                "generating", "No AI model is configured: writing the starter", sandbox.id
+                "generating", "No AI model is configured: writing the starter", sandbox_id
             )
             async for event in scaffold(sandbox, template, request.prompt):
                 yield event
         else:
             assert ctx.model.model is not None
-            yield progress("generating", f"Generating with {ctx.model.name}...", sandbox.id)
+            yield progress("generating", f"Generating with {ctx.model.name}...", sandbox_id)
             builder = Builder(ctx.model.model, template, request.agents)
-            history = [ChatMessage(m.role, m.content) for m in request.history]
+            history = [ChatMessage(m.role, m.content) for m in job.history]
             async for event in builder.run(sandbox, request.prompt, history):
                 yield event
             tokens_used = builder.result.tokens_used
 
         files = [f for f in await sandbox.list_files() if not f.is_dir]
-        yield progress("writing", f"{len(files)} files in {sandbox.project_dir}", sandbox.id)
+        yield progress("writing", f"{len(files)} files in the project", sandbox_id)
         if not any(f.path == template.entry_file for f in files):
             raise PipelineError(
                 f"The generation finished without {template.entry_file}, so there is nothing to "
@@ -110,35 +133,28 @@ async def run_pipeline(request: GenerationRequest, ctx: RunContext) -> AsyncIter
                 "missing_entry_file",
             )
 
-        yield progress("starting", f"Starting the dev server: {template.dev_command}", sandbox.id)
-        await sandbox.start_process(DEV_PROCESS, template.dev_command)
-        preview_url = ctx.settings.preview_url(sandbox.id, template.port)
-        yield progress("preview", f"Waiting for the dev server at {preview_url}", sandbox.id)
-        readiness = await wait_until_ready(
-            sandbox, template.port, DEV_PROCESS, ctx.settings.dev_server_ready_timeout_s
-        )
-        if not readiness.ready:
-            what = (
-                "exited"
-                if readiness.crashed
-                else f"did not answer within {ctx.settings.dev_server_ready_timeout_s:.0f}s"
+        preview_url = ctx.settings.preview_url(job.project_id, template.port)
+        if sandbox_id is None:
+            yield progress("starting", "Serving the stored files; no dev server needed")
+            yield progress("preview", f"Preview at {preview_url}")
+        else:
+            yield progress(
+                "starting", f"Starting the dev server: {template.dev_command}", sandbox_id
             )
-            raise PipelineError(
-                f"The dev server {what}. Last lines of its log:\n{_tail(readiness.log_tail)}",
-                "dev_server_failed",
-            )
-        info = await sandbox.info()
-        yield progress("complete", "Preview ready", sandbox.id)
+            yield progress("preview", f"Waiting for the dev server at {preview_url}", sandbox_id)
+            await start_dev_server(sandbox, template, ctx.settings.dev_server_ready_timeout_s)
+        yield progress("complete", "Preview ready", sandbox_id)
         yield CompleteEvent(
             data=CompleteData(
                 success=True,
-                sandboxId=sandbox.id,
+                sandboxId=sandbox_id or "",
                 projectDir=sandbox.project_dir,
                 previewUrl=preview_url,
-                accessToken=None if info.public else info.preview_token,
+                accessToken=None if job.public else job.preview_token,
                 tokensUsed=tokens_used,
                 message=f"Your app is live at {preview_url}",
-                runId=ctx.run_id,
+                runId=job.run_id,
+                projectId=job.project_id,
                 model=ctx.model.name,
                 **(builder.result.complete_fields() if not ctx.model.offline else {}),
             )

@@ -1,10 +1,11 @@
-"""Runs generations in child processes, numbers their events and fans them out.
+"""Runs generations in child processes, numbers, stores and fans out their events.
 
 A run outlives any client: subscribers come and go, replaying from any seq.
 Only `cancel` stops a run. A child that dies without a final event becomes the
 seed's "Generation process exited with code N"; a failed run's sandbox is
 deleted (found by its run label, so a sandbox the child created but never
-reported is not leaked) unless keep-on-error is set.
+reported is not leaked) unless keep-on-error is set. A finished turn becomes a
+project version: a git commit in the sandbox, mirrored in the store.
 """
 
 from __future__ import annotations
@@ -24,24 +25,35 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from ..agent.offline import derive_title
 from ..config import Settings
-from ..events import Event, ProgressEvent, error, from_json, is_terminal
-from ..sandbox import SandboxError, SandboxProvider
-from .request import GenerationRequest
+from ..events import CompleteEvent, Event, ProgressEvent, error, from_json, is_terminal, to_json
+from ..sandbox import Sandbox, SandboxError, SandboxNotFound, SandboxProvider
+from ..store.repo import ProjectRecord, Store
+from .job import Flow, RunJob
+from .request import ChatMessageIn, GenerationRequest
 from .worker import settings_to_json
 
 log = logging.getLogger(__name__)
 
 CANCEL_GRACE_S = 5.0
 MAX_EVENT_LINE = 16 << 20
+MAX_SNAPSHOT_FILES = 2000
+COMMIT_SCRIPT = (
+    "git init -q 2>/dev/null; "
+    "printf 'node_modules/\\n' > .git/info/exclude && "
+    "git add -A && "
+    "git -c user.name=sandforge -c user.email=sandforge@localhost "
+    'commit -q --allow-empty -m "$SANDFORGE_COMMIT_MESSAGE" && git rev-parse HEAD'
+)
 
-RunState = Literal["running", "succeeded", "failed", "cancelled"]
+RunState = Literal["running", "succeeded", "failed", "cancelled", "interrupted"]
 
 
 @dataclass
 class Run:
     id: str
-    request: GenerationRequest
+    job: RunJob
     provider: SandboxProvider
     created_at: float = field(default_factory=time.time)
     events: list[Event] = field(default_factory=list)
@@ -52,10 +64,14 @@ class Run:
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     @property
+    def request(self) -> GenerationRequest:
+        return self.job.request
+
+    @property
     def done(self) -> bool:
         return self.state != "running"
 
-    async def publish(self, event: Event) -> None:
+    async def publish(self, event: Event) -> int:
         async with self._changed:
             if isinstance(event, ProgressEvent) and event.data.sandboxId:
                 self.sandbox_id = event.data.sandboxId
@@ -66,6 +82,7 @@ class Run:
                 else:
                     self.state = "cancelled" if self.cancel_requested else "failed"
             self._changed.notify_all()
+            return len(self.events)
 
     def _has_news(self, seen: int) -> Callable[[], bool]:
         return lambda: seen < len(self.events) or self.done
@@ -82,34 +99,123 @@ class Run:
             async with self._changed:
                 await self._changed.wait_for(self._has_news(seq))
 
+    def assistant_text(self) -> str:
+        return "".join(e.data.content for e in self.events if e.type == "message")
+
 
 class RunNotFound(Exception):
     code = "run_not_found"
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, isolated: bool = True) -> None:
+    def __init__(self, settings: Settings, store: Store, isolated: bool = True) -> None:
         self.settings = settings
+        self.store = store
         self.isolated = isolated
         self.runs: dict[str, Run] = {}
+        self._project_listeners: dict[str, set[asyncio.Queue[Event]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def get(self, run_id: str) -> Run:
-        try:
-            return self.runs[run_id]
-        except KeyError:
-            raise RunNotFound(f"no run {run_id!r}") from None
+    # -- starting ---------------------------------------------------------------------------------
 
-    async def start(self, request: GenerationRequest, provider: SandboxProvider) -> Run:
-        run = Run(id="run" + secrets.token_hex(8), request=request, provider=provider)
+    async def start(
+        self,
+        request: GenerationRequest,
+        provider: SandboxProvider,
+        flow: Flow,
+        project: ProjectRecord | None = None,
+    ) -> Run:
+        """Plan the run (project, history, sandbox or rebuild) and start its worker."""
+        run_id = "run" + secrets.token_hex(8)
+        if project is None:
+            project = await self.store.create_project(
+                name=request.projectName or derive_title(request.prompt),
+                project_type=request.projectType,
+                flow=flow,
+                agents=request.agents,
+                provider=provider.name,
+            )
+            history = request.history
+        else:
+            history = [
+                ChatMessageIn(role=role, content=content)  # type: ignore[arg-type]
+                for role, content in await self.store.history(project.id)
+                if role in ("user", "assistant")
+            ]
+        sandbox_id, seed = await self._plan_sandbox(project, provider)
+        job = RunJob(
+            run_id=run_id,
+            request=request,
+            project_id=project.id,
+            flow=project.flow,  # type: ignore[arg-type]
+            provider=provider.name,
+            preview_token=project.preview_token,
+            public=project.public,
+            history=history,
+            sandbox_id=sandbox_id,
+            seed_files_b64=RunJob.encode_files(seed) if seed is not None else None,
+            isolated=self.isolated,
+        )
+        await self.store.create_run(run_id, project.id, request.model_dump())
+        await self.store.add_message(project.id, run_id, "user", request.prompt)
+        run = Run(id=run_id, job=job, provider=provider)
         self.runs[run.id] = run
         task = asyncio.create_task(self._execute(run), name=f"run {run.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return run
 
+    async def _plan_sandbox(
+        self, project: ProjectRecord, provider: SandboxProvider
+    ) -> tuple[str | None, dict[str, bytes] | None]:
+        """Continue in the project's sandbox, rebuild it from stored files, or start fresh."""
+        if project.flow == "persistent":
+            return None, None
+        if project.sandbox_id:
+            try:
+                await provider.get(project.sandbox_id)
+                return project.sandbox_id, None
+            except SandboxNotFound:
+                pass
+        files = await self.store.files(project.id)
+        return None, files if files else None
+
+    # -- following --------------------------------------------------------------------------------
+
+    def live(self, run_id: str) -> Run | None:
+        return self.runs.get(run_id)
+
+    async def events(self, run_id: str, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
+        """A live run's events as they come, or a finished run's from the store."""
+        run = self.runs.get(run_id)
+        if run is not None:
+            async for item in run.follow(after):
+                yield item
+            return
+        if await self.store.get_run(run_id) is None:
+            raise RunNotFound(f"no run {run_id!r}")
+        for seq, body in await self.store.events_after(run_id, after):
+            yield seq, from_json(body)
+
+    def listen(self, project_id: str) -> asyncio.Queue[Event]:
+        """A queue that receives every event of the project's runs from now on."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self._project_listeners.setdefault(project_id, set()).add(queue)
+        return queue
+
+    def unlisten(self, project_id: str, queue: asyncio.Queue[Event]) -> None:
+        self._project_listeners.get(project_id, set()).discard(queue)
+
+    def notify_project(self, project_id: str, event: Event) -> None:
+        for queue in self._project_listeners.get(project_id, ()):
+            queue.put_nowait(event)
+
+    # -- cancelling and closing -------------------------------------------------------------------
+
     async def cancel(self, run_id: str) -> Run:
-        run = self.get(run_id)
+        run = self.runs.get(run_id)
+        if run is None:
+            raise RunNotFound(f"no running run {run_id!r}")
         if run.done or run.process is None:
             return run
         run.cancel_requested = True
@@ -124,14 +230,41 @@ class Supervisor:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=CANCEL_GRACE_S * 2)
 
-    def _job(self, run: Run) -> bytes:
+    async def interrupt_orphans(self) -> list[str]:
+        """Runs the store says are running but no process of ours runs: the server restarted."""
+        interrupted = []
+        for record in await self.store.running_runs():
+            if record.id in self.runs:
+                continue
+            event = error(
+                "The server stopped while this run was in flight. Everything it stored up to "
+                "then is kept; send the prompt again to continue.",
+                code="interrupted",
+            )
+            await self.store.append_event(record.id, record.events + 1, to_json(event))
+            await self.store.finish_run(
+                record.id, "interrupted", tokens_used=0, sandbox_id=record.sandbox_id
+            )
+            interrupted.append(record.id)
+        return interrupted
+
+    # -- executing ---------------------------------------------------------------------------------
+
+    async def _publish(self, run: Run, event: Event) -> None:
+        first_sandbox = run.sandbox_id is None
+        seq = len(run.events) + 1
+        await self.store.append_event(run.id, seq, to_json(event))
+        await run.publish(event)
+        if first_sandbox and run.sandbox_id and run.job.flow == "sandbox":
+            await self.store.set_project_sandbox(run.job.project_id, run.sandbox_id)
+            await self.store.record_sandbox(
+                run.sandbox_id, run.provider.name, run.job.project_id, "started"
+            )
+        self.notify_project(run.job.project_id, event)
+
+    def _worker_input(self, run: Run) -> bytes:
         return json.dumps(
-            {
-                "run_id": run.id,
-                "request": run.request.model_dump(),
-                "settings": settings_to_json(self.settings),
-                "isolated": self.isolated,
-            }
+            {"job": run.job.model_dump(mode="json"), "settings": settings_to_json(self.settings)}
         ).encode()
 
     async def _execute(self, run: Run) -> None:
@@ -152,14 +285,14 @@ class Supervisor:
             finally:
                 os.close(write_fd)
             assert run.process.stdin is not None
-            run.process.stdin.write(self._job(run))
+            run.process.stdin.write(self._worker_input(run))
             await run.process.stdin.drain()
             run.process.stdin.close()
             async for event in _read_events(read_fd):
                 if is_terminal(event):
                     terminal = event
                 else:
-                    await run.publish(event)
+                    await self._publish(run, event)
             code = await self._wait(run)
         except Exception as exc:
             log.exception("run %s failed in the supervisor", run.id)
@@ -169,9 +302,44 @@ class Supervisor:
                 f"Generation process exited with code {code}",
                 code="cancelled" if run.cancel_requested else "worker_exited",
             )
+        tokens = 0
+        if isinstance(terminal, CompleteEvent):
+            tokens = terminal.data.tokensUsed
+            try:
+                terminal.data.version = await self._save_turn(run)
+            except (SandboxError, OSError) as exc:
+                log.exception("run %s: saving the version failed", run.id)
+                terminal = error(
+                    f"The app was built but saving its files failed: {exc}", code="save_failed"
+                )
         if terminal.type == "error" and not self.settings.keep_on_error:
             await self._delete_sandboxes(run)
+        # Stored (event and final state) before anyone in memory sees the end of the run.
+        state = "succeeded" if terminal.type == "complete" else "failed"
+        if terminal.type == "error" and run.cancel_requested:
+            state = "cancelled"
+        await self.store.append_event(run.id, len(run.events) + 1, to_json(terminal))
+        await self.store.finish_run(run.id, state, tokens_used=tokens, sandbox_id=run.sandbox_id)
         await run.publish(terminal)
+        self.notify_project(run.job.project_id, terminal)
+
+    async def _save_turn(self, run: Run) -> int:
+        """Commit the turn in the sandbox and mirror its files as the project's next version."""
+        job = run.job
+        message = job.request.prompt.strip().splitlines()[0][:200]
+        commit: str | None = None
+        if job.flow == "persistent":
+            files = await self.store.files(job.project_id)
+        else:
+            assert run.sandbox_id is not None
+            sandbox = await run.provider.get(run.sandbox_id)
+            commit = await git_commit(sandbox, message)
+            files = await snapshot(sandbox)
+        version = await self.store.save_version(
+            job.project_id, files, message=message, run_id=run.id, commit=commit
+        )
+        await self.store.add_message(job.project_id, run.id, "assistant", run.assistant_text())
+        return version.number
 
     async def _wait(self, run: Run) -> int:
         assert run.process is not None
@@ -183,12 +351,33 @@ class Supervisor:
             return await run.process.wait()
 
     async def _delete_sandboxes(self, run: Run) -> None:
+        if run.job.flow == "persistent":
+            return
         try:
             for info in await run.provider.list({"run": run.id}):
                 sandbox = await run.provider.get(info.id)
                 await sandbox.delete()
+                await self.store.record_sandbox(
+                    info.id, run.provider.name, run.job.project_id, "deleted"
+                )
         except SandboxError:
             log.exception("could not delete the sandbox of failed run %s", run.id)
+
+
+async def git_commit(sandbox: Sandbox, message: str) -> str | None:
+    """A git commit of the project dir; None where git is unavailable in the sandbox."""
+    result = await sandbox.exec(COMMIT_SCRIPT, env={"SANDFORGE_COMMIT_MESSAGE": message})
+    sha = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    if result.exit_code != 0 or len(sha) != 40:
+        log.warning("git commit failed in sandbox %s: %s", sandbox.id, result.stderr.strip())
+        return None
+    return sha
+
+
+async def snapshot(sandbox: Sandbox) -> dict[str, bytes]:
+    """The project's files (node_modules and .git excluded by the listing)."""
+    entries = [e for e in await sandbox.list_files() if not e.is_dir][:MAX_SNAPSHOT_FILES]
+    return {e.path: await sandbox.read_file(e.path) for e in entries}
 
 
 async def _read_events(fd: int) -> AsyncIterator[Event]:

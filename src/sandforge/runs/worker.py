@@ -23,8 +23,10 @@ from ..events import Event, error, to_json
 from ..sandbox import SandboxError
 from ..sandbox.local import RemoteLauncher
 from ..sandbox.providers import make_provider
+from ..store.repo import Store
+from ..store.workspace import StoredWorkspace
+from .job import RunJob
 from .pipeline import RunContext, run_pipeline
-from .request import GenerationRequest
 
 
 def settings_to_json(settings: Settings) -> dict[str, Any]:
@@ -43,28 +45,35 @@ def _emit(out: BinaryIO, event: Event) -> None:
     out.flush()
 
 
-async def _generate(job: dict[str, Any], out: BinaryIO) -> None:
-    settings = Settings.model_validate(job["settings"])
-    request = GenerationRequest.model_validate(job["request"])
+async def _generate(message: dict[str, Any], out: BinaryIO) -> None:
+    settings = Settings.model_validate(message["settings"])
+    job = RunJob.model_validate(message["job"])
     try:
         model = resolve_model(settings)
         provider = make_provider(
-            request.sandbox or settings.sandbox_provider,
+            job.request.sandbox or settings.sandbox_provider,
             settings,
             RemoteLauncher(settings.control_socket),
         )
     except (ModelConfigError, SandboxError) as exc:
         _emit(out, error(str(exc), code=exc.code))
         return
-    ctx = RunContext(
-        run_id=job["run_id"],
-        settings=settings,
-        provider=provider,
-        model=model,
-        isolated=bool(job.get("isolated", True)),
-    )
-    async for event in run_pipeline(request, ctx):
-        _emit(out, event)
+    store = None
+    if job.flow == "persistent":
+        store = await Store.open(settings.database_url, settings.data_dir)
+    try:
+        ctx = RunContext(
+            job=job,
+            settings=settings,
+            provider=provider,
+            model=model,
+            workspace=StoredWorkspace(store, job.project_id) if store else None,
+        )
+        async for event in run_pipeline(ctx):
+            _emit(out, event)
+    finally:
+        if store is not None:
+            await store.close()
 
 
 async def _main(job: dict[str, Any], out: BinaryIO) -> None:

@@ -17,7 +17,7 @@ from ..agent.models import resolve_model
 from ..agent.prompts import PERSONAS
 from ..config import Settings, get_settings
 from ..templates import TEMPLATES
-from .api import runs, sandboxes
+from .api import projects, runs, sandboxes
 from .errors import install_error_handlers
 from .preview import PreviewProxy
 from .services import Services
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     install_error_handlers(app)
     app.include_router(runs.router)
     app.include_router(sandboxes.router)
+    app.include_router(projects.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     pages = Jinja2Templates(directory=WEB_DIR / "templates")
 

@@ -15,6 +15,7 @@ from ..sandbox import (
     SandboxNotFound,
     SandboxUnavailable,
 )
+from ..store.repo import ProjectNotFound, StoreError, VersionNotFound
 
 
 class ApiError(Exception):
@@ -47,6 +48,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SandboxError)
     async def _sandbox_error(request: Request, exc: SandboxError) -> JSONResponse:
         return error_response(_sandbox_status(exc), exc.code, str(exc))
+
+    @app.exception_handler(StoreError)
+    async def _store_error(request: Request, exc: StoreError) -> JSONResponse:
+        status = 404 if isinstance(exc, ProjectNotFound | VersionNotFound) else 409
+        return error_response(status, exc.code, str(exc))
 
     @app.exception_handler(RunNotFound)
     async def _run_not_found(request: Request, exc: RunNotFound) -> JSONResponse:

@@ -9,22 +9,25 @@ without buffering; hop-by-hop headers are stripped. Previews are private: a
 from __future__ import annotations
 
 import html
+import mimetypes
 import re
 import secrets
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..sandbox import Sandbox, SandboxError, SandboxNotFound, SandboxState
 from ..sandbox.http import upstream_client
+from ..store.repo import ProjectNotFound, ProjectRecord
 from .services import Services
 
 TOKEN_COOKIE = "sandforge_preview_token"
 TOKEN_HEADER = "x-sandforge-preview-token"
 TOKEN_QUERY = "token"
+PROJECT_PREFIX = "pj"
 HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -113,71 +116,115 @@ class PreviewProxy:
         send: Send,
         headers: dict[str, str],
         port: int,
-        sandbox_id: str,
+        target_id: str,
     ) -> None:
+        """Resolve the sandbox or project, check the token, then serve or forward."""
+        project: ProjectRecord | None = None
+        sandbox: Sandbox | None = None
         try:
-            sandbox = await self.services.find_sandbox(sandbox_id)
-            info = await sandbox.info()
-        except SandboxNotFound:
+            if target_id.startswith(PROJECT_PREFIX):
+                project = await self.services.store.get_project(target_id)
+                token, public = project.preview_token, project.public
+            else:
+                sandbox = await self.services.find_sandbox(target_id)
+                info = await sandbox.info()
+                token, public = info.preview_token, info.public
+        except (SandboxNotFound, ProjectNotFound):
             await self._respond(
                 send,
                 *_page(
                     404,
                     "Preview not found",
-                    f"There is no sandbox {sandbox_id}. It may have been deleted.",
+                    f"There is no sandbox or project {target_id}. It may have been deleted.",
                 ),
             )
             return
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        given_query = next((v for k, v in query if k == TOKEN_QUERY), None)
-        if not info.public:
-            cookie = SimpleCookie(headers.get("cookie", ""))
-            candidates = [
-                given_query,
-                headers.get(TOKEN_HEADER),
-                cookie[TOKEN_COOKIE].value if TOKEN_COOKIE in cookie else None,
-            ]
-            if not any(
-                c is not None and secrets.compare_digest(c, info.preview_token) for c in candidates
-            ):
+        if not public and not await self._authorized(scope, send, headers, token):
+            return
+        if project is not None and project.flow == "persistent":
+            await self._serve_stored(scope, send, project)
+            return
+        try:
+            if project is not None:
+                sandbox = await self.services.serving_sandbox(project)
+            elif sandbox is not None and (await sandbox.info()).state != SandboxState.STARTED:
                 await self._respond(
                     send,
                     *_page(
-                        401,
-                        "This preview is private",
-                        "Open the share link that includes its token (?token=...), "
-                        f"or send the {TOKEN_HEADER} header.",
+                        503,
+                        "This preview is stopped",
+                        f"Sandbox {target_id} is stopped. Start it from the sandboxes page "
+                        f"(or POST /api/sandboxes/{target_id}/start) and reload.",
                     ),
                 )
                 return
-            if given_query is not None:
-                clean = urlencode([(k, v) for k, v in query if k != TOKEN_QUERY])
-                location = scope["path"] + (f"?{clean}" if clean else "")
-                await self._respond(
-                    send,
-                    302,
-                    b"",
-                    [
-                        (b"location", location.encode()),
-                        (
-                            b"set-cookie",
-                            _token_cookie(info.preview_token),
-                        ),
-                    ],
-                )
-                return
-        if info.state != SandboxState.STARTED:
+        except SandboxError as exc:
+            await self._respond(send, *_page(502, "The preview could not be started", str(exc)))
+            return
+        assert sandbox is not None
+        await self._forward(scope, receive, send, headers, sandbox, port)
+
+    async def _authorized(
+        self, scope: Scope, send: Send, headers: dict[str, str], token: str
+    ) -> bool:
+        """True if the request carries the token; else it answers: 401, or the cookie redirect."""
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        given_query = next((v for k, v in query if k == TOKEN_QUERY), None)
+        cookie = SimpleCookie(headers.get("cookie", ""))
+        candidates = [
+            given_query,
+            headers.get(TOKEN_HEADER),
+            cookie[TOKEN_COOKIE].value if TOKEN_COOKIE in cookie else None,
+        ]
+        if not any(c is not None and secrets.compare_digest(c, token) for c in candidates):
             await self._respond(
                 send,
                 *_page(
-                    503,
-                    "This preview is stopped",
-                    f"Sandbox {sandbox_id} is stopped. Start it from the sandboxes page "
-                    f"(or POST /api/sandboxes/{sandbox_id}/start) and reload.",
+                    401,
+                    "This preview is private",
+                    "Open the share link that includes its token (?token=...), "
+                    f"or send the {TOKEN_HEADER} header.",
                 ),
             )
+            return False
+        if given_query is None:
+            return True
+        clean = urlencode([(k, v) for k, v in query if k != TOKEN_QUERY])
+        location = scope["path"] + (f"?{clean}" if clean else "")
+        await self._respond(
+            send,
+            302,
+            b"",
+            [(b"location", location.encode()), (b"set-cookie", _token_cookie(token))],
+        )
+        return False
+
+    async def _serve_stored(self, scope: Scope, send: Send, project: ProjectRecord) -> None:
+        """The persistent flow: files straight from the store."""
+        path = unquote(scope["path"]).lstrip("/")
+        if path == "" or path.endswith("/"):
+            path += "index.html"
+        content = await self.services.store.read_file(project.id, path)
+        if content is None:
+            await self._respond(
+                send, *_page(404, "Not found", f"Project {project.id} has no file {path}.")
+            )
             return
-        await self._forward(scope, receive, send, headers, sandbox, port)
+        media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        if media_type.startswith("text/") or media_type in ("application/javascript",):
+            media_type += "; charset=utf-8"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", media_type.encode()),
+                    (b"cache-control", b"no-cache"),
+                    (b"content-length", str(len(content)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
 
     async def _client(self, sandbox: Sandbox, port: int) -> httpx.AsyncClient:
         key = (sandbox.id, port)

@@ -1,15 +1,26 @@
-"""What the server holds for its lifetime: settings, the sandbox launcher, providers, runs."""
+"""What the server holds for its lifetime: settings, store, sandbox launcher, providers, runs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import defaultdict
 
 from ..config import SandboxProviderName, Settings
+from ..runs.devserver import ensure_serving, rebuild
 from ..runs.supervisor import Supervisor
-from ..sandbox import Sandbox, SandboxNotFound, SandboxProvider, SandboxUnavailable
+from ..sandbox import (
+    Sandbox,
+    SandboxError,
+    SandboxNotFound,
+    SandboxProvider,
+    SandboxSpec,
+    SandboxUnavailable,
+)
 from ..sandbox.local import BwrapLauncher, ControlServer, check_isolation
 from ..sandbox.providers import check_provider, make_provider
+from ..store.repo import ProjectRecord, Store
+from ..templates import get_template
 
 PROVIDER_NAMES: tuple[SandboxProviderName, ...] = ("local", "daytona")
 
@@ -20,30 +31,49 @@ class Services:
         self.launcher = BwrapLauncher(allow_unisolated=settings.allow_unisolated)
         self.control = ControlServer(self.launcher, settings.control_socket, settings.sandboxes_dir)
         self._providers: dict[str, SandboxProvider] = {}
+        self._project_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.isolated = True
-        self.supervisor = Supervisor(settings)
+        self._store: Store | None = None
+        self._supervisor: Supervisor | None = None
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "Services.start() has not run"
+        return self._store
+
+    @property
+    def supervisor(self) -> Supervisor:
+        assert self._supervisor is not None, "Services.start() has not run"
+        return self._supervisor
 
     async def start(self) -> None:
         self.settings.sandboxes_dir.mkdir(parents=True, exist_ok=True)
         self.isolated = (await asyncio.to_thread(check_isolation)).available
-        self.supervisor.isolated = self.isolated
+        self._store = await Store.open(self.settings.database_url, self.settings.data_dir)
+        self._supervisor = Supervisor(self.settings, self._store, isolated=self.isolated)
+        await self._supervisor.interrupt_orphans()
         await self.control.start()
 
     async def close(self) -> None:
-        await self.supervisor.close()
+        if self._supervisor is not None:
+            await self._supervisor.close()
         await self.control.close()
         await self.launcher.close()
+        if self._store is not None:
+            await self._store.close()
 
-    def provider(self, name: SandboxProviderName | None = None) -> SandboxProvider:
-        name = name or self.settings.sandbox_provider
-        if name not in self._providers:
-            self._providers[name] = make_provider(name, self.settings, self.launcher)
-        return self._providers[name]
+    def provider(self, name: str | None = None) -> SandboxProvider:
+        resolved = self.check_provider(name)
+        if resolved not in self._providers:
+            self._providers[resolved] = make_provider(resolved, self.settings, self.launcher)
+        return self._providers[resolved]
 
-    def check_provider(self, name: SandboxProviderName | None) -> SandboxProviderName:
+    def check_provider(self, name: str | None) -> SandboxProviderName:
         resolved = name or self.settings.sandbox_provider
-        check_provider(resolved, self.settings)
-        return resolved
+        if resolved not in PROVIDER_NAMES:
+            raise SandboxUnavailable(f"unknown sandbox provider {resolved!r}")
+        check_provider(resolved, self.settings)  # type: ignore[arg-type]
+        return resolved  # type: ignore[return-value]
 
     def configured_providers(self) -> list[SandboxProvider]:
         providers = []
@@ -57,3 +87,33 @@ class Services:
             with contextlib.suppress(SandboxNotFound):
                 return await provider.get(sandbox_id)
         raise SandboxNotFound(f"no sandbox {sandbox_id!r}; it may have been deleted")
+
+    async def serving_sandbox(self, project: ProjectRecord) -> Sandbox:
+        """The project's sandbox with its dev server up: started, or rebuilt from stored files."""
+        async with self._project_locks[project.id]:
+            project = await self.store.get_project(project.id)
+            provider = self.provider(project.provider)
+            sandbox: Sandbox | None = None
+            if project.sandbox_id:
+                with contextlib.suppress(SandboxNotFound):
+                    sandbox = await provider.get(project.sandbox_id)
+            if sandbox is not None and self._run_in_flight(project.id):
+                return sandbox
+            template = get_template(project.project_type)
+            if sandbox is None:
+                files = await self.store.files(project.id)
+                if not files:
+                    raise SandboxError(f"project {project.id} has no stored files to rebuild from")
+                sandbox = await rebuild(
+                    provider, SandboxSpec(labels={"sandforge": "1", "project": project.id}), files
+                )
+                await self.store.set_project_sandbox(project.id, sandbox.id)
+                await self.store.record_sandbox(sandbox.id, provider.name, project.id, "started")
+            await ensure_serving(sandbox, template, self.settings.dev_server_ready_timeout_s)
+            return sandbox
+
+    def _run_in_flight(self, project_id: str) -> bool:
+        return any(
+            run.job.project_id == project_id and not run.done
+            for run in self.supervisor.runs.values()
+        )

@@ -154,6 +154,11 @@ class Store:
             rows = await session.scalars(select(Project).order_by(Project.updated_at.desc()))
             return [_project(r) for r in rows]
 
+    async def project_by_sandbox(self, sandbox_id: str) -> ProjectRecord | None:
+        async with self._session() as session:
+            row = await session.scalar(select(Project).where(Project.sandbox_id == sandbox_id))
+            return _project(row) if row is not None else None
+
     async def set_project_sandbox(self, project_id: str, sandbox_id: str | None) -> None:
         async with self._session.begin() as session:
             await session.execute(
@@ -168,7 +173,9 @@ class Store:
 
     # -- conversation -----------------------------------------------------------------------------
 
-    async def add_message(self, project_id: str, run_id: str | None, role: str, content: str) -> None:
+    async def add_message(
+        self, project_id: str, run_id: str | None, role: str, content: str
+    ) -> None:
         async with self._session.begin() as session:
             session.add(Message(project_id=project_id, run_id=run_id, role=role, content=content))
 
@@ -201,7 +208,9 @@ class Store:
             await session.execute(
                 update(Run)
                 .where(Run.id == run_id)
-                .values(state=state, tokens_used=tokens_used, sandbox_id=sandbox_id, finished_at=now())
+                .values(
+                    state=state, tokens_used=tokens_used, sandbox_id=sandbox_id, finished_at=now()
+                )
             )
 
     async def append_event(self, run_id: str, seq: int, body: str) -> None:
@@ -273,7 +282,9 @@ class Store:
             row = await session.get(WorkingFile, (project_id, path))
             if row is None:
                 session.add(
-                    WorkingFile(project_id=project_id, path=path, blob_sha=shas[path], updated_at=now())
+                    WorkingFile(
+                        project_id=project_id, path=path, blob_sha=shas[path], updated_at=now()
+                    )
                 )
             else:
                 row.blob_sha = shas[path]

@@ -13,9 +13,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from ...events import encode_sse
+from ...events import Event, encode_sse
+from ...runs.job import Flow
 from ...runs.request import GenerationRequest
 from ...runs.supervisor import Run
+from ...store.repo import ProjectNotFound, ProjectRecord, RunRecord
 from ..errors import ApiError
 from ..services import Services
 
@@ -65,75 +67,126 @@ async def parse_generation_request(request: Request, svc: Services) -> Generatio
     return generation
 
 
-async def start_run(request: Request) -> Run:
+async def start_run(request: Request, flow: Flow) -> Run:
+    """Validate, find the project a follow-up continues, then start the run."""
     svc = services(request)
     generation = await parse_generation_request(request, svc)
-    provider = svc.provider(svc.check_provider(generation.sandbox))
-    return await svc.supervisor.start(generation, provider)
+    project: ProjectRecord | None = None
+    if generation.projectId:
+        try:
+            project = await svc.store.get_project(generation.projectId)
+        except ProjectNotFound:
+            raise ApiError(
+                404, "project_not_found", f"No project {generation.projectId!r}."
+            ) from None
+    elif generation.sandboxId:
+        project = await svc.store.project_by_sandbox(generation.sandboxId)
+        if project is None:
+            raise ApiError(
+                404,
+                "sandbox_not_found",
+                f"No project owns sandbox {generation.sandboxId!r}; send its projectId instead.",
+            )
+    provider = svc.provider(project.provider if project else generation.sandbox)
+    return await svc.supervisor.start(generation, provider, flow, project)
 
 
-def sse_stream(run: Run, after: int = 0) -> StreamingResponse:
+def sse_frames(events: AsyncIterator[tuple[int, Event]]) -> StreamingResponse:
     async def frames() -> AsyncIterator[bytes]:
-        async for seq, event in run.follow(after):
+        async for seq, event in events:
             yield encode_sse(seq, event)
 
     return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-def run_summary(run: Run) -> dict[str, Any]:
+def sse_stream(run: Run, after: int = 0) -> StreamingResponse:
+    return sse_frames(run.follow(after))
+
+
+def run_summary(record: RunRecord) -> dict[str, Any]:
     return {
-        "runId": run.id,
-        "state": run.state,
-        "sandboxId": run.sandbox_id,
-        "createdAt": run.created_at,
-        "events": len(run.events),
-        "projectType": run.request.projectType,
-        "prompt": run.request.prompt,
+        "runId": record.id,
+        "projectId": record.project_id,
+        "state": record.state,
+        "sandboxId": record.sandbox_id,
+        "createdAt": record.created_at,
+        "finishedAt": record.finished_at,
+        "events": record.events,
+        "tokensUsed": record.tokens_used,
+        "projectType": record.request.get("projectType"),
+        "prompt": (record.request.get("messages") or [{}])[-1].get("content", ""),
     }
+
+
+async def run_record(svc: Services, run_id: str) -> RunRecord:
+    record = await svc.store.get_run(run_id)
+    if record is None:
+        raise ApiError(404, "run_not_found", f"No run {run_id!r}.")
+    return record
+
+
+def _run_headers(run: Run) -> dict[str, str]:
+    return {"x-sandforge-run-id": run.id, "x-sandforge-project-id": run.job.project_id}
 
 
 @router.post("/api/agent/stream-daytona")
 async def stream_daytona(request: Request) -> StreamingResponse:
     """The seed's sandbox flow: a new run, streamed."""
-    return sse_stream(await start_run(request))
+    run = await start_run(request, "sandbox")
+    response = sse_stream(run)
+    response.headers.update(_run_headers(run))
+    return response
 
 
 @router.post("/api/agent/stream")
 async def stream(request: Request) -> StreamingResponse:
-    """The seed's traditional flow; for now it runs in a sandbox too."""
-    return sse_stream(await start_run(request))
+    """The seed's persistent flow: files go to the database and are served from there."""
+    run = await start_run(request, "persistent")
+    response = sse_stream(run)
+    response.headers.update(_run_headers(run))
+    return response
 
 
 @router.post("/api/runs", status_code=202)
 async def create_run(request: Request) -> JSONResponse:
-    run = await start_run(request)
-    return JSONResponse({"runId": run.id}, status_code=202)
+    run = await start_run(request, "sandbox")
+    return JSONResponse(
+        {"runId": run.id, "projectId": run.job.project_id},
+        status_code=202,
+        headers=_run_headers(run),
+    )
 
 
 @router.get("/api/runs")
-async def list_runs(request: Request) -> dict[str, Any]:
-    runs = sorted(services(request).supervisor.runs.values(), key=lambda r: r.created_at)
-    return {"runs": [run_summary(r) for r in runs]}
+async def list_runs(request: Request, projectId: str | None = None) -> dict[str, Any]:
+    records = await services(request).store.list_runs(projectId)
+    return {"runs": [run_summary(r) for r in records]}
 
 
 @router.get("/api/runs/{run_id}")
 async def get_run(run_id: str, request: Request) -> dict[str, Any]:
-    return run_summary(services(request).supervisor.get(run_id))
+    return run_summary(await run_record(services(request), run_id))
 
 
 @router.get("/api/runs/{run_id}/events")
 async def run_events(run_id: str, request: Request, after: int | None = None) -> StreamingResponse:
     """Replays what comes after Last-Event-ID (or `?after=`), then tails."""
-    run = services(request).supervisor.get(run_id)
+    svc = services(request)
+    await run_record(svc, run_id)
     last_event_id = request.headers.get("last-event-id")
     if after is None and last_event_id is not None:
         if not last_event_id.isdigit():
             raise ApiError(400, "invalid_last_event_id", "Last-Event-ID must be an event number.")
         after = int(last_event_id)
-    return sse_stream(run, after or 0)
+    return sse_frames(svc.supervisor.events(run_id, after or 0))
 
 
 @router.post("/api/runs/{run_id}/cancel")
 async def cancel_run(run_id: str, request: Request) -> dict[str, Any]:
-    run = await services(request).supervisor.cancel(run_id)
-    return run_summary(run)
+    svc = services(request)
+    record = await run_record(svc, run_id)
+    if record.state == "running":
+        run = await svc.supervisor.cancel(run_id)
+        async for _ in run.follow(len(run.events)):
+            pass
+    return run_summary(await run_record(svc, run_id))
