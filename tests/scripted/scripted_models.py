@@ -10,7 +10,14 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
-from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
 CALCULATOR_HTML = """<!doctype html>
@@ -107,3 +114,64 @@ def writes_nothing() -> FunctionModel:
             yield "I removed it."
 
     return FunctionModel(stream_function=stream, model_name="scripted-writes-nothing")
+
+
+def _user_prompts(messages: list[ModelMessage]) -> list[str]:
+    return [
+        str(p.content)
+        for m in messages
+        if isinstance(m, ModelRequest)
+        for p in m.parts
+        if isinstance(p, UserPromptPart)
+    ]
+
+
+def _assistant_texts(messages: list[ModelMessage]) -> list[str]:
+    return [
+        p.content
+        for m in messages
+        if isinstance(m, ModelResponse)
+        for p in m.parts
+        if isinstance(p, TextPart)
+    ]
+
+
+COUNTER_HTML = '<!doctype html><title>Counter</title><link rel="stylesheet" href="styles.css">\n<h1>Counter</h1>\n'
+
+
+def remembers() -> FunctionModel:
+    """Turn 1 builds a counter; turn 2 ("make it red") insists on seeing turn 1 first."""
+
+    async def stream(
+        messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+        prompts = _user_prompts(messages)
+        last = messages[-1]
+        answered = isinstance(last, ModelRequest) and any(
+            isinstance(p, ToolReturnPart) for p in last.parts
+        )
+        if len(prompts) == 1:
+            if answered:
+                yield "Built the counter."
+                return
+            calls = [
+                ("write_file", {"path": "index.html", "content": COUNTER_HTML}),
+                ("write_file", {"path": "styles.css", "content": "body { background: white; }\n"}),
+            ]
+        else:
+            if prompts[0] != "Create a counter" or "Built the counter." not in _assistant_texts(
+                messages
+            ):
+                raise AssertionError(f"the follow-up did not get the earlier turns: {prompts}")
+            if answered:
+                yield "It is red now."
+                return
+            calls = [("edit_file", {"path": "styles.css", "search": "white", "replace": "red"})]
+        for index, (name, args) in enumerate(calls):
+            yield {
+                index: DeltaToolCall(
+                    name=name, json_args=json.dumps(args), tool_call_id=f"c{len(prompts)}-{index}"
+                )
+            }
+
+    return FunctionModel(stream_function=stream, model_name="scripted-remembers")

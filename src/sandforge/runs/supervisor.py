@@ -47,6 +47,11 @@ COMMIT_SCRIPT = (
     'commit -q --allow-empty -m "$SANDFORGE_COMMIT_MESSAGE" && git rev-parse HEAD'
 )
 
+INTERRUPTED = (
+    "The server stopped while this run was in flight. Everything it stored up to then is kept; "
+    "send the prompt again to continue."
+)
+
 RunState = Literal["running", "succeeded", "failed", "cancelled", "interrupted"]
 
 
@@ -61,6 +66,7 @@ class Run:
     sandbox_id: str | None = None
     process: asyncio.subprocess.Process | None = None
     cancel_requested: bool = False
+    interrupted: bool = False
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     @property
@@ -77,12 +83,16 @@ class Run:
                 self.sandbox_id = event.data.sandboxId
             self.events.append(event)
             if is_terminal(event):
-                if event.type == "complete":
-                    self.state = "succeeded"
-                else:
-                    self.state = "cancelled" if self.cancel_requested else "failed"
+                self.state = self.final_state(event)
             self._changed.notify_all()
             return len(self.events)
+
+    def final_state(self, terminal: Event) -> RunState:
+        if terminal.type == "complete":
+            return "succeeded"
+        if self.interrupted:
+            return "interrupted"
+        return "cancelled" if self.cancel_requested else "failed"
 
     def _has_news(self, seen: int) -> Callable[[], bool]:
         return lambda: seen < len(self.events) or self.done
@@ -224,8 +234,10 @@ class Supervisor:
         return run
 
     async def close(self) -> None:
+        """Stop every live run; each ends `interrupted`, keeping what it stored."""
         for run in list(self.runs.values()):
             if not run.done:
+                run.interrupted = True
                 await self.cancel(run.id)
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=CANCEL_GRACE_S * 2)
@@ -236,11 +248,7 @@ class Supervisor:
         for record in await self.store.running_runs():
             if record.id in self.runs:
                 continue
-            event = error(
-                "The server stopped while this run was in flight. Everything it stored up to "
-                "then is kept; send the prompt again to continue.",
-                code="interrupted",
-            )
+            event = error(INTERRUPTED, code="interrupted")
             await self.store.append_event(record.id, record.events + 1, to_json(event))
             await self.store.finish_run(
                 record.id, "interrupted", tokens_used=0, sandbox_id=record.sandbox_id
@@ -297,6 +305,8 @@ class Supervisor:
         except Exception as exc:
             log.exception("run %s failed in the supervisor", run.id)
             terminal = error(f"The supervisor lost the run: {exc}", code="internal")
+        if run.interrupted:
+            terminal = error(INTERRUPTED, code="interrupted")
         if terminal is None:
             terminal = error(
                 f"Generation process exited with code {code}",
@@ -312,12 +322,10 @@ class Supervisor:
                 terminal = error(
                     f"The app was built but saving its files failed: {exc}", code="save_failed"
                 )
-        if terminal.type == "error" and not self.settings.keep_on_error:
+        if terminal.type == "error" and not run.interrupted and not self.settings.keep_on_error:
             await self._delete_sandboxes(run)
         # Stored (event and final state) before anyone in memory sees the end of the run.
-        state = "succeeded" if terminal.type == "complete" else "failed"
-        if terminal.type == "error" and run.cancel_requested:
-            state = "cancelled"
+        state = run.final_state(terminal)
         await self.store.append_event(run.id, len(run.events) + 1, to_json(terminal))
         await self.store.finish_run(run.id, state, tokens_used=tokens, sandbox_id=run.sandbox_id)
         await run.publish(terminal)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -105,7 +106,9 @@ class Store:
         self._session = sessionmaker(engine)
 
     @classmethod
-    async def open(cls, url: str | None, data_dir: Any) -> Store:
+    async def open(cls, url: str | None, data_dir: Path) -> Store:
+        if url is None:
+            data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(database_url(url, data_dir))
         await migrate(engine)
         return cls(engine)
