@@ -1,4 +1,4 @@
-"""Projects that persist: follow-ups, versions, restore and diff, rebuilds, restarts, live viewers."""
+"""Projects that persist: follow-ups, versions, restore, diff, rebuilds, restarts, viewers."""
 
 from __future__ import annotations
 

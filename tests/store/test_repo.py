@@ -23,7 +23,11 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 async def new_project(store: Store) -> str:
     project = await store.create_project(
-        name="calc", project_type="web-app", flow="sandbox", agents=["frontend-dev"], provider="local"
+        name="calc",
+        project_type="web-app",
+        flow="sandbox",
+        agents=["frontend-dev"],
+        provider="local",
     )
     return project.id
 
@@ -70,8 +74,10 @@ async def test_conversation_history_keeps_order(store: Store) -> None:
 
 async def test_versions_snapshot_files_and_share_blobs(store: Store) -> None:
     project_id = await new_project(store)
-    v1 = await store.save_version(project_id, {"index.html": b"<h1>one</h1>", "a.js": b"1"}, message="first")
-    v2 = await store.save_version(project_id, {"index.html": b"<h1>two</h1>", "a.js": b"1"}, message="second")
+    one = {"index.html": b"<h1>one</h1>", "a.js": b"1"}
+    two = {"index.html": b"<h1>two</h1>", "a.js": b"1"}
+    v1 = await store.save_version(project_id, one, message="first")
+    v2 = await store.save_version(project_id, two, message="second")
     assert (v1.number, v2.number) == (1, 2)
     assert await store.version_files(project_id, 1) == {"a.js": b"1", "index.html": b"<h1>one</h1>"}
     assert await store.files(project_id) == {"a.js": b"1", "index.html": b"<h1>two</h1>"}

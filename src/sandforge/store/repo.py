@@ -6,6 +6,7 @@ or mutate rows behind its back.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ class Store:
     @classmethod
     async def open(cls, url: str | None, data_dir: Path) -> Store:
         if url is None:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         engine = make_engine(database_url(url, data_dir))
         await migrate(engine)
         return cls(engine)
