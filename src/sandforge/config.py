@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy URL; default SQLite at `<data_dir>/sandforge.db`. `postgresql://...` works."""
 
+    max_concurrent_runs: int = 8
+    """Runs beyond this wait in a queue (and say so) instead of overloading the machine."""
+    worker_recycle_after: int = 200
+    """The warm fork server is replaced after this many runs."""
+
     max_prompt_chars: int = 20_000
     max_messages: int = 200
     dev_server_ready_timeout_s: float = 60.0

@@ -17,9 +17,8 @@ import logging
 import os
 import secrets
 import signal
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,9 +26,19 @@ from pydantic import ValidationError
 
 from ..agent.offline import derive_title
 from ..config import Settings
-from ..events import CompleteEvent, Event, ProgressEvent, error, from_json, is_terminal, to_json
+from ..events import (
+    CompleteEvent,
+    Event,
+    ProgressEvent,
+    error,
+    from_json,
+    is_terminal,
+    progress,
+    to_json,
+)
 from ..sandbox import Sandbox, SandboxError, SandboxNotFound, SandboxProvider
 from ..store.repo import ProjectRecord, Store
+from .forkserver import ForkServer, WorkerHandle
 from .job import Flow, RunJob
 from .request import ChatMessageIn, GenerationRequest
 from .worker import settings_to_json
@@ -64,9 +73,10 @@ class Run:
     events: list[Event] = field(default_factory=list)
     state: RunState = "running"
     sandbox_id: str | None = None
-    process: asyncio.subprocess.Process | None = None
+    process: WorkerHandle | None = None
     cancel_requested: bool = False
     interrupted: bool = False
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     @property
@@ -122,9 +132,18 @@ class Supervisor:
         self.settings = settings
         self.store = store
         self.isolated = isolated
+        self.forkserver = ForkServer(recycle_after=settings.worker_recycle_after)
+        self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
+        self._queued = 0
         self.runs: dict[str, Run] = {}
         self._project_listeners: dict[str, set[asyncio.Queue[Event]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def warm_up(self) -> None:
+        """Start the fork server in the background, so the first run need not wait for it."""
+        task = asyncio.create_task(self.forkserver.start(), name="fork server warm-up")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- starting ---------------------------------------------------------------------------------
 
@@ -226,11 +245,13 @@ class Supervisor:
         run = self.runs.get(run_id)
         if run is None:
             raise RunNotFound(f"no running run {run_id!r}")
-        if run.done or run.process is None:
+        if run.done:
             return run
         run.cancel_requested = True
-        with contextlib.suppress(ProcessLookupError):
-            run.process.send_signal(signal.SIGTERM)
+        run.cancelled.set()
+        if run.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                run.process.send_signal(signal.SIGTERM)
         return run
 
     async def close(self) -> None:
@@ -241,6 +262,7 @@ class Supervisor:
                 await self.cancel(run.id)
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=CANCEL_GRACE_S * 2)
+        await self.forkserver.close()
 
     async def interrupt_orphans(self) -> list[str]:
         """Runs the store says are running but no process of ours runs: the server restarted."""
@@ -276,32 +298,59 @@ class Supervisor:
         ).encode()
 
     async def _execute(self, run: Run) -> None:
+        if self._slots.locked():
+            self._queued += 1
+            await self._publish(
+                run,
+                progress(
+                    "creating",
+                    f"Queued: {self.settings.max_concurrent_runs} runs are in progress "
+                    f"and {self._queued - 1} wait ahead of this one",
+                ),
+            )
+            try:
+                got_slot = await _first(self._slots.acquire(), run.cancelled.wait())
+            finally:
+                self._queued -= 1
+            if not got_slot:
+                await self._end(run, error("The run was cancelled while queued.", code="cancelled"))
+                return
+        else:
+            await self._slots.acquire()
+        try:
+            await self._execute_in_slot(run)
+        finally:
+            self._slots.release()
+
+    async def _fork(self, run: Run) -> int:
+        """Fork the run's worker; returns the read end of its event pipe."""
+        job_read, job_write = os.pipe()
+        events_read, events_write = os.pipe()
+        try:
+            run.process = await self.forkserver.fork(job_read, events_write)
+            if run.cancel_requested:
+                run.process.send_signal(signal.SIGTERM)
+        except BaseException:
+            for fd in (job_write, events_read):
+                os.close(fd)
+            raise
+        finally:
+            os.close(job_read)
+            os.close(events_write)
+        await asyncio.to_thread(_write_and_close, job_write, self._worker_input(run))
+        return events_read
+
+    async def _execute_in_slot(self, run: Run) -> None:
         terminal: Event | None = None
         code: int | None = None
         try:
-            read_fd, write_fd = os.pipe()
-            try:
-                run.process = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "sandforge.runs.worker",
-                    "--events-fd",
-                    str(write_fd),
-                    stdin=asyncio.subprocess.PIPE,
-                    pass_fds=(write_fd,),
-                )
-            finally:
-                os.close(write_fd)
-            assert run.process.stdin is not None
-            run.process.stdin.write(self._worker_input(run))
-            await run.process.stdin.drain()
-            run.process.stdin.close()
-            async for event in _read_events(read_fd):
+            async for event in _read_events(await self._fork(run)):
                 if is_terminal(event):
                     terminal = event
                 else:
                     await self._publish(run, event)
-            code = await self._wait(run)
+            if run.process is not None:
+                code = await self._wait(run)
         except Exception as exc:
             log.exception("run %s failed in the supervisor", run.id)
             terminal = error(f"The supervisor lost the run: {exc}", code="internal")
@@ -324,6 +373,9 @@ class Supervisor:
                 )
         if terminal.type == "error" and not run.interrupted and not self.settings.keep_on_error:
             await self._delete_sandboxes(run)
+        await self._end(run, terminal, tokens)
+
+    async def _end(self, run: Run, terminal: Event, tokens: int = 0) -> None:
         # Stored (event and final state) before anyone in memory sees the end of the run.
         state = run.final_state(terminal)
         await self.store.append_event(run.id, len(run.events) + 1, to_json(terminal))
@@ -386,6 +438,24 @@ async def snapshot(sandbox: Sandbox) -> dict[str, bytes]:
     """The project's files (node_modules and .git excluded by the listing)."""
     entries = [e for e in await sandbox.list_files() if not e.is_dir][:MAX_SNAPSHOT_FILES]
     return {e.path: await sandbox.read_file(e.path) for e in entries}
+
+
+def _write_and_close(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as pipe:
+        pipe.write(data)
+
+
+async def _first(slot: Awaitable[object], cancelled: Awaitable[object]) -> bool:
+    """Wait for a slot or a cancel; True if the slot was taken."""
+    slot_task = asyncio.ensure_future(slot)
+    cancel_task = asyncio.ensure_future(cancelled)
+    await asyncio.wait((slot_task, cancel_task), return_when=asyncio.FIRST_COMPLETED)
+    cancel_task.cancel()
+    if not slot_task.done():
+        slot_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await slot_task
+    return not slot_task.cancelled()
 
 
 async def _read_events(fd: int) -> AsyncIterator[Event]:

@@ -86,13 +86,20 @@ async def _main(job: dict[str, Any], out: BinaryIO) -> None:
         _emit(out, error("The run was cancelled.", code="cancelled"))
 
 
+def run_from_fds(job_fd: int, events_fd: int) -> None:
+    """Read the job from `job_fd` to its end, run it, write events to `events_fd`."""
+    with os.fdopen(job_fd, "rb") as source:
+        message = json.loads(source.read())
+    with os.fdopen(events_fd, "wb") as out:
+        asyncio.run(_main(message, out))
+
+
 def main() -> None:
+    """The cold path: a fresh interpreter per run (the fork server is the warm one)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--events-fd", type=int, required=True)
     args = parser.parse_args()
-    job = json.loads(sys.stdin.buffer.read())
-    with os.fdopen(args.events_fd, "wb") as out:
-        asyncio.run(_main(job, out))
+    run_from_fds(sys.stdin.fileno(), args.events_fd)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ class Services:
         self._store = await Store.open(self.settings.database_url, self.settings.data_dir)
         self._supervisor = Supervisor(self.settings, self._store, isolated=self.isolated)
         await self._supervisor.interrupt_orphans()
+        self._supervisor.warm_up()
         await self.control.start()
 
     async def close(self) -> None:

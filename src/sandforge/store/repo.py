@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .db import database_url, make_engine, migrate, sessionmaker
@@ -273,11 +275,15 @@ class Store:
         existing = set(
             await session.scalars(select(Blob.sha).where(Blob.sha.in_(set(shas.values()))))
         )
-        for path, sha in shas.items():
-            if sha not in existing:
-                session.add(Blob(sha=sha, content=files[path]))
-                existing.add(sha)
-        await session.flush()
+        new = {sha: files[path] for path, sha in shas.items() if sha not in existing}
+        if new:
+            # Another transaction may add the same content meanwhile; either copy will do.
+            insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+            await session.execute(
+                insert(Blob)
+                .values([{"sha": sha, "content": content} for sha, content in new.items()])
+                .on_conflict_do_nothing(index_elements=["sha"])
+            )
         return shas
 
     async def write_file(self, project_id: str, path: str, content: bytes) -> None:
