@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
 from sandforge.sandbox import Sandbox, SandboxSpec
 from sandforge.sandbox.http import wait_until_ready
@@ -137,3 +143,58 @@ async def test_sandbox_api_lists_and_deletes(server: LiveServer, sandbox: Sandbo
     assert (await server.client.delete(f"/api/sandboxes/{sandbox.id}")).status_code == 204
     assert (await server.client.get("/api/sandboxes")).json()["sandboxes"] == []
     assert server.sandbox_dirs() == []
+
+
+WS_ECHO = (Path(__file__).parent / "ws_echo.py").read_bytes()
+
+
+@pytest.fixture
+async def ws_sandbox(server: LiveServer) -> AsyncIterator[Sandbox]:
+    sandbox = await server.services.provider("local").create(SandboxSpec())
+    await sandbox.write_file("ws_echo.py", WS_ECHO)
+    await sandbox.start_process("dev", "python3 ws_echo.py 3000")
+    yield sandbox
+    await sandbox.delete()
+
+
+async def open_ws(
+    server: LiveServer, sandbox: Sandbox, path: str = "/", token: str | None = None
+) -> ClientConnection:
+    headers = {"host": server.preview_host(sandbox.id)}
+    if token is not None:
+        headers["x-sandforge-preview-token"] = token
+    for _ in range(100):  # the echo server may still be starting
+        try:
+            return await ws_connect(
+                f"ws://127.0.0.1:{server.settings.port}{path}",
+                additional_headers=headers,
+                subprotocols=[Subprotocol("vite-hmr")],
+                proxy=None,
+            )
+        except InvalidStatus as exc:
+            if exc.response.status_code != 502:
+                raise
+            await asyncio.sleep(0.05)
+    raise AssertionError("the websocket never opened")
+
+
+async def test_websocket_is_proxied_both_ways_with_its_subprotocol(
+    server: LiveServer, ws_sandbox: Sandbox
+) -> None:
+    token = (await ws_sandbox.info()).preview_token
+    async with await open_ws(server, ws_sandbox, "/hmr?token=vites-own", token) as ws:
+        assert ws.subprotocol == "vite-hmr"
+        # The app's own ?token= reaches it untouched; ours travels in the header.
+        assert await ws.recv() == "path: /hmr?token=vites-own"
+        await ws.send("hello")
+        assert await ws.recv() == "echo: hello"
+        await ws.send("x" * 70_000)
+        assert await ws.recv() == "echo: " + "x" * 70_000
+
+
+async def test_websocket_without_a_token_is_refused(
+    server: LiveServer, ws_sandbox: Sandbox
+) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        await open_ws(server, ws_sandbox)
+    assert refused.value.response.status_code == 401

@@ -8,19 +8,26 @@ without buffering; hop-by-hop headers are stripped. Previews are private: a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
 import mimetypes
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from http.cookies import SimpleCookie
+from typing import Protocol
 from urllib.parse import parse_qsl, unquote, urlencode
 
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.typing import Origin, Subprotocol
 
 from ..sandbox import Sandbox, SandboxError, SandboxNotFound, SandboxState
 from ..sandbox.http import upstream_client
+from ..sandbox.local.unix import connect_unix
 from ..store.repo import ProjectNotFound, ProjectRecord
 from .services import Services
 
@@ -51,6 +58,16 @@ def parse_preview_host(host: str, domain: str) -> tuple[int, str] | None:
     if not 1 <= port <= 65535:
         return None
     return port, match["sandbox"]
+
+
+class Responder(Protocol):
+    def __call__(
+        self, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> Awaitable[None]: ...
+
+
+def _same(given: str, token: str) -> bool:
+    return secrets.compare_digest(given.encode(), token.encode())
 
 
 def _token_cookie(token: str) -> bytes:
@@ -87,11 +104,9 @@ class PreviewProxy:
         if target is None:
             await self.app(scope, receive, send)
             return
-        if scope["type"] != "http":
-            # WebSocket previews arrive with the HMR work; until then refuse cleanly.
-            await send({"type": "websocket.close", "code": 1011})
+        if scope["type"] == "websocket" and (await receive())["type"] != "websocket.connect":
             return
-        await self._proxy_http(scope, receive, send, headers, *target)
+        await self._proxy(scope, receive, send, headers, *target)
 
     async def _respond(
         self, send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
@@ -109,7 +124,7 @@ class PreviewProxy:
         )
         await send({"type": "http.response.body", "body": body})
 
-    async def _proxy_http(
+    async def _proxy(
         self,
         scope: Scope,
         receive: Receive,
@@ -118,7 +133,21 @@ class PreviewProxy:
         port: int,
         target_id: str,
     ) -> None:
-        """Resolve the sandbox or project, check the token, then serve or forward."""
+        """Resolve the sandbox or project, check the token, then serve or forward.
+
+        WebSocket requests get the same checks; their failures close the socket with a
+        code in the 4xxx range mirroring the HTTP status (4401, 4404, 4502, 4503).
+        """
+        is_websocket = scope["type"] == "websocket"
+
+        async def respond(
+            status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+        ) -> None:
+            if is_websocket:
+                await self._refuse_websocket(scope, send, status, body)
+            else:
+                await self._respond(send, status, body, extra)
+
         project: ProjectRecord | None = None
         sandbox: Sandbox | None = None
         try:
@@ -130,8 +159,7 @@ class PreviewProxy:
                 info = await sandbox.info()
                 token, public = info.preview_token, info.public
         except (SandboxNotFound, ProjectNotFound):
-            await self._respond(
-                send,
+            await respond(
                 *_page(
                     404,
                     "Preview not found",
@@ -139,17 +167,19 @@ class PreviewProxy:
                 ),
             )
             return
-        if not public and not await self._authorized(scope, send, headers, token):
+        if not public and not await self._authorized(scope, respond, headers, token):
             return
         if project is not None and project.flow == "persistent":
+            if is_websocket:
+                await respond(404, b"stored files have no websocket")
+                return
             await self._serve_stored(scope, send, project)
             return
         try:
             if project is not None:
                 sandbox = await self.services.serving_sandbox(project)
             elif sandbox is not None and (await sandbox.info()).state != SandboxState.STARTED:
-                await self._respond(
-                    send,
+                await respond(
                     *_page(
                         503,
                         "This preview is stopped",
@@ -159,26 +189,32 @@ class PreviewProxy:
                 )
                 return
         except SandboxError as exc:
-            await self._respond(send, *_page(502, "The preview could not be started", str(exc)))
+            await respond(*_page(502, "The preview could not be started", str(exc)))
             return
         assert sandbox is not None
-        await self._forward(scope, receive, send, headers, sandbox, port)
+        if is_websocket:
+            await self._forward_websocket(scope, receive, send, headers, sandbox, port)
+        else:
+            await self._forward(scope, receive, send, headers, sandbox, port)
 
     async def _authorized(
-        self, scope: Scope, send: Send, headers: dict[str, str], token: str
+        self, scope: Scope, respond: Responder, headers: dict[str, str], token: str
     ) -> bool:
-        """True if the request carries the token; else it answers: 401, or the cookie redirect."""
+        """True if the request carries the token; else it answers: 401, or the cookie redirect.
+
+        A `?token=` that is not ours is the app's own (Vite's HMR socket uses one) and is
+        passed through untouched.
+        """
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         given_query = next((v for k, v in query if k == TOKEN_QUERY), None)
+        query_matches = given_query is not None and _same(given_query, token)
         cookie = SimpleCookie(headers.get("cookie", ""))
-        candidates = [
-            given_query,
+        carried = [
             headers.get(TOKEN_HEADER),
             cookie[TOKEN_COOKIE].value if TOKEN_COOKIE in cookie else None,
         ]
-        if not any(c is not None and secrets.compare_digest(c, token) for c in candidates):
-            await self._respond(
-                send,
+        if not query_matches and not any(c is not None and _same(c, token) for c in carried):
+            await respond(
                 *_page(
                     401,
                     "This preview is private",
@@ -187,15 +223,12 @@ class PreviewProxy:
                 ),
             )
             return False
-        if given_query is None:
+        if not query_matches or scope["type"] == "websocket":
             return True
         clean = urlencode([(k, v) for k, v in query if k != TOKEN_QUERY])
         location = scope["path"] + (f"?{clean}" if clean else "")
-        await self._respond(
-            send,
-            302,
-            b"",
-            [(b"location", location.encode()), (b"set-cookie", _token_cookie(token))],
+        await respond(
+            302, b"", [(b"location", location.encode()), (b"set-cookie", _token_cookie(token))]
         )
         return False
 
@@ -225,6 +258,90 @@ class PreviewProxy:
             }
         )
         await send({"type": "http.response.body", "body": content})
+
+    async def _refuse_websocket(self, scope: Scope, send: Send, status: int, body: bytes) -> None:
+        """Answer a WebSocket handshake with an HTTP status where the server can, else close."""
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await send(
+                {
+                    "type": "websocket.http.response.start",
+                    "status": status,
+                    "headers": [(b"content-type", b"text/html; charset=utf-8")],
+                }
+            )
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 4000 + status % 1000})
+
+    async def _forward_websocket(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        sandbox: Sandbox,
+        port: int,
+    ) -> None:
+        """Both directions of a WebSocket, subprotocol (e.g. Vite's `vite-hmr`) included."""
+        query = scope.get("query_string", b"").decode("latin-1")
+        path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?")[0]
+        target = path + (f"?{query}" if query else "")
+        forwarded = {
+            k: v
+            for k, v in headers.items()
+            if k not in HOP_BY_HOP
+            and not k.startswith("sec-websocket-")
+            and k not in (TOKEN_HEADER, "cookie", "origin", "user-agent")
+        }
+        try:
+            upstream = await sandbox.upstream(port)
+            sock = None
+            if upstream.uds is not None:
+                sock = connect_unix(upstream.uds)
+                uri = f"ws://localhost:{port}{target}"
+            else:
+                uri = "ws" + upstream.base_url.removeprefix("http").rstrip("/") + target
+            connection = await ws_connect(
+                uri,
+                sock=sock,
+                subprotocols=[Subprotocol(p) for p in scope.get("subprotocols", [])] or None,
+                additional_headers={**forwarded, **upstream.headers},
+                origin=Origin(headers["origin"]) if "origin" in headers else None,
+                user_agent_header=headers.get("user-agent"),
+                compression=None,
+                max_size=None,
+                proxy=None,
+                ping_interval=None,
+            )
+        except (OSError, SandboxError, WebSocketException, TimeoutError):
+            await self._refuse_websocket(scope, send, 502, b"the dev server refused the websocket")
+            return
+        async with connection:
+            await send({"type": "websocket.accept", "subprotocol": connection.subprotocol})
+
+            async def client_to_sandbox() -> None:
+                while True:
+                    message = await receive()
+                    if message["type"] != "websocket.receive":
+                        return
+                    text = message.get("text")
+                    await connection.send(text if text is not None else message.get("bytes") or b"")
+
+            async def sandbox_to_client() -> None:
+                with contextlib.suppress(ConnectionClosed):
+                    async for data in connection:
+                        key = "text" if isinstance(data, str) else "bytes"
+                        await send({"type": "websocket.send", key: data})
+                await send({"type": "websocket.close", "code": connection.close_code or 1000})
+
+            pumps = [
+                asyncio.ensure_future(client_to_sandbox()),
+                asyncio.ensure_future(sandbox_to_client()),
+            ]
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
 
     async def _client(self, sandbox: Sandbox, port: int) -> httpx.AsyncClient:
         key = (sandbox.id, port)
