@@ -22,7 +22,20 @@ from sandforge.server.preview import PreviewProxy
 from sandforge.server.services import Services
 
 TESTS_DIR = Path(__file__).parent
-SCRUBBED_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "DAYTONA_API_KEY", "SANDFORGE_MODEL")
+SCRUBBED_ENV = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OLLAMA_BASE_URL",
+    "OLLAMA_API_KEY",
+    "DAYTONA_API_KEY",
+    "DAYTONA_API_URL",
+    "SANDFORGE_MODEL",
+    "SANDFORGE_ALLOWED_MODELS",
+    "SANDFORGE_DATABASE_URL",
+    "SANDFORGE_SANDBOX",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +50,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", dev_server_ready_timeout_s=30)
+    # The rendered check launches Chromium per run; tests of it turn it on.
+    return Settings(data_dir=tmp_path / "data", dev_server_ready_timeout_s=30, render_check=False)
 
 
 @dataclass
@@ -53,7 +67,7 @@ class LiveServer:
     def sandbox_dirs(self) -> list[str]:
         if not self.sandboxes_dir.exists():
             return []
-        return sorted(p.name for p in self.sandboxes_dir.iterdir())
+        return sorted(p.name for p in self.sandboxes_dir.iterdir() if p.name.startswith("sb"))
 
     async def stream(self, path: str, body: Any) -> list[tuple[int, Event]]:
         async with self.client.stream("POST", path, json=body) as response:

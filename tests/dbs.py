@@ -31,7 +31,7 @@ async def database(kind: str, tmp_path: Path) -> AsyncIterator[str]:
     name = "sandforge_test_" + secrets.token_hex(6)
     try:
         await _admin_execute(f"CREATE DATABASE {name}")
-    except (OSError, Exception) as exc:  # noqa: BLE001 - any failure to reach it means skip
+    except (OSError, Exception) as exc:
         pytest.skip(f"Postgres on 127.0.0.1:5432 is unreachable ({exc}); skipping Postgres tests")
     try:
         yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"

@@ -220,3 +220,11 @@ def sandboxes_start(sandbox_id: str, port: Annotated[int | None, typer.Option()]
     """Start a stopped sandbox."""
     _api(_settings(None, port), "POST", f"/api/sandboxes/{sandbox_id}/start")
     console.print(f"started {sandbox_id}")
+
+
+@app.command()
+def doctor() -> None:
+    """Check the configured model and sandbox provider; print what is missing and the fix."""
+    from .doctor import print_report, run_checks
+
+    raise typer.Exit(print_report(run_checks(get_settings()), console))

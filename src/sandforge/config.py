@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy URL; default SQLite at `<data_dir>/sandforge.db`. `postgresql://...` works."""
 
+    render_check: bool = True
+    """Load each finished preview in headless Chromium and report what it shows."""
+    chromium_path: str | None = None
+    """Chromium for the rendered check; found on PATH when unset."""
+
     max_concurrent_runs: int = 8
     """Runs beyond this wait in a queue (and say so) instead of overloading the machine."""
     worker_recycle_after: int = 200

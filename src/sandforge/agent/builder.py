@@ -41,7 +41,7 @@ from .errors import ModelCallError, explain
 from .limits import LimitReached, limit_from_usage_error, wall_time_limit
 from .models import BuildModel, ModelRuntime
 from .prompts import system_prompt
-from .retries import is_retryable, status_of
+from .retries import is_retryable, retry_after_of, status_of
 from .workspace import EditError, Workspace
 
 MAX_TOOL_OUTPUT_CHARS = 20_000
@@ -103,7 +103,10 @@ def _build_agent() -> Agent[BuildDeps, str]:
             entries = await ctx.deps.workspace.sandbox.list_files(path)
         except SandboxError as exc:
             return f"Error: {exc}"
-        return "\n".join(e.path + ("/" if e.is_dir else f" ({e.size} bytes)") for e in entries) or "(empty)"
+        return (
+            "\n".join(e.path + ("/" if e.is_dir else f" ({e.size} bytes)") for e in entries)
+            or "(empty)"
+        )
 
     @agent.tool(sequential=True)
     async def read_file(ctx: RunContext[BuildDeps], path: str) -> str:
@@ -155,7 +158,8 @@ def _build_agent() -> Agent[BuildDeps, str]:
         ctx.deps.pending.append(event)
         note = " (timed out)" if result.timed_out else ""
         return _clip(
-            f"exit code {result.exit_code}{note}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            f"exit code {result.exit_code}{note}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
 
     return agent
@@ -276,19 +280,20 @@ class Builder:
                 failures, answered = 0, done
             failures += 1
             provider = self.runtime.provider
+            retry_after = retry_after_of(failure)
             if (
                 not is_retryable(failure)
                 or failures > policy.max_retries
-                or (failure.retry_after or 0) > policy.max_retry_after
+                or (retry_after or 0) > policy.max_retry_after
             ):
                 self._finish(messages, usage)
                 raise explain(failure, provider, failures - 1) from failure
-            delay = policy.delay(failures, failure.retry_after)
+            delay = policy.delay(failures, retry_after)
             self.result.retries += 1
             yield progress(
                 "generating",
                 f"{_capital(provider.label)}: {_failure_summary(failure)}; retrying in "
-                f"{delay:.1f}s (retry {failures} of {policy.max_retries})",
+                f"{_seconds(delay)} (retry {failures} of {policy.max_retries})",
                 sandbox.id,
             )
             await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.0)))
@@ -311,6 +316,10 @@ class Builder:
             retries=self.result.retries,
             limit_reached=str(limit) if limit is not None else None,
         )
+
+
+def _seconds(delay: float) -> str:
+    return f"{delay:.2f}s" if delay < 10 else f"{delay:.0f}s"
 
 
 def _capital(text: str) -> str:

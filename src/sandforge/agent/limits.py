@@ -48,13 +48,17 @@ _KEPT = (
 
 
 def _stopped(what: str, setting: str, limit: str) -> LimitReached:
-    return LimitReached(f"Stopped: this run reached its limit of {what} ({setting}). {_KEPT}", limit)
+    return LimitReached(
+        f"Stopped: this run reached its limit of {what} ({setting}). {_KEPT}", limit
+    )
 
 
 def limit_from_usage_error(message: str, limits: RunLimits) -> LimitReached:
     """Which of our limits pydantic-ai's UsageLimitExceeded is about, from its message."""
     if "tool_calls_limit" in message:
-        return _stopped(f"{limits.max_tool_calls} tool calls", "SANDFORGE_MAX_TOOL_CALLS", "tool_calls")
+        return _stopped(
+            f"{limits.max_tool_calls} tool calls", "SANDFORGE_MAX_TOOL_CALLS", "tool_calls"
+        )
     if "tokens_limit" in message:
         return _stopped(f"{limits.max_tokens:,} tokens", "SANDFORGE_MAX_RUN_TOKENS", "tokens")
     if "request_limit" in message:

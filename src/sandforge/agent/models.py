@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 from dataclasses import dataclass, field
+
 from pydantic import SecretStr
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model, infer_model
@@ -119,7 +120,7 @@ def configured_model_name(settings: Settings) -> str:
 
 
 def allowed_model_name(settings: Settings, override: str | None = None) -> str:
-    """The model a run uses: the configured one, or a request's override if the allow-list has it."""
+    """The model a run uses: the configured one, or a request's override the allow-list has."""
     default = configured_model_name(settings)
     if override is None or not override.strip() or override.strip() == default:
         return default
@@ -230,7 +231,9 @@ def _from_factory(spec: str) -> Model:
     target = spec.removeprefix("factory:")
     module_name, _, attr = target.partition(":")
     if not module_name or not attr:
-        raise ModelConfigError(f"SANDFORGE_MODEL={spec!r}: expected factory:package.module:callable")
+        raise ModelConfigError(
+            f"SANDFORGE_MODEL={spec!r}: expected factory:package.module:callable"
+        )
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:

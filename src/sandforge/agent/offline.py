@@ -40,7 +40,9 @@ def derive_title(prompt: str) -> str:
     return title[:MAX_TITLE_CHARS].rstrip()
 
 
-async def scaffold(sandbox: Sandbox, template: ProjectTemplate, prompt: str) -> AsyncIterator[Event]:
+async def scaffold(
+    sandbox: Sandbox, template: ProjectTemplate, prompt: str
+) -> AsyncIterator[Event]:
     yield assistant_message(NO_MODEL_MESSAGE.format(template=template.name))
     title = derive_title(prompt)
     files = template.starter(title=title, heading=title, description=prompt.strip())

@@ -38,10 +38,22 @@ Write complete files, never placeholders or "rest unchanged" comments. When you 
 reply with a short summary of what you built; do not paste the code into the reply."""
 
 
+def persona_fragments(agents: Sequence[str]) -> list[str]:
+    """The chosen personas' prompt fragments, in order, each once; the default when none."""
+    chosen = list(dict.fromkeys(agents)) or list(DEFAULT_AGENTS)
+    unknown = [name for name in chosen if name not in PERSONAS]
+    if unknown:
+        raise ValueError(f"unknown agents {unknown}; choose from {sorted(PERSONAS)}")
+    return [PERSONAS[name] for name in chosen]
+
+
 def system_prompt(template: ProjectTemplate, agents: Sequence[str]) -> str:
-    personas = "\n".join(f"- {PERSONAS[name]}" for name in agents or DEFAULT_AGENTS)
+    """The builder's rules, the project type (stack, files, dev server) and the personas."""
+    personas = "\n".join(f"- {fragment}" for fragment in persona_fragments(agents))
     return (
         f"{RULES}\n\nProject type: {template.label}.\n{template.stack}\n"
-        f"The dev server runs `{template.dev_command}` and is already set up; do not start it.\n\n"
+        f"The entry file is {template.entry_file}. The dev server runs "
+        f"`{template.dev_command}` on port {template.port}; it is already set up, so do not "
+        "start it.\n\n"
         f"Your roles:\n{personas}"
     )

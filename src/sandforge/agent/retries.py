@@ -53,6 +53,29 @@ class RetryPolicy:
         return self.backoff(retry)
 
 
+def _seconds(raw: str | None, scale: float = 1.0) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw) / scale
+    except ValueError:
+        return None
+    return value if 0 <= value < float("inf") else None
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    """Seconds the provider asked to wait: `retry-after-ms`, or `Retry-After` in seconds
+    (fractions too, which the SDKs honour) or as an HTTP date."""
+    if not isinstance(exc, ModelAPIError):
+        return None
+    if exc.retry_after is not None:
+        return exc.retry_after
+    headers = exc.headers if isinstance(exc, ModelHTTPError) else None
+    if not headers:
+        return None
+    return _seconds(headers.get("retry-after-ms"), 1000) or _seconds(headers.get("retry-after"))
+
+
 def status_of(exc: BaseException) -> int | None:
     return exc.status_code if isinstance(exc, ModelHTTPError) else None
 

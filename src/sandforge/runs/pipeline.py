@@ -16,6 +16,7 @@ from ..agent.models import ModelChoice
 from ..agent.offline import derive_title, scaffold
 from ..config import Settings
 from ..events import CompleteData, CompleteEvent, Event, error, progress
+from ..render import check_render, find_chromium
 from ..sandbox import Sandbox, SandboxError, SandboxProvider, SandboxSpec
 from ..templates import ProjectTemplate, get_template
 from .devserver import ensure_serving, rebuild, start_dev_server
@@ -143,6 +144,19 @@ async def run_pipeline(ctx: RunContext) -> AsyncIterator[Event]:
             )
             yield progress("preview", f"Waiting for the dev server at {preview_url}", sandbox_id)
             await start_dev_server(sandbox, template, ctx.settings.dev_server_ready_timeout_s)
+        render = None
+        chromium = find_chromium(ctx.settings.chromium_path) if ctx.settings.render_check else None
+        if chromium is not None:
+            yield progress("preview", "Checking the rendered page in Chromium", sandbox_id)
+            report = await check_render(
+                preview_url if job.public else f"{preview_url}?token={job.preview_token}",
+                ctx.settings.data_dir / "screenshots" / f"{job.run_id}.png",
+                chromium,
+            )
+            if report.screenshot:
+                report.screenshot = f"/api/runs/{job.run_id}/screenshot"
+            render = report.to_json()
+            yield progress("preview", report.summary(), sandbox_id)
         yield progress("complete", "Preview ready", sandbox_id)
         yield CompleteEvent(
             data=CompleteData(
@@ -156,6 +170,7 @@ async def run_pipeline(ctx: RunContext) -> AsyncIterator[Event]:
                 runId=job.run_id,
                 projectId=job.project_id,
                 model=ctx.model.name,
+                render=render,
                 **(builder.result.complete_fields() if not ctx.model.offline else {}),
             )
         )

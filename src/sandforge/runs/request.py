@@ -35,6 +35,8 @@ class GenerationRequest(BaseModel):
     sandbox: SandboxProviderName | None = None
     projectId: str | None = None
     sandboxId: str | None = None
+    model: str | None = None
+    """Override SANDFORGE_MODEL for this run, within SANDFORGE_ALLOWED_MODELS."""
 
     @field_validator("projectType")
     @classmethod

@@ -20,7 +20,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -136,6 +136,8 @@ class Supervisor:
         self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
         self._queued = 0
         self.runs: dict[str, Run] = {}
+        self.renders: dict[str, dict[str, Any]] = {}
+        """The last rendered check per sandbox (or persistent project)."""
         self._project_listeners: dict[str, set[asyncio.Queue[Event]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -364,6 +366,8 @@ class Supervisor:
         tokens = 0
         if isinstance(terminal, CompleteEvent):
             tokens = terminal.data.tokensUsed
+            if terminal.data.render is not None:
+                self.renders[terminal.data.sandboxId or run.job.project_id] = terminal.data.render
             try:
                 terminal.data.version = await self._save_turn(run)
             except (SandboxError, OSError) as exc:

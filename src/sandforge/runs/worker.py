@@ -49,7 +49,7 @@ async def _generate(message: dict[str, Any], out: BinaryIO) -> None:
     settings = Settings.model_validate(message["settings"])
     job = RunJob.model_validate(message["job"])
     try:
-        model = resolve_model(settings)
+        model = resolve_model(settings, job.request.model)
         provider = make_provider(
             job.request.sandbox or settings.sandbox_provider,
             settings,

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp
 
-from ..agent.models import resolve_model
+from ..agent.models import configured_model_name
 from ..agent.prompts import PERSONAS
 from ..config import Settings, get_settings
 from ..templates import TEMPLATES
@@ -39,7 +39,7 @@ def _page_context(request: Request, flow: str) -> dict[str, Any]:
         "project_types": [(t.name, t.label) for t in TEMPLATES.values()],
         "personas": list(PERSONAS),
         "examples": SEED_EXAMPLES,
-        "model": resolve_model(svc.settings).name,
+        "model": configured_model_name(svc.settings),
         "isolated": svc.isolated,
     }
 
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
-        return {"ok": True, "isolated": services.isolated, "model": resolve_model(settings).name}
+        return {"ok": True, "isolated": services.isolated, "model": configured_model_name(settings)}
 
     @app.get("/", response_class=HTMLResponse)
     @app.get("/create-daytona", response_class=HTMLResponse)

@@ -5,14 +5,16 @@ The seed's two stream endpoints are a run seen through one POST.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
+from ...agent.models import ModelConfigError, allowed_model_name
 from ...events import Event, encode_sse
 from ...runs.job import Flow
 from ...runs.request import GenerationRequest
@@ -64,6 +66,10 @@ async def parse_generation_request(request: Request, svc: Services) -> Generatio
             f"{len(generation.messages)} messages; the limit is {svc.settings.max_messages}.",
         )
     svc.check_provider(generation.sandbox)
+    try:
+        allowed_model_name(svc.settings, generation.model)
+    except ModelConfigError as exc:
+        raise ApiError(400, exc.code, str(exc)) from None
     return generation
 
 
@@ -190,3 +196,14 @@ async def cancel_run(run_id: str, request: Request) -> dict[str, Any]:
         async for _ in run.follow(len(run.events)):
             pass
     return run_summary(await run_record(svc, run_id))
+
+
+@router.get("/api/runs/{run_id}/screenshot")
+async def run_screenshot(run_id: str, request: Request) -> FileResponse:
+    """The rendered check's screenshot of the run's preview."""
+    svc = services(request)
+    await run_record(svc, run_id)
+    path = svc.settings.data_dir / "screenshots" / f"{run_id}.png"
+    if not await asyncio.to_thread(path.exists):
+        raise ApiError(404, "no_screenshot", f"Run {run_id} has no screenshot (no rendered check).")
+    return FileResponse(path, media_type="image/png")

@@ -78,6 +78,7 @@ async def preview_status(
         "sandboxId": sandbox_id,
         "url": services(request).settings.preview_url(sandbox_id, port),
         "logTail": "",
+        "render": services(request).supervisor.renders.get(sandbox_id),
     }
     if info.state != SandboxState.STARTED:
         return {**body, "status": "stopped"}
