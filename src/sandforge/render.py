@@ -83,6 +83,12 @@ class RenderReport:
         return "Rendered check: " + ("; ".join(problems) if problems else "the page renders")
 
 
+def _console(report: RenderReport, kind: str, text: str, location: dict[str, Any]) -> None:
+    # Browsers ask for /favicon.ico on their own; its 404 is no fault of the app.
+    if kind == "error" and not str(location.get("url", "")).endswith("/favicon.ico"):
+        report.console_errors.append(text)
+
+
 async def check_render(
     url: str, screenshot_path: Path, chromium: str, timeout_s: float = 30.0
 ) -> RenderReport:
@@ -98,10 +104,7 @@ async def check_render(
             )
             try:
                 page = await browser.new_page(viewport={"width": 1280, "height": 800})
-                page.on(
-                    "console",
-                    lambda m: report.console_errors.append(m.text) if m.type == "error" else None,
-                )
+                page.on("console", lambda m: _console(report, m.type, m.text, m.location))
                 page.on("pageerror", lambda e: report.console_errors.append(str(e)))
                 page.on(
                     "requestfailed",

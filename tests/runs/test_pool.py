@@ -57,7 +57,7 @@ async def test_runs_beyond_the_limit_queue_and_say_so(make_server: Any) -> None:
     first_events = [e async for _, e in first.follow()]
     second_events = [e async for _, e in second.follow()]
     assert first_events[-1].type == "complete" and second_events[-1].type == "complete"
-    queued = [e.data.message for e in second_events if e.type == "progress"][0]
+    queued = next(e.data.message for e in second_events if e.type == "progress")
     assert queued.startswith("Queued: 1 runs are in progress")
 
 

@@ -136,7 +136,10 @@ def _assistant_texts(messages: list[ModelMessage]) -> list[str]:
     ]
 
 
-COUNTER_HTML = '<!doctype html><title>Counter</title><link rel="stylesheet" href="styles.css">\n<h1>Counter</h1>\n'
+COUNTER_HTML = (
+    '<!doctype html><title>Counter</title><link rel="stylesheet" href="styles.css">\n'
+    "<h1>Counter</h1>\n"
+)
 
 
 def remembers() -> FunctionModel:
@@ -175,3 +178,35 @@ def remembers() -> FunctionModel:
             }
 
     return FunctionModel(stream_function=stream, model_name="scripted-remembers")
+
+
+def _writes(name: str, files: dict[str, str]) -> FunctionModel:
+    """Writes `files` in one step, then says it is done."""
+
+    async def stream(
+        messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+        if _requests_so_far(messages):
+            yield "Done."
+            return
+        for index, (path, content) in enumerate(files.items()):
+            args = json.dumps({"path": path, "content": content})
+            yield {
+                index: DeltaToolCall(name="write_file", json_args=args, tool_call_id=f"w{index}")
+            }
+
+    return FunctionModel(stream_function=stream, model_name=name)
+
+
+def blank_page() -> FunctionModel:
+    return _writes(
+        "scripted-blank", {"index.html": "<!doctype html><title>Blank</title><body></body>"}
+    )
+
+
+def throwing_page() -> FunctionModel:
+    html = (
+        "<!doctype html><title>Broken</title><h1>Almost</h1>"
+        '<script>throw new Error("calculator exploded")</script>'
+    )
+    return _writes("scripted-throws", {"index.html": html})

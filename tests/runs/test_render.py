@@ -1,0 +1,54 @@
+"""The rendered check: real Chromium loads each finished preview and reports what it shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sandforge.events import CompleteEvent
+from sandforge.render import find_chromium
+from tests.conftest import LiveServer
+
+pytestmark = pytest.mark.skipif(
+    find_chromium() is None, reason="chromium is not installed (scripts/bootstrap installs it)"
+)
+
+
+async def rendered(server: LiveServer, prompt: str) -> dict[str, Any]:
+    events = await server.stream(
+        "/api/agent/stream-daytona", {"messages": [{"role": "user", "content": prompt}]}
+    )
+    complete = events[-1][1]
+    assert isinstance(complete, CompleteEvent), complete
+    assert complete.data.render is not None
+    status = await server.client.get(f"/api/sandboxes/{complete.data.sandboxId}/preview")
+    assert status.json()["render"] == complete.data.render
+    return complete.data.render
+
+
+async def test_a_page_that_renders_is_ok_with_a_screenshot(make_server: Any) -> None:
+    server: LiveServer = await make_server(render_check=True)
+    render = await rendered(server, "Create a calculator with a modern design")
+    assert render["ok"] and not render["blank"], repr(render)
+    assert render["title"] == "Calculator"
+    assert render["consoleErrors"] == [] and render["status"] == 200
+    shot = await server.client.get(render["screenshot"])
+    assert shot.status_code == 200 and shot.content.startswith(b"\x89PNG")
+
+
+async def test_a_blank_page_is_reported_as_blank(make_server: Any) -> None:
+    server: LiveServer = await make_server(
+        render_check=True, model="factory:tests.scripted.scripted_models:blank_page"
+    )
+    render = await rendered(server, "Create a calculator")
+    assert render["blank"] and not render["ok"]
+
+
+async def test_a_page_that_throws_reports_the_console_error(make_server: Any) -> None:
+    server: LiveServer = await make_server(
+        render_check=True, model="factory:tests.scripted.scripted_models:throwing_page"
+    )
+    render = await rendered(server, "Create a calculator")
+    assert not render["blank"]
+    assert any("calculator exploded" in e for e in render["consoleErrors"])
