@@ -228,3 +228,7 @@ def doctor() -> None:
     from .doctor import print_report, run_checks
 
     raise typer.Exit(print_report(run_checks(get_settings()), console))
+
+
+if __name__ == "__main__":
+    app()

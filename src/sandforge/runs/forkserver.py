@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import selectors
@@ -44,8 +45,20 @@ def _exit_code(status: int) -> int:
 
 
 def _preload() -> None:
-    """Import what every run needs, so children inherit it instead of importing it."""
-    from . import worker  # noqa: F401  (imports the pipeline, agent, pydantic-ai, the SDKs)
+    """Import what every run needs, so children inherit it instead of importing it.
+
+    Then freeze the heap: the collector never scans these objects again, so a child does
+    not copy-on-write the shared pages just by collecting garbage.
+    """
+    import pydantic_ai.models.function  # noqa: F401  (scripted and factory models)
+    import sqlalchemy.dialects.postgresql.asyncpg  # noqa: F401
+    import sqlalchemy.dialects.sqlite.aiosqlite  # noqa: F401
+
+    from ..store import workspace  # noqa: F401
+    from . import worker  # noqa: F401  (the pipeline, agent, pydantic-ai, the SDKs)
+
+    gc.collect()
+    gc.freeze()
 
 
 def _child(inherited: list[int], job_fd: int, events_fd: int) -> None:

@@ -60,7 +60,7 @@ async def _generate(message: dict[str, Any], out: BinaryIO) -> None:
         return
     store = None
     if job.flow == "persistent":
-        store = await Store.open(settings.database_url, settings.data_dir)
+        store = await Store.open(settings.database_url, settings.data_dir, upgrade=False)
     try:
         ctx = RunContext(
             job=job,

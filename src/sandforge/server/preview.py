@@ -148,14 +148,21 @@ class PreviewProxy:
             else:
                 await self._respond(send, status, body, extra)
 
+        routes = self.services.preview_routes
         project: ProjectRecord | None = None
         sandbox: Sandbox | None = None
         try:
-            if target_id.startswith(PROJECT_PREFIX):
+            route = routes.get(target_id)
+            if route is not None:
+                project, sandbox = route
+            elif target_id.startswith(PROJECT_PREFIX):
                 project = await self.services.store.get_project(target_id)
-                token, public = project.preview_token, project.public
             else:
                 sandbox = await self.services.find_sandbox(target_id)
+            if project is not None:
+                token, public = project.preview_token, project.public
+            else:
+                assert sandbox is not None
                 info = await sandbox.info()
                 token, public = info.preview_token, info.public
         except (SandboxNotFound, ProjectNotFound):
@@ -177,8 +184,11 @@ class PreviewProxy:
             return
         try:
             if project is not None:
-                sandbox = await self.services.serving_sandbox(project)
+                # The fast path: the sandbox that served last time, if it still runs.
+                if sandbox is None or (await sandbox.info()).state != SandboxState.STARTED:
+                    sandbox = await self.services.serving_sandbox(project)
             elif sandbox is not None and (await sandbox.info()).state != SandboxState.STARTED:
+                routes.pop(target_id, None)
                 await respond(
                     *_page(
                         503,
@@ -192,10 +202,11 @@ class PreviewProxy:
             await respond(*_page(502, "The preview could not be started", str(exc)))
             return
         assert sandbox is not None
+        routes[target_id] = (project, sandbox)
         if is_websocket:
             await self._forward_websocket(scope, receive, send, headers, sandbox, port)
-        else:
-            await self._forward(scope, receive, send, headers, sandbox, port)
+        elif not await self._forward(scope, receive, send, headers, sandbox, port):
+            routes.pop(target_id, None)
 
     async def _authorized(
         self, scope: Scope, respond: Responder, headers: dict[str, str], token: str
@@ -359,7 +370,8 @@ class PreviewProxy:
         headers: dict[str, str],
         sandbox: Sandbox,
         port: int,
-    ) -> None:
+    ) -> bool:
+        """Forward one request; False if the dev server could not be reached."""
         forwarded = [
             (k, v)
             for k, v in headers.items()
@@ -403,7 +415,7 @@ class PreviewProxy:
                     f"GET /api/sandboxes/{sandbox.id}/preview shows its status and log.",
                 ),
             )
-            return
+            return False
         try:
             await send(
                 {
@@ -421,3 +433,4 @@ class PreviewProxy:
             await send({"type": "http.response.body", "body": b""})
         finally:
             await response.aclose()
+        return True

@@ -34,6 +34,8 @@ class Services:
         self._project_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.isolated = True
         self._store: Store | None = None
+        self.preview_routes: dict[str, tuple[ProjectRecord | None, Sandbox]] = {}
+        """Preview host id → what served it last; the proxy's fast path. Dropped on change."""
         self._supervisor: Supervisor | None = None
 
     @property
@@ -82,6 +84,15 @@ class Services:
             with contextlib.suppress(SandboxUnavailable):
                 providers.append(self.provider(name))
         return providers
+
+    def forget_preview(self, *target_ids: str | None) -> None:
+        """Drop cached preview routes after a sandbox or project changed or went away."""
+        for target_id in target_ids:
+            if target_id is not None:
+                self.preview_routes.pop(target_id, None)
+        for key, (project, sandbox) in list(self.preview_routes.items()):
+            if sandbox.id in target_ids or (project is not None and project.id in target_ids):
+                self.preview_routes.pop(key, None)
 
     async def find_sandbox(self, sandbox_id: str) -> Sandbox:
         for provider in self.configured_providers():

@@ -109,11 +109,13 @@ class Store:
         self._session = sessionmaker(engine)
 
     @classmethod
-    async def open(cls, url: str | None, data_dir: Path) -> Store:
+    async def open(cls, url: str | None, data_dir: Path, *, upgrade: bool = True) -> Store:
+        """Connect; `upgrade` runs the migrations (the server does, its workers need not)."""
         if url is None:
             await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         engine = make_engine(database_url(url, data_dir))
-        await migrate(engine)
+        if upgrade:
+            await migrate(engine)
         return cls(engine)
 
     async def close(self) -> None:

@@ -62,6 +62,7 @@ async def delete_project(project_id: str, request: Request) -> Response:
             await sandbox.delete()
         except SandboxNotFound:
             pass
+    svc.forget_preview(project_id, project.sandbox_id)
     await svc.store.delete_project(project_id)
     return Response(status_code=204)
 

@@ -49,6 +49,7 @@ async def get_sandbox(sandbox_id: str, request: Request) -> dict[str, Any]:
 @router.post("/api/sandboxes/{sandbox_id}/stop")
 async def stop_sandbox(sandbox_id: str, request: Request) -> dict[str, Any]:
     sandbox = await services(request).find_sandbox(sandbox_id)
+    services(request).forget_preview(sandbox_id)
     await sandbox.stop()
     return sandbox_json(await sandbox.info(), request)
 
@@ -63,6 +64,7 @@ async def start_sandbox(sandbox_id: str, request: Request) -> dict[str, Any]:
 @router.delete("/api/sandboxes/{sandbox_id}", status_code=204)
 async def delete_sandbox(sandbox_id: str, request: Request) -> Response:
     sandbox = await services(request).find_sandbox(sandbox_id)
+    services(request).forget_preview(sandbox_id)
     await sandbox.delete()
     return Response(status_code=204)
 

@@ -7,6 +7,7 @@ import { sleep } from "./dom.js";
 
 export const TERMINAL = new Set(["complete", "error"]);
 export const RUN_ID_HEADER = "x-sandforge-run-id";
+export const PROJECT_ID_HEADER = "x-sandforge-project-id";
 const MAX_BACKOFF_MS = 15000;
 const MAX_ATTEMPTS_WITHOUT_RUN = 6;
 
@@ -18,10 +19,12 @@ export class RunStream {
    * @param {(runId: string) => void} [hooks.onRunId]
    * @param {Set<string>} [hooks.knownRunIds]  runs of this project that are not this one
    */
-  constructor({ onEvent, onState, onRunId, knownRunIds } = {}) {
+  constructor({ onEvent, onState, onRunId, onProjectId, knownRunIds } = {}) {
     this.onEvent = onEvent;
     this.onState = onState || (() => {});
     this.onRunId = onRunId || (() => {});
+    this.onProjectId = onProjectId || (() => {});
+    this.projectId = null;
     this.knownRunIds = knownRunIds || new Set();
     this.lastSeq = 0;
     this.runId = null;
@@ -48,10 +51,18 @@ export class RunStream {
     }
   }
 
+  setProjectId(projectId) {
+    if (projectId && projectId !== this.projectId) {
+      this.projectId = projectId;
+      this.onProjectId(projectId);
+    }
+  }
+
   /** Start a run with a POST. Throws ApiError when the server refuses the request. */
   async start(path, body, sandboxId = null) {
     this.prompt = body.messages[body.messages.length - 1].content;
     this.sandboxId = sandboxId;
+    this.projectId = body.projectId || null;
     this.startedAt = Date.now() / 1000;
     this.onState("connecting");
     let response;
@@ -68,6 +79,7 @@ export class RunStream {
     }
     if (!response.ok) throw await apiError(response);
     this.setRunId(response.headers.get(RUN_ID_HEADER));
+    this.setProjectId(response.headers.get(PROJECT_ID_HEADER));
     await this.consume(response);
     if (!this.finished) await this.reconnect();
   }
@@ -111,6 +123,7 @@ export class RunStream {
     const data = event.data || {};
     if (data.sandboxId) this.sandboxId = data.sandboxId;
     if (event.type === "complete" && data.runId) this.setRunId(data.runId);
+    if (event.type === "complete" && data.projectId) this.setProjectId(data.projectId);
   }
 
   /** Find this run when the server did not name it: the newest run with our prompt (and sandbox). */
@@ -123,6 +136,7 @@ export class RunStream {
         r.prompt === this.prompt &&
         !this.knownRunIds.has(r.runId) &&
         (!this.sandboxId || !r.sandboxId || r.sandboxId === this.sandboxId) &&
+        (!this.projectId || !r.projectId || r.projectId === this.projectId) &&
         (this.startedAt === undefined || r.createdAt >= this.startedAt - 300),
     );
     candidates.sort((a, b) => b.createdAt - a.createdAt);

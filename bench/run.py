@@ -1,0 +1,190 @@
+"""Run the whole benchmark suite: prints JSON and writes docs/benchmarks.md.
+
+    .venv/bin/python -m bench.run            # every figure
+    .venv/bin/python -m bench.run --quick    # fewer samples
+
+Each figure is a median (p50) over repeated runs; comparisons are ratios taken
+in the same run. The machine is shared and noisy: read trends, not decimals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import bench_proxy, bench_runs, bench_sandbox
+from .common import ROOT
+
+
+@dataclass
+class Goal:
+    figure: str
+    goal: str
+    measured: Callable[[dict[str, Any]], str]
+    met: Callable[[dict[str, Any]], bool]
+    obstacle: str = ""
+
+
+def _get(results: dict[str, Any], *keys: str) -> Any:
+    value: Any = results
+    for key in keys:
+        value = value[key]
+    return value
+
+
+GOALS = [
+    Goal(
+        "POST until the first SSE event, p50 / p95",
+        "p50 under 50 ms",
+        lambda r: f"{_get(r, 'first_event_ms', 'p50')} / {_get(r, 'first_event_ms', 'p95')} ms",
+        lambda r: _get(r, "first_event_ms", "p50") < 50,
+    ),
+    Goal(
+        "orchestration overhead: zero-latency model writes a 10-file web-app, until the preview "
+        "answers 200, p50 / p95",
+        "p50 under 1 s",
+        lambda r: f"{_get(r, 'orchestration_ms', 'p50')} / {_get(r, 'orchestration_ms', 'p95')} ms",
+        lambda r: _get(r, "orchestration_ms", "p50") < 1000,
+    ),
+    Goal(
+        "20 generations started at once on this 2-core machine",
+        "all succeed; p95 under 5 s",
+        lambda r: (
+            f"{_get(r, 'burst_20', 'succeeded')}/20 succeeded; p95 "
+            f"{_get(r, 'burst_20', 'p95_ms')} ms"
+        ),
+        lambda r: _get(r, "burst_20", "succeeded") == 20 and _get(r, "burst_20", "p95_ms") < 5000,
+    ),
+    Goal(
+        "per-run worker start time and private memory (warm, forked)",
+        "under 50 ms and under 30 MB",
+        lambda r: (
+            f"{_get(r, 'warm_worker', 'start_ms_p50')} ms, "
+            f"{_get(r, 'warm_worker', 'private_mb_p50')} MB"
+        ),
+        lambda r: (
+            _get(r, "warm_worker", "start_ms_p50") < 50
+            and _get(r, "warm_worker", "private_mb_p50") < 30
+        ),
+    ),
+    Goal(
+        "cold child process (a fresh interpreter per run), same run, for comparison",
+        "(none)",
+        lambda r: (
+            f"{_get(r, 'cold_worker', 'start_ms_p50')} ms, "
+            f"{_get(r, 'cold_worker', 'private_mb_p50')} MB "
+            f"({_get(r, 'cold_over_warm_start')}x the warm start)"
+        ),
+        lambda r: True,
+    ),
+    Goal(
+        "proxy added latency, small file, p50",
+        "under 2 ms",
+        lambda r: (
+            f"{_get(r, 'proxy', 'small', 'added_ms_p50')} ms "
+            f"(direct {_get(r, 'proxy', 'small', 'direct_ms_p50')} ms, "
+            f"proxy {_get(r, 'proxy', 'small', 'proxy_ms_p50')} ms)"
+        ),
+        lambda r: _get(r, "proxy", "small", "added_ms_p50") < 2,
+    ),
+    Goal(
+        "proxy throughput, 1 MB file, versus direct",
+        "at least half",
+        lambda r: (
+            f"{_get(r, 'proxy', '1mb', 'throughput_ratio')}x "
+            f"({_get(r, 'proxy', '1mb', 'proxy_mb_s')} vs "
+            f"{_get(r, 'proxy', '1mb', 'direct_mb_s')} MB/s)"
+        ),
+        lambda r: _get(r, "proxy", "1mb", "throughput_ratio") >= 0.5,
+    ),
+]
+
+
+SANDBOX_GOALS = [
+    Goal(
+        "local sandbox: create until the daemon answers, p50 / p95",
+        "p50 under 90 ms",
+        lambda r: (
+            f"{_get(r, 'sandbox', 'create_until_daemon_answers', 'p50_ms')} / "
+            f"{_get(r, 'sandbox', 'create_until_daemon_answers', 'p95_ms')} ms"
+        ),
+        lambda r: _get(r, "sandbox", "create_until_daemon_answers", "p50_ms") < 90,
+    ),
+    Goal(
+        "local sandbox: exec round trip, p50",
+        "under 10 ms",
+        lambda r: f"{_get(r, 'sandbox', 'exec_round_trip', 'p50_ms')} ms",
+        lambda r: _get(r, "sandbox", "exec_round_trip", "p50_ms") < 10,
+    ),
+    Goal(
+        "local sandbox: private memory of an idle sandbox (bwrap, init, daemon)",
+        "under 25 MB",
+        lambda r: f"{_get(r, 'sandbox', 'idle_memory', 'private_mb')} MB",
+        lambda r: _get(r, "sandbox", "idle_memory", "private_mb") < 25,
+    ),
+]
+
+
+async def collect(quick: bool) -> dict[str, Any]:
+    samples = 5 if quick else 20
+    results: dict[str, Any] = {}
+    results.update(await bench_runs.first_event_and_overhead(samples))
+    results.update(await bench_runs.worker_start(5 if quick else 15))
+    results["proxy"] = await bench_proxy.proxy_vs_direct(20 if quick else 100)
+    results["sandbox"] = await bench_sandbox.run(
+        creations=10 if quick else 50, execs=50 if quick else 200
+    )
+    return results
+
+
+def markdown(results: dict[str, Any], goals: list[Goal]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.date.today()} on {platform.node()} ({os.cpu_count()} cores, "
+        f"Python {platform.python_version()}) with `.venv/bin/python -m bench.run`.",
+        "Each figure is a median over repeated runs; comparisons are ratios from the same run.",
+        "The machine is shared and noisy.",
+        "",
+        "| figure | goal | measured | met |",
+        "|---|---|---|---|",
+    ]
+    notes = []
+    for goal in goals:
+        try:
+            measured, met = goal.measured(results), goal.met(results)
+        except (KeyError, TypeError) as exc:
+            measured, met = f"not measured ({exc})", False
+        lines.append(f"| {goal.figure} | {goal.goal} | {measured} | {'yes' if met else 'no'} |")
+        if not met and goal.obstacle:
+            notes.append(f"- **{goal.figure}**: {goal.obstacle}")
+    if notes:
+        lines += ["", "## Goals not met", "", *notes]
+    lines += ["", "## Raw results", "", "```json", json.dumps(results, indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer samples")
+    parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
+    args = parser.parse_args()
+    os.environ["PYTHONPATH"] = str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    sys.path.insert(0, str(ROOT))
+    results = asyncio.run(collect(args.quick))
+    print(json.dumps(results, indent=2))
+    if not args.no_write:
+        (ROOT / "docs").mkdir(exist_ok=True)
+        (ROOT / "docs" / "benchmarks.md").write_text(markdown(results, GOALS + SANDBOX_GOALS))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+// The Code tab: a file tree of the sandbox and a read-only, highlighted view of one file.
+import { api, ApiError } from "./api.js";
+import { $, h, copyText, formatBytes, toast } from "./dom.js";
+import { languageOf, isBinaryPath, renderCode, LANGUAGE_BADGE } from "./highlight.js";
+
+const MAX_VIEW_BYTES = 512 * 1024;
+const COLLAPSED = new Set(["node_modules", ".git", "__pycache__", ".venv", "dist", "build", ".next", ".cache"]);
+const ENTRY_FILES = ["index.html", "src/main.jsx", "src/main.js", "app.py", "main.py", "README.md"];
+
+export class FilesPanel {
+  constructor({ onCount } = {}) {
+    this.onCount = onCount || (() => {});
+    this.tree = $("#file-tree");
+    this.pathEl = $("#code-path");
+    this.metaEl = $("#code-meta");
+    this.scroll = $("#code-scroll");
+    this.copyBtn = $("#copy-code");
+    this.sandboxId = null;
+    this.projectId = null;
+    this.files = new Map(); // path -> {path, size, isDir}
+    this.selected = null;
+    this.content = "";
+    this.expanded = new Map(); // dir -> bool
+    this.changed = new Set();
+    this.refreshTimer = null;
+    this.openSeq = 0;
+    this.copyBtn.addEventListener("click", async () => {
+      const ok = await copyText(this.content);
+      toast(ok ? "File copied" : "Could not copy", ok ? "ok" : "error");
+    });
+  }
+
+  /** Where files come from: the live sandbox when there is one, else the project's store. */
+  setSource({ sandboxId = this.sandboxId, projectId = this.projectId } = {}) {
+    const changed = (sandboxId || null) !== this.sandboxId || (projectId || null) !== this.projectId;
+    const firstSource = !this.sandboxId && !this.projectId;
+    this.sandboxId = sandboxId || null;
+    this.projectId = projectId || null;
+    if (!changed) return;
+    if (firstSource) {
+      this.files.clear();
+      this.selected = null;
+      this.content = "";
+      this.renderTree();
+      this.showPlaceholder("Pick a file on the left to read it.");
+    }
+    if (this.base) this.refresh();
+  }
+
+  get base() {
+    if (this.sandboxId) return `/api/sandboxes/${encodeURIComponent(this.sandboxId)}`;
+    if (this.projectId) return `/api/projects/${encodeURIComponent(this.projectId)}`;
+    return null;
+  }
+
+  fileUrl(path) {
+    return `${this.base}/files/${path.split("/").map(encodeURIComponent).join("/")}`;
+  }
+
+  /** A tool event touched `path`: refresh soon, and reload it if it is open. */
+  touched(path) {
+    this.changed.add(path);
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => this.refresh(), 350);
+  }
+
+  async refresh() {
+    clearTimeout(this.refreshTimer);
+    const base = this.base;
+    if (!base) return;
+    let body;
+    try {
+      body = await api(`${base}/files`);
+    } catch (err) {
+      if (base !== this.base) return;
+      if (err instanceof ApiError && (err.status === 404 || err.status === 409) && this.sandboxId && this.projectId) {
+        // The sandbox is gone or stopped: read the stored copy instead.
+        this.sandboxId = null;
+        this.refresh();
+        return;
+      }
+      if (!this.files.size) this.tree.replaceChildren(h("p", { class: "code-empty" }, err instanceof ApiError && err.status === 404 ? "The files are gone." : `Files unavailable: ${err.message}`));
+      return;
+    }
+    if (base !== this.base) return;
+    this.files = new Map(body.files.map((f) => [f.path, f]));
+    this.onCount(body.files.filter((f) => !f.isDir).length);
+    this.renderTree();
+    const changed = [...this.changed];
+    this.changed.clear();
+    if (this.selected && changed.includes(this.selected)) this.open(this.selected, { quiet: true });
+    if (this.selected && !this.files.has(this.selected)) {
+      this.selected = null;
+      this.showPlaceholder("That file was deleted.");
+    }
+  }
+
+  /** Open the entry file if nothing is open yet (when the tab is first shown). */
+  openDefault() {
+    if (this.selected || !this.files.size) return;
+    const paths = [...this.files.values()].filter((f) => !f.isDir).map((f) => f.path);
+    const pick = ENTRY_FILES.find((p) => paths.includes(p)) || paths.sort()[0];
+    if (pick) this.open(pick);
+  }
+
+  buildTree() {
+    const root = { dirs: new Map(), files: [] };
+    const dirNode = (parts) => {
+      let node = root;
+      for (const part of parts) {
+        if (!node.dirs.has(part)) node.dirs.set(part, { dirs: new Map(), files: [] });
+        node = node.dirs.get(part);
+      }
+      return node;
+    };
+    for (const f of this.files.values()) {
+      const parts = f.path.split("/").filter(Boolean);
+      if (f.isDir) dirNode(parts);
+      else dirNode(parts.slice(0, -1)).files.push(f);
+    }
+    return root;
+  }
+
+  renderTree() {
+    if (!this.files.size) {
+      this.tree.replaceChildren(h("p", { class: "code-empty" }, this.base ? "No files yet." : "No project open."));
+      return;
+    }
+    const render = (node, prefix, depth) => {
+      const ul = h("ul", {});
+      for (const name of [...node.dirs.keys()].sort((a, b) => a.localeCompare(b))) {
+        const path = prefix + name;
+        const open = this.expanded.has(path) ? this.expanded.get(path) : !COLLAPSED.has(name) && depth < 3;
+        const btn = h(
+          "button",
+          { type: "button", class: "tree-item dir", "aria-expanded": String(open), dataset: { path }, onclick: () => { this.expanded.set(path, !open); this.renderTree(); } },
+          h("span", { class: "ti", "aria-hidden": "true" }, open ? "▾" : "▸"),
+          h("span", { class: "name" }, name),
+        );
+        ul.append(h("li", {}, btn, open ? render(node.dirs.get(name), `${path}/`, depth + 1) : null));
+      }
+      for (const f of node.files.sort((a, b) => a.path.localeCompare(b.path))) {
+        const name = f.path.split("/").pop();
+        const lang = languageOf(f.path);
+        const btn = h(
+          "button",
+          {
+            type: "button",
+            class: `tree-item file${this.changed.has(f.path) ? " flash" : ""}`,
+            "aria-current": f.path === this.selected ? "true" : null,
+            title: `${f.path} · ${formatBytes(f.size)}`,
+            dataset: { path: f.path },
+            onclick: () => this.open(f.path),
+          },
+          h("span", { class: "ti", "aria-hidden": "true" }),
+          h("span", { class: "fi", dataset: { lang }, "aria-hidden": "true" }, LANGUAGE_BADGE[lang] || "≡"),
+          h("span", { class: "name" }, name),
+        );
+        ul.append(h("li", {}, btn));
+      }
+      return ul;
+    };
+    this.tree.replaceChildren(render(this.buildTree(), "", 0));
+  }
+
+  showPlaceholder(text) {
+    this.pathEl.textContent = this.selected || "Select a file";
+    this.metaEl.textContent = "";
+    this.copyBtn.disabled = true;
+    this.scroll.replaceChildren(h("div", { class: "code-empty" }, text));
+  }
+
+  async open(path, { quiet = false } = {}) {
+    if (!this.base) return;
+    this.selected = path;
+    for (const b of this.tree.querySelectorAll(".tree-item.file")) {
+      if (b.dataset.path === path) b.setAttribute("aria-current", "true");
+      else b.removeAttribute("aria-current");
+    }
+    const entry = this.files.get(path);
+    const lang = languageOf(path);
+    this.pathEl.textContent = path;
+    this.pathEl.title = path;
+    if (isBinaryPath(path)) {
+      this.showPlaceholder("Binary file: not shown.");
+      this.pathEl.textContent = path;
+      return;
+    }
+    if (entry && entry.size > MAX_VIEW_BYTES) {
+      this.showPlaceholder(`This file is ${formatBytes(entry.size)}; too large to show here.`);
+      this.pathEl.textContent = path;
+      return;
+    }
+    const seq = ++this.openSeq;
+    if (!quiet) this.scroll.replaceChildren(h("div", { class: "code-empty" }, h("span", { class: "spinner", "aria-label": "Loading" })));
+    let text;
+    try {
+      text = await api(this.fileUrl(path), { headers: { accept: "text/plain" } });
+    } catch (err) {
+      if (seq !== this.openSeq) return;
+      this.showPlaceholder(`Could not read ${path}: ${err.message}`);
+      this.pathEl.textContent = path;
+      return;
+    }
+    if (seq !== this.openSeq) return;
+    this.content = typeof text === "string" ? text : JSON.stringify(text, null, 2);
+    const lines = this.content ? this.content.split("\n").length - (this.content.endsWith("\n") ? 1 : 0) : 0;
+    this.metaEl.textContent = `${lang === "plain" ? "text" : lang} · ${lines} lines · ${formatBytes(new Blob([this.content]).size)}`;
+    this.copyBtn.disabled = false;
+    const keep = quiet ? this.scroll.scrollTop : 0;
+    this.scroll.replaceChildren(renderCode(this.content, lang));
+    this.scroll.scrollTop = keep;
+  }
+}
