@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     """The project dir inside a Daytona sandbox; relative paths resolve against it."""
     daytona_create_timeout_s: float = Field(default=120.0, gt=0)
     daytona_cleanup_grace_s: float = Field(default=30.0, ge=0)
-    """After a create times out, how long to watch for the sandbox it may still make, to delete it."""
+    """After a create times out, how long to watch for the late sandbox, to delete it."""
 
     database_url: str | None = None
     """SQLAlchemy URL; default SQLite at `<data_dir>/sandforge.db`. `postgresql://...` works."""

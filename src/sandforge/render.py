@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ class RenderReport:
         return "Rendered check: " + ("; ".join(problems) if problems else "the page renders")
 
 
-def _console(report: RenderReport, kind: str, text: str, location: dict[str, Any]) -> None:
+def _console(report: RenderReport, kind: str, text: str, location: Mapping[str, object]) -> None:
     # Browsers ask for /favicon.ico on their own; its 404 is no fault of the app.
     if kind == "error" and not str(location.get("url", "")).endswith("/favicon.ico"):
         report.console_errors.append(text)

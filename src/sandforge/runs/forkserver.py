@@ -51,10 +51,13 @@ def _preload() -> None:
     not copy-on-write the shared pages just by collecting garbage.
     """
     import pydantic_ai.models.function  # noqa: F401  (scripted and factory models)
-    import sqlalchemy.dialects.postgresql.asyncpg  # noqa: F401
+    import sqlalchemy.dialects.postgresql.asyncpg
     import sqlalchemy.dialects.sqlite.aiosqlite  # noqa: F401
 
     from ..store import workspace  # noqa: F401
+
+    with contextlib.suppress(ImportError):  # the optional Daytona SDK takes seconds to import
+        from ..sandbox import daytona  # noqa: F401
     from . import worker  # noqa: F401  (the pipeline, agent, pydantic-ai, the SDKs)
 
     gc.collect()
@@ -193,9 +196,9 @@ class _Zygote:
             self.children[handle.pid] = handle
             self.started.put_nowait(handle)
         elif message["op"] == "exited":
-            handle = self.children.pop(int(message["pid"]), None)
-            if handle is not None:
-                handle.exited(int(message["code"]))
+            exited = self.children.pop(int(message["pid"]), None)
+            if exited is not None:
+                exited.exited(int(message["code"]))
             if self.retired and not self.children:
                 self.shut()
 

@@ -28,6 +28,8 @@ class RunJob(BaseModel):
     seed_files_b64: dict[str, str] | None = None
     """Rebuild: the project's stored files, for a fresh sandbox."""
     isolated: bool = True
+    isolation_problem: str = ""
+    """Why sandboxes run without full isolation here, when they do."""
 
     @property
     def seed_files(self) -> dict[str, bytes] | None:

@@ -53,8 +53,8 @@ async def _open_sandbox(ctx: RunContext) -> AsyncIterator[Event | Sandbox]:
     if not job.isolated:
         yield progress(
             "creating",
-            "WARNING: bubblewrap is unavailable and SANDFORGE_ALLOW_UNISOLATED=1 is set: "
-            "generated code runs on this machine without isolation.",
+            "WARNING: SANDFORGE_ALLOW_UNISOLATED=1 is set and sandboxes are not fully isolated "
+            f"here, so generated code runs with weaker protection: {job.isolation_problem}",
         )
     if job.sandbox_id:
         yield progress("creating", f"Continuing in sandbox {job.sandbox_id}", job.sandbox_id)

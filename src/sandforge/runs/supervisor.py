@@ -128,10 +128,13 @@ class RunNotFound(Exception):
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, store: Store, isolated: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, isolated: bool = True, isolation_problem: str = ""
+    ) -> None:
         self.settings = settings
         self.store = store
         self.isolated = isolated
+        self.isolation_problem = isolation_problem
         self.forkserver = ForkServer(recycle_after=settings.worker_recycle_after)
         self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
         self._queued = 0
@@ -186,6 +189,7 @@ class Supervisor:
             sandbox_id=sandbox_id,
             seed_files_b64=RunJob.encode_files(seed) if seed is not None else None,
             isolated=self.isolated,
+            isolation_problem=self.isolation_problem,
         )
         await self.store.create_run(run_id, project.id, request.model_dump())
         await self.store.add_message(project.id, run_id, "user", request.prompt)

@@ -20,26 +20,65 @@ class SandboxState(StrEnum):
 
 @dataclass(frozen=True)
 class SandboxSpec:
-    """Everything a sandbox is made from. Every limit has a documented default."""
+    """Everything a sandbox is made from. Every limit has a documented default.
+
+    The local provider enforces the limits as described on each field; remote providers
+    map what they can onto their own resources.
+    """
 
     labels: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     """The sandbox's whole environment beyond PATH, HOME and LANG. Nothing else enters."""
     network: Literal["none", "egress"] = "none"
+    """`none`: loopback only. `egress`: outbound through a user-mode stack (slirp4netns);
+    the host's loopback (127.0.0.1: databases, the server itself) stays unreachable."""
     public: bool = False
     memory_mb: int = 1024
+    """Memory of all processes together, /tmp included (cgroup memory limit, no swap).
+    Going over it wakes the OOM killer inside the sandbox only."""
     pids: int = 256
+    """Processes and threads at once (cgroup pids.max); a fork bomb stops there."""
     cpu_weight: int = 100
+    """Relative CPU share against other sandboxes, 1-10000 (cgroup v2 cpu.weight; on v1,
+    cpu.shares = weight * 1024 / 100). 100 is an ordinary process's share."""
     exec_timeout_s: float = 120.0
+    """Default timeout of one exec; its whole process group is killed when it passes."""
     output_cap_bytes: int = 1 << 20
+    """Captured bytes per stream (stdout, stderr) of one exec; the rest is discarded and
+    the result says `truncated`."""
     max_file_bytes: int = 10 << 20
+    """Largest file the file API reads or writes."""
     disk_mb: int = 1024
+    """Size of the sandbox's own filesystem (an ext4 image holding the project dir, HOME and
+    process logs), so a full disk is ENOSPC inside the sandbox only. It is also the largest
+    single file a command may write (RLIMIT_FSIZE)."""
+    tmp_mb: int = 256
+    """Size of the private /tmp (tmpfs; its pages also count against `memory_mb`)."""
     # Provider-side lifecycle, in minutes (Daytona's unit); 0 disables.
     auto_stop_minutes: int = 30
     auto_archive_minutes: int = 60 * 24 * 7
     auto_delete_minutes: int = -1
     image: str | None = None
     snapshot: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.network not in ("none", "egress"):
+            raise ValueError(f"network must be 'none' or 'egress', not {self.network!r}")
+        minimums = {
+            "memory_mb": (self.memory_mb, 32),
+            "pids": (self.pids, 16),
+            "cpu_weight": (self.cpu_weight, 1),
+            "exec_timeout_s": (self.exec_timeout_s, 0.01),
+            "output_cap_bytes": (self.output_cap_bytes, 1),
+            "max_file_bytes": (self.max_file_bytes, 1),
+            "disk_mb": (self.disk_mb, 16),
+            "tmp_mb": (self.tmp_mb, 1),
+        }
+        for name, (value, minimum) in minimums.items():
+            if value < minimum:
+                raise ValueError(f"{name} must be at least {minimum}, not {value}")
+        if self.cpu_weight > 10000:
+            raise ValueError(f"cpu_weight must be at most 10000, not {self.cpu_weight}")
 
 
 @dataclass(frozen=True)
@@ -116,6 +155,18 @@ class SandboxFileNotFound(SandboxError):
 
 class ExecTimeout(SandboxError):
     code = "exec_timeout"
+
+
+class SandboxFileTooLarge(SandboxError):
+    """A file over the spec's `max_file_bytes` was read or written through the file API."""
+
+    code = "file_too_large"
+
+
+class SandboxDiskFull(SandboxError):
+    """The sandbox's filesystem (`disk_mb`) is full."""
+
+    code = "disk_full"
 
 
 @runtime_checkable

@@ -27,3 +27,10 @@ def make_provider(
 
         return DaytonaProvider.from_settings(settings)
     return LocalSandboxProvider(settings.sandboxes_dir, launcher)
+
+
+async def close_provider(provider: SandboxProvider) -> None:
+    """Release a provider's clients (Daytona holds an HTTP session); local has none."""
+    aclose = getattr(provider, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -10,8 +10,10 @@ from starlette.exceptions import HTTPException
 from ..runs.supervisor import RunNotFound
 from ..sandbox import (
     PathEscapeError,
+    SandboxDiskFull,
     SandboxError,
     SandboxFileNotFound,
+    SandboxFileTooLarge,
     SandboxNotFound,
     SandboxUnavailable,
 )
@@ -31,6 +33,10 @@ def error_response(status: int, code: str, message: str) -> JSONResponse:
 
 
 def _sandbox_status(exc: SandboxError) -> int:
+    if isinstance(exc, SandboxFileTooLarge):
+        return 413
+    if isinstance(exc, SandboxDiskFull):
+        return 507
     if isinstance(exc, SandboxNotFound | SandboxFileNotFound):
         return 404
     if isinstance(exc, PathEscapeError):

@@ -35,6 +35,8 @@ TOKEN_COOKIE = "sandforge_preview_token"
 TOKEN_HEADER = "x-sandforge-preview-token"
 TOKEN_QUERY = "token"
 PROJECT_PREFIX = "pj"
+UPSTREAM_TOKEN_HEADER = "x-daytona-preview-token"
+"""Added server-side for Daytona upstreams; a client's own is never forwarded."""
 HOP_BY_HOP = {
     "connection",
     "keep-alive",
@@ -173,6 +175,9 @@ class PreviewProxy:
                     f"There is no sandbox or project {target_id}. It may have been deleted.",
                 ),
             )
+            return
+        except SandboxError as exc:
+            await respond(*_page(502, "The preview is unavailable", str(exc)))
             return
         if not public and not await self._authorized(scope, respond, headers, token):
             return
@@ -375,13 +380,16 @@ class PreviewProxy:
         forwarded = [
             (k, v)
             for k, v in headers.items()
-            if k not in HOP_BY_HOP and k != TOKEN_HEADER and k != "cookie"
+            if k not in HOP_BY_HOP and k not in (TOKEN_HEADER, UPSTREAM_TOKEN_HEADER, "cookie")
         ]
         cookie = SimpleCookie(headers.get("cookie", ""))
         cookie.pop(TOKEN_COOKIE, None)
         if cookie:
             forwarded.append(("cookie", "; ".join(f"{k}={m.value}" for k, m in cookie.items())))
-        forwarded.append(("host", f"localhost:{port}"))
+        upstream = await sandbox.upstream(port)
+        if upstream.uds is not None:
+            # Dev servers (Vite) check the Host; a remote upstream keeps the one its URL implies.
+            forwarded.append(("host", f"localhost:{port}"))
         query = scope.get("query_string", b"").decode("latin-1")
         url = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?")[0]
         if query:

@@ -18,7 +18,7 @@ from ..sandbox import (
     SandboxUnavailable,
 )
 from ..sandbox.local import BwrapLauncher, ControlServer, check_isolation
-from ..sandbox.providers import check_provider, make_provider
+from ..sandbox.providers import check_provider, close_provider, make_provider
 from ..store.repo import ProjectRecord, Store
 from ..templates import get_template
 
@@ -33,6 +33,7 @@ class Services:
         self._providers: dict[str, SandboxProvider] = {}
         self._project_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.isolated = True
+        self.isolation_problem = ""
         self._store: Store | None = None
         self.preview_routes: dict[str, tuple[ProjectRecord | None, Sandbox]] = {}
         """Preview host id → what served it last; the proxy's fast path. Dropped on change."""
@@ -50,9 +51,14 @@ class Services:
 
     async def start(self) -> None:
         self.settings.sandboxes_dir.mkdir(parents=True, exist_ok=True)
-        self.isolated = (await asyncio.to_thread(check_isolation)).available
+        isolation = await asyncio.to_thread(check_isolation)
+        self.isolated = isolation.available
+        self.isolation_problem = isolation.problem
+        await self.launcher.recover(self.settings.sandboxes_dir)
         self._store = await Store.open(self.settings.database_url, self.settings.data_dir)
-        self._supervisor = Supervisor(self.settings, self._store, isolated=self.isolated)
+        self._supervisor = Supervisor(
+            self.settings, self._store, isolated=self.isolated, isolation_problem=isolation.problem
+        )
         await self._supervisor.interrupt_orphans()
         self._supervisor.warm_up()
         await self.control.start()
@@ -62,6 +68,8 @@ class Services:
             await self._supervisor.close()
         await self.control.close()
         await self.launcher.close()
+        for provider in self._providers.values():
+            await close_provider(provider)
         if self._store is not None:
             await self._store.close()
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import Any
 
 from ..base import (
     PathEscapeError,
+    SandboxDiskFull,
     SandboxError,
     SandboxFileNotFound,
+    SandboxFileTooLarge,
 )
 from .unix import connect_unix
 
@@ -18,6 +21,8 @@ MAX_REPLY_BYTES = 64 << 20
 _ERRORS: dict[str, type[SandboxError]] = {
     "path_escape": PathEscapeError,
     "file_not_found": SandboxFileNotFound,
+    "file_too_large": SandboxFileTooLarge,
+    "disk_full": SandboxDiskFull,
 }
 
 
@@ -30,23 +35,54 @@ class ToolboxClient:
         self.socket_path = socket_path
         self.sandbox_id = sandbox_id
 
-    async def call(self, op: str, reply_timeout: float = 30.0, **params: Any) -> dict[str, Any]:
+    def _connect(self) -> socket.socket:
         try:
-            sock = connect_unix(self.socket_path)
+            return connect_unix(self.socket_path)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise SandboxStoppedError(
                 f"sandbox {self.sandbox_id} is not running; start it with "
-                f"`sandforge sandboxes start {self.sandbox_id}` or POST /api/sandboxes/{self.sandbox_id}/start"
+                f"`sandforge sandboxes start {self.sandbox_id}` or "
+                f"POST /api/sandboxes/{self.sandbox_id}/start"
             ) from exc
+
+    async def call(self, op: str, reply_timeout: float = 30.0, **params: Any) -> dict[str, Any]:
+        sock = self._connect()
         reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_REPLY_BYTES)
         try:
             writer.write(json.dumps({"op": op, **params}).encode() + b"\n")
             await writer.drain()
             line = await asyncio.wait_for(reader.readline(), reply_timeout)
         except TimeoutError as exc:
-            raise SandboxError(f"sandbox {self.sandbox_id} did not answer {op} in {reply_timeout:.0f}s") from exc
+            raise SandboxError(
+                f"sandbox {self.sandbox_id} did not answer {op} in {reply_timeout:.0f}s"
+            ) from exc
         finally:
             writer.close()
+        return self._check(op, line)
+
+    async def call_with_fd(self, op: str, fd: int, **params: Any) -> dict[str, Any]:
+        """Like `call`, handing the daemon `fd` with the request (SCM_RIGHTS)."""
+
+        def run() -> bytes:
+            with self._connect() as sock:
+                sock.setblocking(True)
+                sock.settimeout(30.0)
+                socket.send_fds(sock, [json.dumps({"op": op, **params}).encode() + b"\n"], [fd])
+                line = b""
+                while not line.endswith(b"\n"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    line += chunk
+                return line
+
+        try:
+            line = await asyncio.to_thread(run)
+        except TimeoutError as exc:
+            raise SandboxError(f"sandbox {self.sandbox_id} did not answer {op}") from exc
+        return self._check(op, line)
+
+    def _check(self, op: str, line: bytes) -> dict[str, Any]:
         if not line:
             raise SandboxError(f"sandbox {self.sandbox_id} closed the connection during {op}")
         reply = json.loads(line)

@@ -1,18 +1,21 @@
 """The embedded local provider: one bwrap sandbox per directory under the data dir.
 
-    <sandboxes_dir>/<id>/meta.json    spec, labels, preview token (never mounted inside)
-                        /workspace/   the project dir, /workspace inside
-                        /run/         toolbox.sock, ports/*.sock, logs/ (/run/sandforge inside)
-                        /etc/         passwd and group for the sandbox user
+<sandboxes_dir>/<id>/meta.json    spec, labels, preview token (never mounted inside)
+                    /workspace/   the project dir, /workspace inside
+                    /run/         toolbox.sock, ports/*.sock, logs/ (/run/sandforge inside)
+                    /etc/         passwd and group for the sandbox user
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import os
 import secrets
 import shutil
+import socket
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -31,7 +34,8 @@ from ..base import (
     normalize_relative,
 )
 from .client import ToolboxClient
-from .launcher import PROJECT_DIR, SANDBOX_UID, Launcher
+from .launcher import CTL_DIR, PROJECT_DIR, TOOLBOX_SOCKET, Launcher, host_uid
+from .unix import listen_unix
 
 SANDBOX_ID_BYTES = 6
 
@@ -52,7 +56,7 @@ class LocalSandbox:
         self._meta = meta
         self._launcher = launcher
         self._spec = SandboxSpec(**meta["spec"])
-        self._toolbox = ToolboxClient(str(directory / "run" / "toolbox.sock"), directory.name)
+        self._toolbox = ToolboxClient(str(directory / CTL_DIR / TOOLBOX_SOCKET), directory.name)
 
     @property
     def id(self) -> str:
@@ -138,11 +142,27 @@ class LocalSandbox:
         await self._toolbox.call("delete_file", path=normalize_relative(path))
 
     async def upstream(self, port: int) -> Upstream:
+        """The socket that reaches 127.0.0.1:`port` inside, bridged by the daemon.
+
+        The host creates the socket in `ctl/ports/`, where the sandbox cannot plant
+        anything, and hands the daemon its descriptor; the daemon adopts it unless it
+        already forwards that port (then the one in place stays).
+        """
+        if not 1 <= port <= 65535:
+            raise SandboxError(f"{port} is not a TCP port")
+        path = self._dir / CTL_DIR / "ports" / f"{port}.sock"
         reply = await self._toolbox.call("forward", port=port)
-        socket_rel = str(reply["socket"])
-        if normalize_relative(socket_rel) != f"ports/{port}.sock":
-            raise SandboxError(f"sandbox {self.id} answered forward with {socket_rel!r}")
-        return Upstream(base_url="http://sandbox", uds=str(self._dir / "run" / socket_rel))
+        if not reply.get("active") or not path.exists():
+            listener, tmp = await asyncio.to_thread(_port_listener, path)
+            try:
+                reply = await self._toolbox.call_with_fd("forward", listener.fileno(), port=port)
+                if reply.get("adopted"):
+                    await asyncio.to_thread(os.replace, tmp, path)
+            finally:
+                listener.close()
+                with contextlib.suppress(FileNotFoundError):
+                    await asyncio.to_thread(tmp.unlink)
+        return Upstream(base_url="http://sandbox", uds=str(path))
 
     async def stop(self) -> None:
         await self._launcher.terminate(self.id)
@@ -167,14 +187,27 @@ def _info(sandbox_id: str, meta: dict[str, Any], state: SandboxState) -> Sandbox
     )
 
 
+def _port_listener(path: Path) -> tuple[socket.socket, Path]:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    return listen_unix(tmp), tmp
+
+
 def _prepare_dir(directory: Path, meta: dict[str, Any]) -> None:
-    for sub in ("workspace", "run", "etc"):
-        (directory / sub).mkdir(parents=True, exist_ok=True)
-    (directory / "etc" / "passwd").write_text(
-        f"root:x:0:0::/root:/bin/sh\nuser:x:{SANDBOX_UID}:{SANDBOX_UID}::/tmp:/bin/sh\n"
-    )
-    (directory / "etc" / "group").write_text(f"root:x:0:\nuser:x:{SANDBOX_UID}:\n")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700)
     (directory / "meta.json").write_text(json.dumps(meta))
+
+
+def _unused_id(sandboxes_dir: Path) -> str:
+    """A new id whose host uid no other sandbox here has."""
+    taken = set()
+    if sandboxes_dir.is_dir():
+        taken = {host_uid(p.name) for p in sandboxes_dir.glob("sb*") if _valid_id(p.name)}
+    while True:
+        sandbox_id = _new_id()
+        if host_uid(sandbox_id) not in taken:
+            return sandbox_id
 
 
 class LocalSandboxProvider:
@@ -185,7 +218,7 @@ class LocalSandboxProvider:
         self.launcher = launcher
 
     async def create(self, spec: SandboxSpec) -> LocalSandbox:
-        sandbox_id = _new_id()
+        sandbox_id = await asyncio.to_thread(_unused_id, self.sandboxes_dir)
         directory = self.sandboxes_dir / sandbox_id
         meta = {
             "spec": asdict(spec),

@@ -9,6 +9,7 @@ that inode.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import stat
@@ -62,6 +63,41 @@ def connect_unix(path: str) -> socket.socket:
     return sock
 
 
+def listen_unix(path: Path, backlog: int = 128) -> socket.socket:
+    """A listening unix socket at `path`, which may be longer than sun_path allows.
+
+    The bind goes through `/proc/self/fd/<dir fd>/<name>`, so only that short form has
+    to fit in the 108 bytes of a socket address, and no symlink on the way is followed.
+    """
+    dir_fd = _open_socket_dir(path.parent)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path.name, dir_fd=dir_fd)
+        sock.bind(f"/proc/self/fd/{dir_fd}/{path.name}")
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        os.close(dir_fd)
+    return sock
+
+
+def _open_socket_dir(path: Path) -> int:
+    parts = path.parts
+    fd = os.open(parts[0], os.O_PATH | os.O_DIRECTORY)
+    try:
+        for part in parts[1:]:
+            child = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class NoFollowUnixBackend(httpcore.AsyncNetworkBackend):
     """httpcore backend whose unix-socket connects go through `nofollow_socket_path`."""
 
@@ -85,7 +121,7 @@ class NoFollowUnixBackend(httpcore.AsyncNetworkBackend):
             fd, proc_path = nofollow_socket_path(path)
         except FileNotFoundError as exc:
             raise httpcore.ConnectError(f"{path} does not exist") from exc
-        except OSError as exc:
+        except (OSError, SandboxError) as exc:
             raise httpcore.ConnectError(str(exc)) from exc
         try:
             return await self._inner.connect_unix_socket(proc_path, timeout, socket_options)

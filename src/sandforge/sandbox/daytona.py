@@ -1,0 +1,672 @@
+"""The Daytona provider: the Sandbox protocol over the official `daytona` SDK (AsyncDaytona).
+
+Inside a Daytona sandbox
+    <project_dir>        `Settings.daytona_project_dir`, `/home/daytona/project` by default. Every
+                         relative path (files, cwd) resolves against it; an escaping path is a
+                         PathEscapeError before any request is made.
+    sessions             one per named process, `sandforge-<name>`. The process is the session's
+                         only command, run with run_async; its combined log is the session
+                         command's `output`.
+
+Labels
+    The spec's labels, plus two of ours that `info()` never shows:
+    `sandforge-create`   a nonce unique to one create call. After a create times out the sandbox
+                         may still appear; it is found by this label and deleted.
+    `sandforge-preview`  the token our preview proxy accepts (`SandboxInfo.preview_token`, the
+                         `accessToken` of `complete`). Daytona's own preview token never leaves
+                         the server: `upstream()` hands it to the proxy as a header.
+
+Errors are translated: a 401 becomes DaytonaAuthError (check DAYTONA_API_KEY), a missing
+sandbox SandboxNotFound, a missing file SandboxFileNotFound. An exec that times out returns
+`ExecResult(timed_out=True, exit_code=137)` (128 + SIGKILL), as the local provider does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import re
+import secrets
+import shlex
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from daytona import (
+    AsyncDaytona,
+    AsyncSandbox,
+    CreateSandboxFromImageParams,
+    CreateSandboxFromSnapshotParams,
+    DaytonaAuthenticationError,
+    DaytonaConfig,
+    DaytonaConnectionError,
+    DaytonaError,
+    DaytonaFileNotFoundError,
+    DaytonaForbiddenError,
+    DaytonaNotFoundError,
+    DaytonaTimeoutError,
+    FileUpload,
+    ListSandboxesQuery,
+    Resources,
+    SessionExecuteRequest,
+)
+
+from ..config import Settings
+from .base import (
+    ExecResult,
+    FileEntry,
+    PathEscapeError,
+    ProcessStatus,
+    SandboxError,
+    SandboxFileNotFound,
+    SandboxInfo,
+    SandboxNotFound,
+    SandboxSpec,
+    SandboxState,
+    SandboxUnavailable,
+    Upstream,
+    normalize_relative,
+)
+
+log = logging.getLogger(__name__)
+
+LABEL_CREATE = "sandforge-create"
+LABEL_PREVIEW = "sandforge-preview"
+LABEL_LANGUAGE = "code-toolbox-language"  # the SDK adds it to every sandbox
+INTERNAL_LABELS = frozenset({LABEL_CREATE, LABEL_PREVIEW, LABEL_LANGUAGE})
+PREVIEW_TOKEN_HEADER = "x-daytona-preview-token"
+
+SESSION_PREFIX = "sandforge-"
+LOG_TAIL_CHARS = 8192
+# The same listing rules as the local toolbox, so both providers list alike.
+LIST_LIMIT = 5000
+LIST_SKIP = frozenset({"node_modules", ".git", "__pycache__", ".venv", "dist", ".next"})
+LIST_CONCURRENCY = 8
+
+LIFECYCLE_TIMEOUT_S = 120.0
+INFO_FRESH_S = 2.0
+"""How long a fetched sandbox record answers `info()` without asking Daytona again."""
+REAP_POLL_S = 0.5
+TIMED_OUT_EXIT_CODE = 137  # 128 + SIGKILL, as a shell (and the local provider) reports it
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SANDBOX_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_STOPPED_MESSAGE = re.compile(r"not (started|running)", re.IGNORECASE)
+_GONE_STATES = frozenset({"destroyed", "destroying"})
+
+
+class DaytonaAuthError(SandboxUnavailable):
+    """Daytona refused the API key (401) or its permissions (403)."""
+
+    code = "daytona_unauthorized"
+
+
+class DaytonaSandboxStopped(SandboxError):
+    code = "sandbox_stopped"
+
+
+@dataclass(frozen=True)
+class DaytonaOptions:
+    api_key: str
+    api_url: str
+    target: str | None = None
+    image: str | None = None
+    snapshot: str | None = None
+    project_dir: str = "/home/daytona/project"
+    create_timeout_s: float = 120.0
+    cleanup_grace_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class DaytonaPreview:
+    """A URL straight to Daytona's preview proxy, and the token it needs (if any)."""
+
+    url: str
+    token: str | None
+
+
+def _status(exc: DaytonaError) -> int | None:
+    """The HTTP status behind `exc`; some SDK paths (file downloads) only keep it in the cause."""
+    if exc.status_code is not None:
+        return exc.status_code
+    cause: BaseException | None = exc.__cause__ or exc.__context__
+    for _ in range(5):
+        if cause is None:
+            break
+        status = getattr(cause, "status_code", None) or getattr(cause, "status", None)
+        if isinstance(status, int):
+            return status
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _translate(
+    exc: DaytonaError, action: str, sandbox_id: str | None = None, path: str | None = None
+) -> SandboxError:
+    """The SandboxError (with a message that says what to do) for a Daytona SDK error."""
+    status = _status(exc)
+    detail = exc.message
+    if isinstance(exc, DaytonaAuthenticationError) or status == 401:
+        return DaytonaAuthError(
+            f"Daytona rejected the API key (401 Unauthorized) when trying to {action}. "
+            "Check DAYTONA_API_KEY in your .env (or environment), and DAYTONA_API_URL if you "
+            "use a self-hosted Daytona, then restart sandforge."
+        )
+    if path is not None and (
+        isinstance(exc, DaytonaFileNotFoundError)
+        or exc.code == "FILE_NOT_FOUND"
+        or (status == 404 and exc.code is None and "sandbox" not in detail.lower())
+    ):
+        return SandboxFileNotFound(f"{path!r} does not exist")
+    if isinstance(exc, DaytonaForbiddenError) and path is None:
+        return DaytonaAuthError(
+            f"Daytona refused to {action} (403 Forbidden): the key in DAYTONA_API_KEY lacks "
+            f"the permission for it. {detail}"
+        )
+    if isinstance(exc, DaytonaNotFoundError) or status == 404:
+        what = f"sandbox {sandbox_id!r}" if sandbox_id else "the sandbox"
+        return SandboxNotFound(
+            f"Daytona has no {what}; it may have been deleted or expired. ({detail})"
+        )
+    if isinstance(exc, DaytonaConnectionError):
+        return SandboxUnavailable(
+            f"Cannot reach Daytona to {action}: {detail}. Check DAYTONA_API_URL and the network."
+        )
+    if isinstance(exc, DaytonaTimeoutError):
+        return SandboxError(f"Daytona timed out when trying to {action}: {detail}")
+    if status == 400 and _STOPPED_MESSAGE.search(detail):
+        return DaytonaSandboxStopped(
+            f"Sandbox {sandbox_id} is not running, so sandforge cannot {action}. Start it "
+            f"(POST /api/sandboxes/{sandbox_id}/start) and try again."
+        )
+    return SandboxError(f"Daytona could not {action}: {detail}")
+
+
+@contextlib.contextmanager
+def _daytona_errors(
+    action: str, sandbox_id: str | None = None, path: str | None = None
+) -> Iterator[None]:
+    try:
+        yield
+    except DaytonaError as exc:
+        raise _translate(exc, action, sandbox_id, path) from exc
+
+
+def _state(value: str | None) -> SandboxState:
+    if value == "started":
+        return SandboxState.STARTED
+    if value in ("error", "build_failed"):
+        return SandboxState.ERROR
+    return SandboxState.STOPPED
+
+
+def _state_value(raw: AsyncSandbox) -> str | None:
+    return raw.state.value if raw.state is not None else None
+
+
+def _timestamp(value: str | None) -> float:
+    if not value:
+        return time.time()
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return time.time()
+
+
+def _info(raw: AsyncSandbox) -> SandboxInfo:
+    labels = dict(raw.labels or {})
+    # A sandbox sandforge did not make has no token of ours; an unguessable one keeps its
+    # preview private instead of open to an empty token.
+    token = labels.get(LABEL_PREVIEW) or secrets.token_urlsafe(24)
+    return SandboxInfo(
+        id=raw.id,
+        provider="daytona",
+        state=_state(_state_value(raw)),
+        labels={k: v for k, v in labels.items() if k not in INTERNAL_LABELS},
+        public=bool(raw.public),
+        created_at=_timestamp(raw.created_at),
+        preview_token=token,
+    )
+
+
+def _check_env(env: dict[str, str] | None) -> dict[str, str]:
+    env = env or {}
+    for key in env:
+        if not _ENV_KEY.match(key):
+            raise SandboxError(f"{key!r} is not a valid environment variable name")
+    return env
+
+
+def _session_id(name: str) -> str:
+    if not _NAME.match(name):
+        raise SandboxError(
+            f"{name!r} is not a valid process name (letters, digits, '-' and '_', up to 64)"
+        )
+    return SESSION_PREFIX + name
+
+
+def _capped(text: str, cap: int) -> tuple[str, bool]:
+    data = text.encode()
+    if len(data) <= cap:
+        return text, False
+    return data[:cap].decode(errors="ignore"), True
+
+
+def _stderr_split_script(cmd: str, marker: str) -> str:
+    """`cmd` run by sh with stderr kept apart: Daytona's exec merges the two streams.
+
+    stdout streams as usual; stderr goes to a temp file that is printed after `marker`.
+    """
+    return "; ".join(
+        [
+            "_sf_err=$(mktemp 2>/dev/null || echo /tmp/.sandforge-stderr-$$)",
+            f'sh -c {shlex.quote(cmd)} 2>"$_sf_err"',
+            "_sf_code=$?",
+            f"printf '%s' {shlex.quote(marker)}",
+            'cat "$_sf_err" 2>/dev/null',
+            'rm -f "$_sf_err"',
+            'exit "$_sf_code"',
+        ]
+    )
+
+
+class DaytonaSandbox:
+    provider = "daytona"
+
+    def __init__(self, raw: AsyncSandbox, options: DaytonaOptions, spec: SandboxSpec) -> None:
+        self._raw = raw
+        self._options = options
+        self._spec = spec
+        self._fresh_until = time.monotonic() + INFO_FRESH_S
+
+    @property
+    def id(self) -> str:
+        return self._raw.id
+
+    @property
+    def project_dir(self) -> str:
+        return self._options.project_dir
+
+    def _path(self, path: str) -> str:
+        rel = normalize_relative(path)
+        return self.project_dir if rel == "." else f"{self.project_dir}/{rel}"
+
+    def _errors(
+        self, action: str, path: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        return _daytona_errors(action, self.id, path)
+
+    async def info(self) -> SandboxInfo:
+        if time.monotonic() >= self._fresh_until:
+            with self._errors("read the sandbox's state"):
+                await self._raw.refresh_data()
+            self._fresh_until = time.monotonic() + INFO_FRESH_S
+        return _info(self._raw)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    async def exec(
+        self,
+        cmd: str,
+        *,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        directory = self._path(cwd) if cwd else self.project_dir
+        extra = _check_env(env)
+        limit = timeout or self._spec.exec_timeout_s
+        marker = f"__sandforge_stderr_{secrets.token_hex(8)}__"
+        with self._errors("run a command"):
+            try:
+                response = await self._raw.process.exec(
+                    _stderr_split_script(cmd, marker),
+                    cwd=directory,
+                    env=extra or None,
+                    timeout=max(1, math.ceil(limit)),
+                )
+            except DaytonaTimeoutError:
+                # The daemon killed it (DaytonaProcessExecutionTimeoutError) or never answered.
+                return ExecResult(
+                    exit_code=TIMED_OUT_EXIT_CODE, stdout="", stderr="", timed_out=True
+                )
+        output = response.result or ""
+        stdout, found, stderr = output.partition(marker)
+        if not found:
+            if response.exit_code == -1:  # the daemon could not start it (e.g. no such cwd)
+                raise SandboxError(f"could not run the command in {directory}: {output.strip()}")
+            stdout, stderr = output, ""
+        cap = self._spec.output_cap_bytes
+        stdout, out_cut = _capped(stdout, cap)
+        stderr, err_cut = _capped(stderr, cap)
+        return ExecResult(
+            exit_code=int(response.exit_code),
+            stdout=stdout,
+            stderr=stderr,
+            truncated=out_cut or err_cut,
+        )
+
+    async def start_process(
+        self, name: str, cmd: str, *, cwd: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        session = _session_id(name)
+        directory = self._path(cwd) if cwd else self.project_dir
+        assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in _check_env(env).items())
+        runner = f"env {assignments} sh -c" if assignments else "sh -c"
+        command = f"cd {shlex.quote(directory)} && {runner} {shlex.quote(cmd)}"
+        process = self._raw.process
+        # One session per process name: deleting it stops the previous run, as local does.
+        with contextlib.suppress(SandboxNotFound), self._errors(f"stop process {name!r}"):
+            await process.delete_session(session)
+        with self._errors(f"start process {name!r}"):
+            await process.create_session(session)
+            await process.execute_session_command(
+                session, SessionExecuteRequest(command=command, run_async=True)
+            )
+
+    async def process_status(self, name: str) -> ProcessStatus:
+        session_id = _session_id(name)
+        process = self._raw.process
+        try:
+            with self._errors(f"read process {name!r}"):
+                session = await process.get_session(session_id)
+        except SandboxNotFound as exc:
+            raise SandboxError(f"no process named {name!r}") from exc
+        if not session.commands:
+            raise SandboxError(f"no process named {name!r}")
+        command = session.commands[-1]
+        with self._errors(f"read the log of process {name!r}"):
+            logs = await process.get_session_command_logs(session_id, command.id)
+        output = (
+            logs.output if logs.output is not None else (logs.stdout or "") + (logs.stderr or "")
+        )
+        return ProcessStatus(
+            name=name,
+            running=command.exit_code is None,
+            exit_code=command.exit_code,
+            log_tail=output[-LOG_TAIL_CHARS:],
+        )
+
+    # -- files ------------------------------------------------------------------------------
+
+    async def read_file(self, path: str) -> bytes:
+        target = self._path(path)
+        if target == self.project_dir:
+            raise SandboxError("the project dir itself is not a file")
+        with self._errors(f"read {path!r}", path):
+            data = await self._raw.fs.download_file(target)
+        if len(data) > self._spec.max_file_bytes:
+            raise SandboxError(f"{path!r} is over {self._spec.max_file_bytes} bytes")
+        return data
+
+    async def write_file(self, path: str, content: bytes) -> None:
+        target = self._path(path)
+        if target == self.project_dir:
+            raise SandboxError("the project dir itself is not a file")
+        if len(content) > self._spec.max_file_bytes:
+            raise SandboxError(
+                f"{len(content)} bytes is over the {self._spec.max_file_bytes}-byte file limit"
+            )
+        with self._errors(f"write {path!r}", path):
+            await self._raw.fs.upload_files([FileUpload(content, target)])
+
+    async def _list_dir(self, rel: str, gate: asyncio.Semaphore) -> list[tuple[str, int, bool]]:
+        async with gate:
+            with self._errors(f"list {rel!r}", rel):
+                infos = await self._raw.fs.list_files(self._path(rel))
+        return [(i.name, i.size, i.is_dir) for i in infos]
+
+    async def list_files(self, path: str = ".") -> list[FileEntry]:
+        """Everything under `path`, relative to the project dir, one level at a time.
+
+        Directories in LIST_SKIP (node_modules and the like) are left out, as locally.
+        """
+        level = [normalize_relative(path)]
+        gate = asyncio.Semaphore(LIST_CONCURRENCY)
+        entries: list[FileEntry] = []
+        while level:
+            listings = await asyncio.gather(*(self._list_dir(rel, gate) for rel in level))
+            below: list[str] = []
+            for parent, children in zip(level, listings, strict=True):
+                dirs = sorted(n for n, _, d in children if d and n not in LIST_SKIP)
+                files = sorted((n, s) for n, s, d in children if not d)
+                for name in dirs:
+                    rel = name if parent == "." else f"{parent}/{name}"
+                    entries.append(FileEntry(path=rel, size=0, is_dir=True))
+                    below.append(rel)
+                for name, size in files:
+                    rel = name if parent == "." else f"{parent}/{name}"
+                    entries.append(FileEntry(path=rel, size=size, is_dir=False))
+                if len(entries) >= LIST_LIMIT:
+                    return entries[:LIST_LIMIT]
+            level = below
+        return entries
+
+    async def delete_file(self, path: str) -> None:
+        target = self._path(path)
+        if target == self.project_dir:
+            raise PathEscapeError("refusing to delete the project dir itself")
+        with self._errors(f"delete {path!r}", path):
+            await self._raw.fs.delete_file(target, recursive=True)
+
+    # -- previews ---------------------------------------------------------------------------
+
+    async def preview_link(self, port: int) -> DaytonaPreview:
+        """Daytona's own preview URL for `port` and the token a private sandbox needs."""
+        if not 1 <= port <= 65535:
+            raise SandboxError(f"{port} is not a TCP port")
+        with self._errors(f"get the preview link for port {port}"):
+            link = await self._raw.get_preview_link(port)
+        return DaytonaPreview(url=link.url, token=link.token or None)
+
+    async def signed_preview(self, port: int, expires_s: int = 3600) -> DaytonaPreview:
+        """A Daytona preview URL with the access embedded, valid for `expires_s` seconds."""
+        if not 1 <= port <= 65535:
+            raise SandboxError(f"{port} is not a TCP port")
+        if expires_s < 1:
+            raise SandboxError("a signed preview must be valid for at least one second")
+        with self._errors(f"sign a preview URL for port {port}"):
+            signed = await self._raw.create_signed_preview_url(port, expires_in_seconds=expires_s)
+        return DaytonaPreview(url=signed.url, token=signed.token)
+
+    async def upstream(self, port: int) -> Upstream:
+        link = await self.preview_link(port)
+        headers = {PREVIEW_TOKEN_HEADER: link.token} if link.token else {}
+        return Upstream(base_url=link.url, headers=headers)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        with self._errors("stop the sandbox"):
+            await self._raw.stop(timeout=LIFECYCLE_TIMEOUT_S)
+        self._fresh_until = time.monotonic() + INFO_FRESH_S
+
+    async def start(self) -> None:
+        with self._errors("start the sandbox"):
+            await self._raw.start(timeout=LIFECYCLE_TIMEOUT_S)
+        self._fresh_until = time.monotonic() + INFO_FRESH_S
+
+    async def delete(self) -> None:
+        with self._errors("delete the sandbox"):
+            await self._raw.delete(timeout=LIFECYCLE_TIMEOUT_S)
+
+
+class DaytonaProvider:
+    name = "daytona"
+
+    def __init__(self, options: DaytonaOptions) -> None:
+        self.options = options
+        self._daytona: AsyncDaytona | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DaytonaProvider:
+        if settings.daytona_api_key is None:
+            raise SandboxUnavailable(
+                "DAYTONA_API_KEY not configured: add DAYTONA_API_KEY to your .env "
+                "(or environment) and restart sandforge"
+            )
+        return cls(
+            DaytonaOptions(
+                api_key=settings.daytona_api_key.get_secret_value(),
+                api_url=settings.daytona_api_url,
+                target=settings.daytona_target,
+                image=settings.daytona_image,
+                snapshot=settings.daytona_snapshot,
+                project_dir=settings.daytona_project_dir.rstrip("/") or "/",
+                create_timeout_s=settings.daytona_create_timeout_s,
+                cleanup_grace_s=settings.daytona_cleanup_grace_s,
+            )
+        )
+
+    def _client(self) -> AsyncDaytona:
+        # Made on first use, inside the event loop the SDK's HTTP session binds to.
+        if self._daytona is None:
+            self._daytona = AsyncDaytona(
+                DaytonaConfig(
+                    api_key=self.options.api_key,
+                    api_url=self.options.api_url,
+                    target=self.options.target,
+                )
+            )
+        return self._daytona
+
+    async def aclose(self) -> None:
+        if self._daytona is not None:
+            daytona, self._daytona = self._daytona, None
+            close: Callable[[], Awaitable[None]] = daytona.close  # the SDK leaves it unannotated
+            await close()
+
+    def _params(
+        self, spec: SandboxSpec, labels: dict[str, str]
+    ) -> CreateSandboxFromImageParams | CreateSandboxFromSnapshotParams:
+        # Daytona counts the intervals in minutes, as the spec does. Stop and archive cannot
+        # be negative (0 turns auto-stop off); a negative auto-delete turns it off.
+        auto_stop = max(0, spec.auto_stop_minutes)
+        auto_archive = max(0, spec.auto_archive_minutes)
+        image = spec.image or (None if spec.snapshot else self.options.image)
+        if image:
+            return CreateSandboxFromImageParams(
+                image=image,
+                resources=Resources(
+                    cpu=max(1, round(spec.cpu_weight / 100)),
+                    memory=max(1, math.ceil(spec.memory_mb / 1024)),
+                    disk=max(1, math.ceil(spec.disk_mb / 1024)),
+                ),
+                labels=labels,
+                env_vars=dict(spec.env),
+                public=spec.public,
+                auto_stop_interval=auto_stop,
+                auto_archive_interval=auto_archive,
+                auto_delete_interval=spec.auto_delete_minutes,
+                network_block_all=spec.network == "none",
+            )
+        # A snapshot fixes its own resources; the SDK sends none with it.
+        return CreateSandboxFromSnapshotParams(
+            snapshot=spec.snapshot or self.options.snapshot,
+            labels=labels,
+            env_vars=dict(spec.env),
+            public=spec.public,
+            auto_stop_interval=auto_stop,
+            auto_archive_interval=auto_archive,
+            auto_delete_interval=spec.auto_delete_minutes,
+            network_block_all=spec.network == "none",
+        )
+
+    async def create(self, spec: SandboxSpec) -> DaytonaSandbox:
+        for key in spec.labels:
+            if key in INTERNAL_LABELS:
+                raise SandboxError(f"the label {key!r} is reserved for sandforge")
+        _check_env(spec.env)
+        nonce = secrets.token_hex(12)
+        labels = {
+            **spec.labels,
+            LABEL_CREATE: nonce,
+            LABEL_PREVIEW: secrets.token_urlsafe(24),
+        }
+        params = self._params(spec, labels)
+        daytona = self._client()
+        timeout = self.options.create_timeout_s
+        try:
+            if isinstance(params, CreateSandboxFromImageParams):
+                raw = await daytona.create(params, timeout=timeout)
+            else:
+                raw = await daytona.create(params, timeout=timeout)
+        except DaytonaTimeoutError as exc:
+            await self._reap(nonce, exc.sandbox_id, self.options.cleanup_grace_s)
+            raise SandboxError(
+                f"Daytona did not create the sandbox within {timeout:g}s "
+                "(SANDFORGE_DAYTONA_CREATE_TIMEOUT_S); anything it started was deleted. "
+                "Try again, or raise the timeout."
+            ) from exc
+        except DaytonaError as exc:
+            if not isinstance(exc, DaytonaAuthenticationError | DaytonaForbiddenError):
+                await self._reap(nonce, None, 0)  # e.g. created, then entered an error state
+            raise _translate(exc, "create a sandbox") from exc
+        sandbox = DaytonaSandbox(raw, self.options, spec)
+        try:
+            with _daytona_errors("create the project dir", raw.id):
+                await raw.fs.create_folder(self.options.project_dir, "755")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await sandbox.delete()
+            raise
+        return sandbox
+
+    async def _reap(self, nonce: str, known_id: str | None, grace_s: float) -> None:
+        """Delete what a failed create left behind, watching for it up to `grace_s` seconds.
+
+        A create whose request timed out may still finish on Daytona's side, so the sandbox
+        is looked for by its create nonce until it shows up or the grace period ends.
+        """
+        daytona = self._client()
+        deadline = time.monotonic() + grace_s
+        query = ListSandboxesQuery(labels={LABEL_CREATE: nonce})
+        while True:
+            found = False
+            try:
+                if known_id is not None:
+                    found = True
+                    with contextlib.suppress(DaytonaNotFoundError):
+                        await (await daytona.get(known_id)).delete()
+                async for raw in daytona.list(query):
+                    found = True
+                    if _state_value(raw) not in _GONE_STATES:
+                        await raw.delete()
+            except DaytonaError:
+                log.warning("could not clean up after a failed Daytona create", exc_info=True)
+            if found:
+                return
+            if time.monotonic() >= deadline:
+                if grace_s > 0:
+                    log.warning(
+                        "a timed-out Daytona create (label %s=%s) left nothing to delete "
+                        "within %gs",
+                        LABEL_CREATE,
+                        nonce,
+                        grace_s,
+                    )
+                return
+            await asyncio.sleep(REAP_POLL_S)
+
+    async def get(self, sandbox_id: str) -> DaytonaSandbox:
+        if not _SANDBOX_ID.match(sandbox_id):
+            raise SandboxNotFound(f"no sandbox {sandbox_id!r}")
+        with _daytona_errors("look up the sandbox", sandbox_id):
+            raw = await self._client().get(sandbox_id)
+        if _state_value(raw) in _GONE_STATES:
+            raise SandboxNotFound(f"Daytona sandbox {sandbox_id!r} has been deleted")
+        return DaytonaSandbox(raw, self.options, SandboxSpec())
+
+    async def list(self, labels: dict[str, str] | None = None) -> list[SandboxInfo]:
+        """sandforge's Daytona sandboxes, filtered by `labels`. Others in the org are left out."""
+        query = ListSandboxesQuery(labels=dict(labels) if labels else None)
+        infos: list[SandboxInfo] = []
+        with _daytona_errors("list sandboxes"):
+            async for raw in self._client().list(query):
+                if LABEL_PREVIEW in (raw.labels or {}) and _state_value(raw) not in _GONE_STATES:
+                    infos.append(_info(raw))
+        return sorted(infos, key=lambda i: i.created_at)

@@ -1,0 +1,516 @@
+"""The escape suite: every command in a sandbox is hostile.
+
+Each test makes one kind of attempt, asserts its concrete outcome (ENOENT, EROFS,
+ECONNREFUSED, EPERM, an OOM kill, a timeout...), and then checks that the attacked
+sandbox, a bystander sandbox and the server all still answer.
+"""
+
+# ruff: noqa: ASYNC240 - tests inspect host state (files, /proc) directly.
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from pathlib import Path
+
+import httpcore
+import pytest
+
+from sandforge.sandbox.base import (
+    PathEscapeError,
+    SandboxDiskFull,
+    SandboxError,
+    SandboxFileTooLarge,
+)
+from sandforge.sandbox.local.disk import IMAGE_NAME
+from sandforge.sandbox.local.launcher import host_uid
+from sandforge.sandbox.local.unix import NoFollowUnixBackend, connect_unix
+from tests.sandbox.conftest import AssertAlive, HostListener, Rig
+from tests.sandbox.helpers import SECRETS, python
+
+# Everything a sandbox could have been handed by mistake (all but /usr, /proc and /dev,
+# which are the system's, the sandbox's own processes, and endless device files).
+SEARCHABLE = "/etc /home /opt /run /tmp /workspace 2>/dev/null"
+
+
+# -- reading what is not the sandbox's -----------------------------------------------------------
+
+
+async def test_read_etc_shadow(rig: Rig, assert_alive: AssertAlive) -> None:
+    sandbox = await rig.create()
+    result = await sandbox.exec(
+        python("""
+import errno
+for path in ("/etc/shadow", "/etc/gshadow", "/root/.bashrc", "/etc/sudoers"):
+    try:
+        open(path, "rb").read()
+        print(path, "READ")
+    except OSError as exc:
+        print(path, errno.errorcode[exc.errno])
+""")
+    )
+    assert result.stdout.split("\n")[:4] == [
+        "/etc/shadow ENOENT",
+        "/etc/gshadow ENOENT",
+        "/root/.bashrc ENOENT",
+        "/etc/sudoers ENOENT",
+    ]
+    for path in ("/etc/shadow", "../../../../etc/shadow", "../etc/shadow"):
+        with pytest.raises(PathEscapeError):
+            await sandbox.read_file(path)
+    await assert_alive(sandbox)
+
+
+async def test_read_the_servers_database(rig: Rig, assert_alive: AssertAlive) -> None:
+    db_path = rig.data_dir / "sandforge.db"
+    with sqlite3.connect(db_path) as db:
+        db.execute("create table secrets (value text)")
+        db.execute("insert into secrets values ('the-database-secret')")
+    sandbox = await rig.create()
+    result = await sandbox.exec(
+        python(f"""
+import errno, os
+for path in ({str(db_path)!r}, {str(rig.data_dir)!r}, "/proc/1/root{db_path}"):
+    try:
+        open(path, "rb").read()
+        print("READ", path)
+    except OSError as exc:
+        print(errno.errorcode[exc.errno])
+""")
+        + f"grep -rl the-database-secret {SEARCHABLE}; true",
+        timeout=60,
+    )
+    assert not result.timed_out
+    assert result.stdout.split() == ["ENOENT", "ENOENT", "ENOENT"], result
+    for path in ("../sandforge.db", "../../sandforge.db", "../../../sandforge.db", str(db_path)):
+        with pytest.raises(PathEscapeError):
+            await sandbox.read_file(path)
+    await assert_alive(sandbox)
+
+
+async def test_host_proc_1_environ_and_host_env(
+    rig: Rig, assert_alive: AssertAlive, secret_env: dict[str, str]
+) -> None:
+    sandbox = await rig.create(env={"GIVEN": "by-the-spec"})
+    result = await sandbox.exec(
+        python("""
+import os
+print(open("/proc/1/cmdline", "rb").read().split(b"\\0")[0].decode())
+pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+print(len(pids))
+for pid in pids:
+    try:
+        print(pid, open(f"/proc/{pid}/environ", "rb").read().replace(b"\\0", b" ").decode())
+    except OSError as exc:
+        print(pid, exc.strerror)
+""")
+        + "echo ENV; env"
+    )
+    first, count, *rest = result.stdout.splitlines()
+    # PID 1 is bwrap's own init inside the sandbox's pid namespace, not the host's init.
+    assert first.endswith("bwrap"), result
+    assert int(count) <= 5, result.stdout  # init, the daemon, this shell, python
+    for value in secret_env.values():
+        assert value not in result.stdout
+    env = dict(line.split("=", 1) for line in rest[rest.index("ENV") + 1 :] if "=" in line)
+    assert env.pop("GIVEN") == "by-the-spec"
+    assert set(env) <= {"PATH", "HOME", "LANG", "PWD", "SHLVL", "_", "OLDPWD"}, env
+    assert not set(env) & set(SECRETS)
+    await assert_alive(sandbox)
+
+
+# -- writing outside the project dir ---------------------------------------------------------------
+
+
+async def test_write_outside_the_project_dir(
+    rig: Rig, assert_alive: AssertAlive, tmp_path: Path
+) -> None:
+    sandbox = await rig.create()
+    marker = f"sandforge-escape-{os.getpid()}-{time.monotonic_ns()}"
+    targets = ["/usr/bin/x", "/etc/passwd", "/etc/x", "/x", "/opt/sandforge/toolbox.py", "/bin/sh"]
+    result = await sandbox.exec(
+        python(f"""
+import errno
+for path in {targets!r}:
+    try:
+        with open(path, "ab") as f:
+            f.write(b"pwned")
+        print("WROTE", path)
+    except OSError as exc:
+        print(errno.errorcode[exc.errno])
+open("/tmp/{marker}", "w").write("private tmp")
+print(open("/tmp/{marker}").read())
+""")
+    )
+    # /bin/sh is root's file: the permission check refuses it before the read-only mount.
+    expected = ["EROFS"] * (len(targets) - 1) + ["EACCES", "private tmp"]
+    assert result.stdout.split("\n")[: len(targets) + 1] == expected, result
+    assert not Path("/tmp", marker).exists()  # the sandbox's /tmp is its own
+
+    before = sorted(p.name for p in rig.provider.sandboxes_dir.iterdir())
+    for path in ("../x", "../../x", "/etc/passwd", "a/../../x", "/tmp/x"):
+        with pytest.raises(PathEscapeError):
+            await sandbox.write_file(path, b"pwned")
+    assert sorted(p.name for p in rig.provider.sandboxes_dir.iterdir()) == before
+    assert not (rig.provider.sandboxes_dir / "x").exists()
+    assert b"pwned" not in Path("/etc/passwd").read_bytes()
+    await assert_alive(sandbox)
+
+
+async def test_planted_symlinks_do_not_lead_file_operations_out(
+    rig: Rig, assert_alive: AssertAlive
+) -> None:
+    sandbox = await rig.create()
+    planted = await sandbox.exec(
+        "ln -s / root && ln -s /etc/passwd pw && mkdir d && ln -s .. d/up "
+        "&& ln -s /workspace/real.txt alias && echo real > real.txt && mkfifo fifo"
+    )
+    assert planted.exit_code == 0, planted
+
+    for path in ("root/etc/passwd", "pw", "d/up/real.txt", "alias", "root/workspace/real.txt"):
+        with pytest.raises(PathEscapeError):
+            await sandbox.read_file(path)
+    for path in ("root/tmp/x", "pw", "root/etc/x", "d/up/x", "alias"):
+        with pytest.raises(PathEscapeError):
+            await sandbox.write_file(path, b"pwned")
+    started = time.monotonic()
+    with pytest.raises(SandboxError, match="not a regular file"):
+        await sandbox.read_file("fifo")  # a FIFO would block a naive open forever
+    with pytest.raises(SandboxError, match="not a regular file"):
+        await sandbox.write_file("fifo", b"x")
+    assert time.monotonic() - started < 5
+
+    listed = {entry.path for entry in await sandbox.list_files()}
+    assert {"root", "pw", "d", "d/up", "alias", "real.txt"} <= listed
+    assert not any(p.startswith(("root/", "d/up/")) for p in listed)
+    await sandbox.delete_file("root")  # removes the link, never what it points at
+    check = await sandbox.exec("test -L root || echo gone; head -1 /etc/passwd; cat real.txt")
+    assert check.stdout == "gone\nroot:x:0:0::/root:/bin/sh\nreal\n", check
+    await assert_alive(sandbox)
+
+
+# -- the network -----------------------------------------------------------------------------------
+
+
+CONNECT = """
+import errno, socket
+for host, port in {targets!r}:
+    s = socket.socket()
+    s.settimeout(3)
+    code = s.connect_ex((host, port))
+    s.close()
+    print(host, port, errno.errorcode.get(code, code))
+"""
+
+
+async def test_host_loopback_is_unreachable(
+    rig: Rig, assert_alive: AssertAlive, host_listener: HostListener
+) -> None:
+    sandbox = await rig.create()
+    targets = [("127.0.0.1", host_listener.port), ("127.0.0.1", 5432), ("10.0.2.2", 5432)]
+    result = await sandbox.exec(python(CONNECT.format(targets=targets)))
+    assert result.stdout.splitlines() == [
+        f"127.0.0.1 {host_listener.port} ECONNREFUSED",
+        "127.0.0.1 5432 ECONNREFUSED",
+        "10.0.2.2 5432 ENETUNREACH",
+    ], result
+    assert host_listener.connections == []
+    # Abstract unix sockets belong to the network namespace: the host's are out of reach too.
+    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    name = f"sandforge-test-{os.getpid()}"
+    abstract.bind("\0" + name)
+    abstract.listen(1)
+    try:
+        result = await sandbox.exec(
+            python(f"""
+import errno, socket
+s = socket.socket(socket.AF_UNIX)
+print(errno.errorcode[s.connect_ex("\\0{name}")])
+""")
+        )
+        assert result.stdout.strip() == "ECONNREFUSED", result
+    finally:
+        abstract.close()
+    await assert_alive(sandbox)
+
+
+# -- other sandboxes and the server ----------------------------------------------------------------
+
+
+async def test_other_sandboxes_and_the_server_are_out_of_sight(
+    rig: Rig, assert_alive: AssertAlive
+) -> None:
+    a = await rig.create()
+    b = await rig.create()
+    await b.write_file("b-secret.txt", b"only b may read this")
+    await b.start_process("marker", "exec sleep 1000")
+    b_bwrap = rig.launcher.host_pid(b.id)
+    assert b_bwrap is not None
+    b_pids = sorted(rig.launcher.cgroup(b.id).pids())
+    server_pid = os.getpid()
+    b_files = rig.provider.sandboxes_dir / b.id
+    assert host_uid(a.id) != host_uid(b.id)
+
+    result = await a.exec(
+        python(f"""
+import errno, os, signal
+print(sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
+for pid in {[server_pid, b_bwrap, *b_pids]!r}:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        print("KILLED", pid)
+    except OSError as exc:
+        print(errno.errorcode[exc.errno])
+for path in ({str(b_files)!r}, "/run/sandforge/{b.id}", "/proc/{b_bwrap}/root"):
+    try:
+        os.listdir(path)
+        print("LISTED", path)
+    except OSError as exc:
+        print(errno.errorcode[exc.errno])
+""")
+        + f"grep -rl 'only b may read' {SEARCHABLE}; ps -eo comm="
+    )
+    assert not result.timed_out
+    lines = result.stdout.splitlines()
+    own_pids = json.loads(lines[0])
+    assert len(own_pids) <= 6, lines[0]  # init, daemon, shell, python, and no one else's
+    kills = lines[1 : 2 + len(b_pids) + 1]
+    assert kills == ["ESRCH"] * (2 + len(b_pids)), result
+    assert lines[2 + len(b_pids) + 1 : 2 + len(b_pids) + 4] == ["ENOENT"] * 3, result
+    processes = lines[2 + len(b_pids) + 4 :]
+    assert "sleep" not in processes and "bwrap" in processes, processes
+    assert (await b.process_status("marker")).running
+    await assert_alive(a, b)
+
+
+# -- exhausting resources --------------------------------------------------------------------------
+
+
+async def test_fork_bomb_stops_at_the_pids_limit(rig: Rig, assert_alive: AssertAlive) -> None:
+    sandbox = await rig.create(pids=64)
+    counted = await sandbox.exec(
+        python("""
+import errno, os, time
+children = 0
+try:
+    while True:
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+        children += 1
+except OSError as exc:
+    print(children, errno.errorcode[exc.errno])
+"""),
+        timeout=30,
+    )
+    children, error = counted.stdout.split()
+    assert error == "EAGAIN" and 40 < int(children) < 64, counted
+    bomb = await sandbox.exec("bomb() { bomb | bomb & }; bomb; sleep 3", timeout=10)
+    assert bomb.exit_code == 0
+    stats = rig.launcher.cgroup_stats(sandbox.id)
+    assert stats["pids_max_hits"] > 0, stats
+    # Once the exec is over its whole process group is gone: forks work again.
+    await assert_alive(sandbox)
+    assert len(rig.launcher.cgroup(sandbox.id).pids()) <= 4
+
+
+async def test_allocating_4_gib_meets_the_oom_killer(rig: Rig, assert_alive: AssertAlive) -> None:
+    sandbox = await rig.create(memory_mb=256)
+    result = await sandbox.exec(
+        "python3 -c 'b = bytearray(4 << 30); b[::4096] = b\"x\" * len(b[::4096])'", timeout=60
+    )
+    assert result.exit_code == 137, result  # SIGKILL
+    assert rig.launcher.cgroup_stats(sandbox.id)["oom_kills"] >= 1
+    await assert_alive(sandbox)
+
+
+async def test_filling_the_disk_stops_at_the_cap(rig: Rig, assert_alive: AssertAlive) -> None:
+    sandbox = await rig.create(disk_mb=64)
+    result = await sandbox.exec("head -c 200M /dev/zero > big; echo $?; du -m big", timeout=60)
+    status, size = result.stdout.split()[:2]
+    assert status == "1" and int(size) < 64, result
+    assert "No space left on device" in result.stderr
+    with pytest.raises(SandboxDiskFull):
+        await sandbox.write_file("more.bin", b"x" * (1 << 20))
+    image = rig.provider.sandboxes_dir / sandbox.id / IMAGE_NAME
+    assert os.stat(image).st_blocks * 512 <= 70 << 20  # the host spent at most the cap
+    # Inodes are capped too: empty files cannot exhaust the host's.
+    inodes = await sandbox.exec(
+        'rm big && mkdir many && cd many && python3 -c "\n'
+        "import errno\nn = 0\ntry:\n    while True:\n        open(str(n), 'w').close(); n += 1\n"
+        'except OSError as exc:\n    print(n, errno.errorcode[exc.errno])"',
+        timeout=120,
+    )
+    count, error = inodes.stdout.split()
+    assert error == "ENOSPC" and int(count) < 20_000, inodes
+    await sandbox.exec("rm -rf many")
+    await sandbox.write_file("after.txt", b"room again")
+    await assert_alive(sandbox)
+
+
+async def test_an_infinite_loop_meets_the_exec_timeout(rig: Rig, assert_alive: AssertAlive) -> None:
+    sandbox = await rig.create()
+    started = time.monotonic()
+    result = await sandbox.exec("sleep 1000 & while :; do :; done", timeout=1.0)
+    elapsed = time.monotonic() - started
+    assert result.timed_out and result.exit_code == 137, result
+    assert 0.9 < elapsed < 5, elapsed
+    left = await sandbox.exec("ps -eo args")
+    assert "sleep 1000" not in left.stdout  # the whole process group went
+    # The spec's default applies when the call gives none.
+    quick = await rig.create(exec_timeout_s=0.5)
+    result = await quick.exec("sleep 30")
+    assert result.timed_out
+    await assert_alive(sandbox, quick)
+
+
+async def test_tiocsti_injection_is_refused(rig: Rig, assert_alive: AssertAlive) -> None:
+    sandbox = await rig.create()
+    result = await sandbox.exec(
+        python("""
+import errno, fcntl, os, pty, termios
+for fd in (0, 1, 2):
+    try:
+        fcntl.ioctl(fd, termios.TIOCSTI, b"x")
+        print("INJECTED", fd)
+    except OSError as exc:
+        print(errno.errorcode[exc.errno])
+try:
+    os.open("/dev/tty", os.O_RDWR)
+    print("HAS A TTY")
+except OSError as exc:
+    print(errno.errorcode[exc.errno])
+main, child = pty.openpty()
+for fd in (main, child):
+    for request in (termios.TIOCSTI, 0x541C):  # TIOCLINUX
+        try:
+            fcntl.ioctl(fd, request, b"x")
+            print("INJECTED")
+        except OSError as exc:
+            print(errno.errorcode[exc.errno])
+print(os.getsid(0) != os.getsid(1))
+""")
+    )
+    assert result.stdout.split() == ["EPERM"] * 3 + ["ENXIO"] + ["EPERM"] * 4 + ["True"], result
+    await assert_alive(sandbox)
+
+
+async def test_kernel_attack_surface_is_closed(rig: Rig, assert_alive: AssertAlive) -> None:
+    sandbox = await rig.create()
+    result = await sandbox.exec(
+        python("""
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+calls = {"keyctl": (250, 0, 0), "bpf": (321, 0, 0, 0), "userfaultfd": (323, 0),
+         "io_uring_setup": (425, 1, 0), "unshare(CLONE_NEWUSER)": (272, 0x10000000),
+         "ptrace(PTRACE_ATTACH, 1)": (101, 16, 1), "mount": (165, 0, 0, 0, 0)}
+for name, args in calls.items():
+    ret = libc.syscall(*[ctypes.c_long(a) for a in args])
+    print(name, ret, errno.errorcode[ctypes.get_errno()])
+status = dict(l.split(":\\t", 1) for l in open("/proc/self/status").read().splitlines())
+print(status["CapEff"].strip(), status["CapBnd"].strip(), status["NoNewPrivs"].strip())
+print(os.getuid(), os.getgid(), os.getgroups())
+""")
+    )
+    lines = result.stdout.splitlines()
+    assert all(line.endswith("-1 EPERM") for line in lines[:7]), result
+    assert lines[7] == "0000000000000000 0000000000000000 1"
+    assert lines[8] == "1000 1000 []"
+    await assert_alive(sandbox)
+
+
+# -- the host's sockets ----------------------------------------------------------------------------
+
+
+async def test_replacing_sockets_with_symlinks_never_redirects_the_host(
+    rig: Rig, assert_alive: AssertAlive, tmp_path: Path
+) -> None:
+    host_socket = tmp_path / "host.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(host_socket))
+    listener.listen(4)
+    listener.setblocking(False)
+    try:
+        sandbox = await rig.create()
+        serve = "python3 -m http.server 3000 --bind 127.0.0.1"
+        await sandbox.start_process("web", serve)
+        upstream = await sandbox.upstream(3000)
+        # Inside, the run dir holds no socket of the host's: there is nothing to swap.
+        swap = await sandbox.exec(
+            f"ls -A /run/sandforge; ln -sf {host_socket} /run/sandforge/toolbox.sock && "
+            f"mkdir -p /run/sandforge/ports && ln -sf {host_socket} /run/sandforge/ports/3000.sock"
+            " && echo planted"
+        )
+        assert swap.stdout.split() == ["logs", "planted"], swap
+        assert (await sandbox.exec("echo still the daemon")).stdout == "still the daemon\n"
+        assert upstream.uds is not None and Path(upstream.uds).parent.parent.name == "ctl"
+        assert (await sandbox.upstream(3000)).uds == upstream.uds
+
+        # Defence in depth: had a symlink reached the host's own socket directory, the
+        # host's connects refuse it rather than follow it.
+        ctl = rig.provider.sandboxes_dir / sandbox.id / "ctl"
+        real = ctl / "toolbox.sock"
+        real.rename(ctl / "real.sock")
+        real.symlink_to(host_socket)
+        with pytest.raises(SandboxError, match="not a socket"):
+            await sandbox.exec("echo hi")
+        with pytest.raises(SandboxError, match="not a socket"):
+            connect_unix(str(real))
+        port_sock = Path(upstream.uds)
+        port_sock.rename(ctl / "ports" / "real-3000.sock")
+        port_sock.symlink_to(host_socket)
+        with pytest.raises(httpcore.ConnectError):
+            await NoFollowUnixBackend().connect_unix_socket(str(port_sock))
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody ever connected to the host's socket
+        real.unlink()
+        (ctl / "real.sock").rename(real)
+        await assert_alive(sandbox)
+    finally:
+        listener.close()
+
+
+# -- caps on output and files ----------------------------------------------------------------------
+
+
+async def test_output_and_file_size_caps(rig: Rig, assert_alive: AssertAlive) -> None:
+    sandbox = await rig.create(output_cap_bytes=64 << 10, max_file_bytes=1 << 20)
+    result = await sandbox.exec("yes | head -c 5000000; yes | head -c 100 >&2", timeout=30)
+    assert not result.timed_out and result.stderr == "y\n" * 50
+    assert result.truncated and len(result.stdout) == 64 << 10, len(result.stdout)
+    with pytest.raises(SandboxFileTooLarge):
+        await sandbox.write_file("big.bin", b"x" * ((1 << 20) + 1))
+    await sandbox.exec("head -c 2M /dev/zero > made.bin")
+    with pytest.raises(SandboxFileTooLarge):
+        await sandbox.read_file("made.bin")
+    await sandbox.write_file("fits.bin", b"x" * (1 << 20))
+    assert len(await sandbox.read_file("fits.bin")) == 1 << 20
+    await assert_alive(sandbox)
+
+
+async def test_limits_are_written_to_the_cgroup(rig: Rig) -> None:
+    sandbox = await rig.create(memory_mb=300, pids=77, cpu_weight=50)
+    cgroup = rig.launcher.cgroup(sandbox.id)
+    values = {}
+    for directory in cgroup.dirs:
+        for name in ("memory.limit_in_bytes", "memory.max", "pids.max", "cpu.shares", "cpu.weight"):
+            if (directory / name).exists():
+                values[name] = (directory / name).read_text().strip()
+    if cgroup.version == 1:
+        assert values == {
+            "memory.limit_in_bytes": str(300 << 20),
+            "pids.max": "77",
+            "cpu.shares": "512",
+        }
+    else:
+        assert values == {"memory.max": str(300 << 20), "pids.max": "77", "cpu.weight": "50"}
+    # Every process of the sandbox is in it, bwrap included.
+    bwrap = rig.launcher.host_pid(sandbox.id)
+    assert bwrap in cgroup.pids() and len(cgroup.pids()) >= 3
+    for pid in cgroup.pids():
+        status = Path(f"/proc/{pid}/status").read_text()
+        uids = next(line for line in status.splitlines() if line.startswith("Uid:"))
+        assert uids.split()[1:] == [str(host_uid(sandbox.id))] * 4  # never root on the host
