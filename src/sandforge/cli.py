@@ -25,7 +25,9 @@ app = typer.Typer(
 sandboxes_app = typer.Typer(
     help="List and manage sandboxes through a running server.", no_args_is_help=True
 )
+templates_app = typer.Typer(help="Project types and their package caches.", no_args_is_help=True)
 app.add_typer(sandboxes_app, name="sandboxes")
+app.add_typer(templates_app, name="templates")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -228,6 +230,27 @@ def doctor() -> None:
     from .doctor import print_report, run_checks
 
     raise typer.Exit(print_report(run_checks(get_settings()), console))
+
+
+@templates_app.command("prepare")
+def templates_prepare() -> None:
+    """Install each project type's packages once (npm ci), for sandboxes without network."""
+    from .templates.cache import prepare_all
+
+    root = get_settings().template_cache
+    with console.status(f"Installing template packages into {root}..."):
+        installed = prepare_all(root)
+    done = f" (installed: {', '.join(installed)})" if installed else " (up to date)"
+    console.print(f"templates ready in {root}{done}")
+
+
+@templates_app.command("list")
+def templates_list() -> None:
+    """List the project types."""
+    from .templates import TEMPLATES
+
+    for template in TEMPLATES.values():
+        console.print(f"{template.name:10} {template.label}")
 
 
 if __name__ == "__main__":

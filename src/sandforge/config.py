@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy URL; default SQLite at `<data_dir>/sandforge.db`. `postgresql://...` works."""
 
+    template_cache_dir: Path | None = None
+    """Installed template packages (node_modules); /var/cache/sandforge/templates as root,
+    else <data_dir>/template-cache. Filled by `sandforge templates prepare`."""
+
     render_check: bool = True
     """Load each finished preview in headless Chromium and report what it shows."""
     chromium_path: str | None = None
@@ -134,6 +138,12 @@ class Settings(BaseSettings):
     @property
     def sandboxes_dir(self) -> Path:
         return self.data_dir / "sandboxes"
+
+    @property
+    def template_cache(self) -> Path:
+        from .templates.cache import default_cache_root
+
+        return self.template_cache_dir or default_cache_root(self.data_dir)
 
     @property
     def control_socket(self) -> Path:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from ..config import Settings
 from ..sandbox import Sandbox, SandboxError, SandboxProvider, SandboxSpec, SandboxState
 from ..sandbox.http import Readiness, wait_until_ready
 from ..templates import ProjectTemplate
+from ..templates.cache import dependency_path
 
 DEV_PROCESS = "dev"
 LOG_TAIL_LINES = 20
@@ -23,6 +25,30 @@ def readiness_error(readiness: Readiness, timeout: float) -> DevServerError:
     return DevServerError(
         f"The dev server {what}. Last lines of its log:\n{log_tail(readiness.log_tail)}"
     )
+
+
+def project_spec(
+    template: ProjectTemplate, settings: Settings, labels: dict[str, str]
+) -> SandboxSpec:
+    """The spec of a project's sandbox: its labels, and its template's package cache."""
+    mounts = {}
+    if template.dependency_dir is not None:
+        mounts[template.dependency_dir] = str(dependency_path(settings.template_cache, template))
+    return SandboxSpec(labels=labels, readonly_mounts=mounts)
+
+
+async def install_dependencies(sandbox: Sandbox, template: ProjectTemplate) -> None:
+    """Install the template's packages where no host cache was mounted (remote providers)."""
+    if template.dependency_dir is None or template.install_command is None:
+        return
+    probe = await sandbox.exec(f"test -d {template.dependency_dir}")
+    if probe.exit_code == 0:
+        return
+    result = await sandbox.exec(template.install_command, timeout=600)
+    if result.exit_code != 0:
+        raise DevServerError(
+            f"`{template.install_command}` failed in the sandbox:\n{log_tail(result.stderr)}"
+        )
 
 
 async def start_dev_server(sandbox: Sandbox, template: ProjectTemplate, timeout: float) -> None:

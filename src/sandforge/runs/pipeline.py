@@ -19,7 +19,13 @@ from ..events import CompleteData, CompleteEvent, Event, error, progress
 from ..render import check_render, find_chromium
 from ..sandbox import Sandbox, SandboxError, SandboxProvider, SandboxSpec
 from ..templates import ProjectTemplate, get_template
-from .devserver import ensure_serving, rebuild, start_dev_server
+from .devserver import (
+    ensure_serving,
+    install_dependencies,
+    project_spec,
+    rebuild,
+    start_dev_server,
+)
 from .job import RunJob
 
 
@@ -39,9 +45,10 @@ class RunContext:
     """The persistent flow's stored workspace; None in the sandbox flow."""
 
 
-def sandbox_spec(job: RunJob) -> SandboxSpec:
+def sandbox_spec(ctx: RunContext) -> SandboxSpec:
+    job = ctx.job
     labels = {"sandforge": "1", "run": job.run_id, "project": job.project_id}
-    return SandboxSpec(labels=labels)
+    return project_spec(get_template(job.request.projectType), ctx.settings, labels)
 
 
 async def _open_sandbox(ctx: RunContext) -> AsyncIterator[Event | Sandbox]:
@@ -66,10 +73,10 @@ async def _open_sandbox(ctx: RunContext) -> AsyncIterator[Event | Sandbox]:
             "creating",
             f"The project's sandbox is gone; rebuilding it from {len(seed)} stored files...",
         )
-        yield await rebuild(ctx.provider, sandbox_spec(job), seed)
+        yield await rebuild(ctx.provider, sandbox_spec(ctx), seed)
         return
     yield progress("creating", f"Creating {ctx.provider.name} sandbox...")
-    yield await ctx.provider.create(sandbox_spec(job))
+    yield await ctx.provider.create(sandbox_spec(ctx))
 
 
 async def _write_starter(sandbox: Sandbox, template: ProjectTemplate, job: RunJob) -> None:
@@ -142,6 +149,7 @@ async def run_pipeline(ctx: RunContext) -> AsyncIterator[Event]:
             yield progress(
                 "starting", f"Starting the dev server: {template.dev_command}", sandbox_id
             )
+            await install_dependencies(sandbox, template)
             yield progress("preview", f"Waiting for the dev server at {preview_url}", sandbox_id)
             await start_dev_server(sandbox, template, ctx.settings.dev_server_ready_timeout_s)
         render = None

@@ -54,6 +54,10 @@ class SandboxSpec:
     single file a command may write (RLIMIT_FSIZE)."""
     tmp_mb: int = 256
     """Size of the private /tmp (tmpfs; its pages also count against `memory_mb`)."""
+    readonly_mounts: dict[str, str] = field(default_factory=dict)
+    """Project-relative path → host dir, mounted read-only (a template's node_modules
+    cache, so installs need no network). Providers that cannot mount host dirs (Daytona)
+    ignore it; the pipeline then installs the packages inside the sandbox."""
     # Provider-side lifecycle, in minutes (Daytona's unit); 0 disables.
     auto_stop_minutes: int = 30
     auto_archive_minutes: int = 60 * 24 * 7

@@ -7,14 +7,13 @@ import contextlib
 from collections import defaultdict
 
 from ..config import SandboxProviderName, Settings
-from ..runs.devserver import ensure_serving, rebuild
+from ..runs.devserver import ensure_serving, project_spec, rebuild
 from ..runs.supervisor import Supervisor
 from ..sandbox import (
     Sandbox,
     SandboxError,
     SandboxNotFound,
     SandboxProvider,
-    SandboxSpec,
     SandboxUnavailable,
 )
 from ..sandbox.local import BwrapLauncher, ControlServer, check_isolation
@@ -124,8 +123,9 @@ class Services:
                 files = await self.store.files(project.id)
                 if not files:
                     raise SandboxError(f"project {project.id} has no stored files to rebuild from")
+                labels = {"sandforge": "1", "project": project.id}
                 sandbox = await rebuild(
-                    provider, SandboxSpec(labels={"sandforge": "1", "project": project.id}), files
+                    provider, project_spec(template, self.settings, labels), files
                 )
                 await self.store.set_project_sandbox(project.id, sandbox.id)
                 await self.store.record_sandbox(sandbox.id, provider.name, project.id, "started")

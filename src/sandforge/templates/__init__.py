@@ -5,8 +5,14 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 PLACEHOLDERS = ("title", "heading", "description")
+
+
+def _escape(text: str) -> str:
+    """Safe in HTML text and in JSX text (where braces would start an expression)."""
+    return html.escape(text).replace("{", "&#123;").replace("}", "&#125;")
 
 
 @dataclass(frozen=True)
@@ -19,16 +25,25 @@ class ProjectTemplate:
     port: int
     entry_file: str
     starter_files: tuple[str, ...]
+    dependency_dir: str | None = None
+    """Installed packages (node_modules): filled once on the host from `lock_files` and
+    mounted read-only into local sandboxes, which need no network for them."""
+    lock_files: tuple[str, ...] = ()
+    install_command: str | None = None
+    """Installs the dependencies inside a sandbox that has no host cache (Daytona)."""
+
+    @property
+    def files(self) -> Traversable:
+        return resources.files(__package__).joinpath(self.name)
 
     def starter(self, *, title: str, heading: str, description: str) -> dict[str, str]:
-        """The starter files with the placeholders filled in (HTML-escaped)."""
+        """The starter files with the placeholders filled in (escaped)."""
         values = {"title": title, "heading": heading, "description": description}
-        root = resources.files(__package__).joinpath(self.name)
         files = {}
         for name in self.starter_files:
-            text = root.joinpath(name).read_text(encoding="utf-8")
+            text = self.files.joinpath(name).read_text(encoding="utf-8")
             for key in PLACEHOLDERS:
-                text = text.replace("{{" + key + "}}", html.escape(values[key]))
+                text = text.replace("{{" + key + "}}", _escape(values[key]))
             files[name] = text
         return files
 
@@ -48,7 +63,40 @@ WEB_APP = ProjectTemplate(
     starter_files=("index.html", "styles.css", "app.js"),
 )
 
-TEMPLATES: dict[str, ProjectTemplate] = {t.name: t for t in (WEB_APP,)}
+REACT = ProjectTemplate(
+    name="react",
+    label="React + Vite + TypeScript",
+    stack=(
+        "A React 19 app in TypeScript, built and served by Vite 7 with hot module replacement. "
+        "index.html at the project root loads src/main.tsx, which renders src/App.tsx; styles "
+        "are in src/App.css. Put components in src/ (one per file, .tsx). The installed "
+        "packages are react, react-dom, vite, @vitejs/plugin-react and typescript; node_modules "
+        "is read-only and there is no network, so use no other packages. Do not edit "
+        "package.json, package-lock.json or vite.config.ts. The Vite dev server runs on port "
+        "3000 and reloads changes by itself."
+    ),
+    dev_command=(
+        "node node_modules/vite/bin/vite.js --host 127.0.0.1 --port 3000 --strictPort "
+        "--configLoader runner"
+    ),
+    port=3000,
+    entry_file="index.html",
+    starter_files=(
+        "index.html",
+        "package.json",
+        "package-lock.json",
+        "vite.config.ts",
+        "tsconfig.json",
+        "src/main.tsx",
+        "src/App.tsx",
+        "src/App.css",
+    ),
+    dependency_dir="node_modules",
+    lock_files=("package.json", "package-lock.json"),
+    install_command="npm ci --no-audit --no-fund",
+)
+
+TEMPLATES: dict[str, ProjectTemplate] = {t.name: t for t in (WEB_APP, REACT)}
 
 
 def get_template(name: str) -> ProjectTemplate:

@@ -66,7 +66,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..base import SandboxError, SandboxSpec, SandboxUnavailable
+from ..base import SandboxError, SandboxSpec, SandboxUnavailable, normalize_relative
 from . import cgroups, disk, seccomp
 from .unix import listen_unix
 
@@ -387,6 +387,8 @@ def _bwrap_argv(
         str(dirs["run"]),
         RUN_DIR,
     ]
+    for relative, host_dir in spec.readonly_mounts.items():
+        argv += ["--ro-bind", host_dir, f"{PROJECT_DIR}/{normalize_relative(relative)}"]
     toolbox_fd = _memfd("toolbox.py", _toolbox_source())
     spawn.pass_fds.append(toolbox_fd)
     argv += ["--ro-bind-data", str(toolbox_fd), TOOLBOX_PATH, *python_binds, "--remount-ro", "/"]
@@ -413,6 +415,15 @@ def bwrap_argv(sandbox_dir: Path, spec: SandboxSpec, ready_fd: int) -> list[str]
         return _bwrap_argv(spawn, spec, dirs, 3, ready_fd, -1)
     finally:
         spawn.close()
+
+
+def _link_readonly_mounts(workspace: Path, spec: SandboxSpec) -> None:
+    """Without namespaces nothing can be mounted: a symlink stands in (the code is trusted)."""
+    for relative, host_dir in spec.readonly_mounts.items():
+        link = workspace / normalize_relative(relative)
+        if not link.is_symlink() and not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(host_dir)
 
 
 def unisolated_argv(
@@ -555,6 +566,7 @@ class BwrapLauncher:
             if state.mode is Mode.NONE:
                 for name in disk.SUBDIRS:
                     (sandbox_dir / name).mkdir(mode=0o700, exist_ok=True)
+                _link_readonly_mounts(sandbox_dir / "workspace", spec)
                 spawn.argv = unisolated_argv(sandbox_dir, spec, ready_w, listen_fd)
                 spawn.env = sandbox_env(spec, home=str(sandbox_dir / "home"))
                 return spawn

@@ -1,0 +1,89 @@
+"""The React + Vite project type: packages from the host cache, HMR through the proxy."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from sandforge.events import CompleteEvent
+from sandforge.render import CHROMIUM_ARGS, find_chromium
+from sandforge.templates import REACT
+from sandforge.templates.cache import TemplateCacheError, dependency_path
+from tests.conftest import LiveServer
+
+CHROMIUM = find_chromium()
+
+
+def react_cache_ready(server: LiveServer) -> bool:
+    try:
+        dependency_path(server.settings.template_cache, REACT)
+    except TemplateCacheError:
+        return False
+    return True
+
+
+@pytest.fixture
+async def react_app(server: LiveServer) -> CompleteEvent:
+    if not react_cache_ready(server):
+        pytest.skip("the React template cache is empty: run `sandforge templates prepare`")
+    events = await server.stream(
+        "/api/agent/stream-daytona",
+        {
+            "messages": [{"role": "user", "content": "Create a todo app with dark mode"}],
+            "projectType": "react",
+        },
+    )
+    complete = events[-1][1]
+    assert isinstance(complete, CompleteEvent), complete
+    return complete
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (scripts/bootstrap installs it)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=list(CHROMIUM_ARGS), headless=True
+        )
+        yield chromium
+        await chromium.close()
+
+
+async def test_the_sandbox_has_the_packages_without_network(
+    server: LiveServer, react_app: CompleteEvent
+) -> None:
+    sandbox = await server.services.find_sandbox(react_app.data.sandboxId)
+    result = await sandbox.exec("node -e \"console.log(require('react/package.json').version)\"")
+    assert result.exit_code == 0 and result.stdout.startswith("19.")
+    # The cache is read-only inside: a model cannot corrupt it for other sandboxes.
+    write = await sandbox.exec("touch node_modules/react/x")
+    assert write.exit_code != 0
+
+
+async def test_chromium_renders_the_app_and_hmr_updates_it_without_a_reload(
+    server: LiveServer, react_app: CompleteEvent, browser: Any
+) -> None:
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(f"{react_app.data.previewUrl}?token={react_app.data.accessToken}")
+    heading = page.locator("h1")
+    await heading.wait_for()
+    assert await heading.text_content() == "Todo App"
+    await page.evaluate("window.__sameDocument = true")
+
+    sandbox = await server.services.find_sandbox(react_app.data.sandboxId)
+    source = (await sandbox.read_file("src/App.tsx")).decode()
+    await sandbox.write_file("src/App.tsx", source.replace("Todo App", "Hot Reloaded").encode())
+
+    await page.wait_for_function(
+        "document.querySelector('h1').textContent === 'Hot Reloaded'", timeout=30_000
+    )
+    # The update came over Vite's websocket through the proxy: the page never reloaded.
+    assert await page.evaluate("window.__sameDocument") is True
+    assert errors == []
