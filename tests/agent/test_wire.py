@@ -58,7 +58,12 @@ def reported(turns: list[Turn]) -> int:
 
 
 def statuses(events: list[Event]) -> list[str]:
-    return [e.data.status for e in events if e.type == "progress"]
+    """The progress statuses in order; a status may repeat (retries, the rendered check)."""
+    seen: list[str] = []
+    for e in events:
+        if e.type == "progress" and (not seen or seen[-1] != e.data.status):
+            seen.append(e.data.status)
+    return seen
 
 
 def tools(events: list[Event]) -> list[tuple[str, str]]:

@@ -24,7 +24,12 @@ CALCULATOR = {
 
 
 def statuses(events: list[tuple[int, Event]]) -> list[str]:
-    return [e.data.status for _, e in events if e.type == "progress"]
+    """The progress statuses in order; a status may repeat with a new message."""
+    seen: list[str] = []
+    for _, e in events:
+        if e.type == "progress" and (not seen or seen[-1] != e.data.status):
+            seen.append(e.data.status)
+    return seen
 
 
 def tools(events: list[tuple[int, Event]]) -> list[tuple[str, str, int | None]]:
