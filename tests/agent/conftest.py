@@ -49,6 +49,7 @@ def make_settings(tmp_path: Path, **values: Any) -> Settings:
         _env_file=None,
         data_dir=tmp_path / "data",
         dev_server_ready_timeout_s=30,
+        render_check=False,
         **{**FAST_RETRIES, **values},
     )
 

@@ -93,8 +93,12 @@ async def test_preview_rebuilds_a_deleted_sandbox_at_the_same_url(server: LiveSe
     first = await complete_of(server, ask("Create a weather dashboard"))
     project_id, token = first.data.projectId, first.data.accessToken
     before = await server.preview_get(project_id, token=token)
+    status = (await server.client.get(f"/api/projects/{project_id}/preview")).json()
+    assert status["status"] == "ready" and status["sandboxId"] == first.data.sandboxId
     assert (await server.client.delete(f"/api/sandboxes/{first.data.sandboxId}")).status_code == 204
     assert server.sandbox_dirs() == []
+    gone = (await server.client.get(f"/api/projects/{project_id}/preview")).json()
+    assert gone["status"] == "stopped" and gone["url"] == first.data.previewUrl
 
     after = await server.preview_get(project_id, token=token)
     assert after.status_code == 200

@@ -87,3 +87,22 @@ async def test_chromium_renders_the_app_and_hmr_updates_it_without_a_reload(
     # The update came over Vite's websocket through the proxy: the page never reloaded.
     assert await page.evaluate("window.__sameDocument") is True
     assert errors == []
+
+
+async def test_a_dev_server_that_crashes_at_start_is_an_error_with_its_log(
+    make_server: Any,
+) -> None:
+    server: LiveServer = await make_server(
+        model="factory:tests.scripted.scripted_models:broken_vite_config"
+    )
+    if not react_cache_ready(server):
+        pytest.skip("the React template cache is empty: run `sandforge templates prepare`")
+    events = await server.stream(
+        "/api/agent/stream-daytona",
+        {"messages": [{"role": "user", "content": "Create a timer"}], "projectType": "react"},
+    )
+    last = events[-1][1]
+    assert last.type == "error" and last.data.code == "dev_server_failed"
+    assert "The dev server exited" in last.data.message
+    assert "vite config exploded" in last.data.message
+    assert server.sandbox_dirs() == []

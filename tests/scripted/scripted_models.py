@@ -210,3 +210,9 @@ def throwing_page() -> FunctionModel:
         '<script>throw new Error("calculator exploded")</script>'
     )
     return _writes("scripted-throws", {"index.html": html})
+
+
+def broken_vite_config() -> FunctionModel:
+    """Breaks the React template's Vite config, so the dev server dies at start."""
+    config = 'throw new Error("vite config exploded");\nexport default {};\n'
+    return _writes("scripted-broken-vite", {"vite.config.ts": config})

@@ -69,6 +69,8 @@ async def test_query_token_sets_a_cookie_and_redirects_to_the_clean_url(
     assert first.headers["location"] == "/index.html?a=1"
     cookie = first.headers["set-cookie"]
     assert cookie.startswith(f"{TOKEN_COOKIE}={token}") and "HttpOnly" in cookie
+    # Kept inside the sandforge page's iframe too: *.localhost counts as a secure origin.
+    assert "SameSite=None; Secure; Partitioned" in cookie
     assert "Domain" not in cookie  # host-only: it never reaches another sandbox's preview
     second = await server.client.get(
         "/index.html?a=1", headers={"host": host, "cookie": f"{TOKEN_COOKIE}={token}"}

@@ -38,6 +38,8 @@ def _page_context(request: Request, flow: str) -> dict[str, Any]:
         "flow": flow,
         "project_types": [(t.name, t.label) for t in TEMPLATES.values()],
         "personas": list(PERSONAS),
+        "persona_descriptions": PERSONAS,
+        "max_prompt_chars": svc.settings.max_prompt_chars,
         "examples": SEED_EXAMPLES,
         "model": configured_model_name(svc.settings),
         "isolated": svc.isolated,

@@ -72,9 +72,20 @@ def _same(given: str, token: str) -> bool:
     return secrets.compare_digest(given.encode(), token.encode())
 
 
-def _token_cookie(token: str) -> bytes:
-    """Host-only (no Domain), so it never reaches another sandbox's preview."""
-    return f"{TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax".encode()
+def _token_cookie(token: str, host: str, scheme: str) -> bytes:
+    """Host-only (no Domain), so it never reaches another sandbox's preview.
+
+    The preview usually sits in an iframe of another site (the sandforge page), where
+    browsers keep only a partitioned `SameSite=None; Secure` cookie. That needs a secure
+    origin: https, or http on *.localhost, which browsers treat as secure. Elsewhere the
+    cookie stays `Lax`, good for opening the preview in its own tab.
+    """
+    hostname = host.rsplit(":", 1)[0]
+    if scheme == "https" or hostname == "localhost" or hostname.endswith(".localhost"):
+        same_site = "SameSite=None; Secure; Partitioned"
+    else:
+        same_site = "SameSite=Lax"
+    return f"{TOKEN_COOKIE}={token}; Path=/; HttpOnly; {same_site}".encode()
 
 
 def _page(status: int, title: str, detail: str) -> tuple[int, bytes]:
@@ -244,7 +255,12 @@ class PreviewProxy:
         clean = urlencode([(k, v) for k, v in query if k != TOKEN_QUERY])
         location = scope["path"] + (f"?{clean}" if clean else "")
         await respond(
-            302, b"", [(b"location", location.encode()), (b"set-cookie", _token_cookie(token))]
+            302,
+            b"",
+            [
+                (b"location", location.encode()),
+                (b"set-cookie", _token_cookie(token, headers.get("host", ""), scope["scheme"])),
+            ],
         )
         return False
 

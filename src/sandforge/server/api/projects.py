@@ -16,6 +16,7 @@ from ...store.repo import ProjectRecord
 from ...templates import get_template
 from ..errors import ApiError
 from .runs import SSE_HEADERS, services
+from .sandboxes import sandbox_preview
 
 router = APIRouter()
 
@@ -65,6 +66,24 @@ async def delete_project(project_id: str, request: Request) -> Response:
     svc.forget_preview(project_id, project.sandbox_id)
     await svc.store.delete_project(project_id)
     return Response(status_code=204)
+
+
+@router.get("/api/projects/{project_id}/preview")
+async def project_preview(project_id: str, request: Request) -> dict[str, Any]:
+    """The project's preview status; `stopped` when its sandbox is gone (opening rebuilds it)."""
+    svc = services(request)
+    project = await svc.store.get_project(project_id)
+    port = get_template(project.project_type).port
+    url = svc.settings.preview_url(project.id, port)
+    if project.flow == "persistent":
+        return {"status": "ready", "url": url, "logTail": "", "sandboxId": None}
+    try:
+        if project.sandbox_id is None:
+            raise SandboxNotFound(project.id)
+        sandbox = await svc.provider(project.provider).get(project.sandbox_id)
+    except SandboxNotFound:
+        return {"status": "stopped", "url": url, "logTail": "", "sandboxId": None}
+    return await sandbox_preview(svc, sandbox, url, port)
 
 
 @router.get("/api/projects/{project_id}/files")

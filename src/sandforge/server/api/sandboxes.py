@@ -5,17 +5,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, Request, Response
 
-from ...sandbox import SandboxError, SandboxInfo, SandboxState
+from ...runs.devserver import DEV_PROCESS
+from ...sandbox import Sandbox, SandboxError, SandboxInfo, SandboxState
 from ...sandbox.http import upstream_client
 from ...templates import WEB_APP
+from ..services import Services
 from .runs import services
 
 router = APIRouter()
 
 PREVIEW_PROBE_TIMEOUT_S = 3.0
-DEV_PROCESS = "dev"
 
 
 def sandbox_json(info: SandboxInfo, request: Request, port: int = WEB_APP.port) -> dict[str, Any]:
@@ -25,6 +27,7 @@ def sandbox_json(info: SandboxInfo, request: Request, port: int = WEB_APP.port) 
         "provider": info.provider,
         "state": info.state.value,
         "labels": info.labels,
+        "projectId": info.labels.get("project"),
         "public": info.public,
         "createdAt": info.created_at,
         "ageSeconds": round(time.time() - info.created_at, 1),
@@ -74,15 +77,20 @@ async def preview_status(
     sandbox_id: str, request: Request, port: int = WEB_APP.port
 ) -> dict[str, Any]:
     """booting, ready, crashed or stopped, with the URL and the dev server's log tail."""
-    sandbox = await services(request).find_sandbox(sandbox_id)
-    info = await sandbox.info()
+    svc = services(request)
+    sandbox = await svc.find_sandbox(sandbox_id)
+    return await sandbox_preview(svc, sandbox, svc.settings.preview_url(sandbox_id, port), port)
+
+
+async def sandbox_preview(svc: Services, sandbox: Sandbox, url: str, port: int) -> dict[str, Any]:
+    """The preview status of one sandbox's dev server (shared with the project endpoint)."""
     body: dict[str, Any] = {
-        "sandboxId": sandbox_id,
-        "url": services(request).settings.preview_url(sandbox_id, port),
+        "sandboxId": sandbox.id,
+        "url": url,
         "logTail": "",
-        "render": services(request).supervisor.renders.get(sandbox_id),
+        "render": svc.supervisor.renders.get(sandbox.id),
     }
-    if info.state != SandboxState.STARTED:
+    if (await sandbox.info()).state != SandboxState.STARTED:
         return {**body, "status": "stopped"}
     try:
         process = await sandbox.process_status(DEV_PROCESS)
@@ -95,7 +103,7 @@ async def preview_status(
         async with upstream_client(await sandbox.upstream(port), PREVIEW_PROBE_TIMEOUT_S) as client:
             response = await client.get("/")
         status = "ready" if response.status_code < 500 else "booting"
-    except Exception:
+    except (httpx.HTTPError, SandboxError):
         status = "booting"
     return {**body, "status": status}
 

@@ -53,3 +53,28 @@ export async function api(path, { method = "GET", body, signal, headers } = {}) 
 
 export const sandboxPath = (id) => `/api/sandboxes/${encodeURIComponent(id)}`;
 export const filePath = (id, path) => `${sandboxPath(id)}/files/${path.split("/").map(encodeURIComponent).join("/")}`;
+
+// Existence checks go through the lists, so a deleted sandbox or project never costs a 404
+// (which the browser would log as a console error).
+let sandboxCache = null;
+export async function listSandboxes({ maxAgeMs = 1000 } = {}) {
+  if (sandboxCache && Date.now() - sandboxCache.at < maxAgeMs) return sandboxCache.promise;
+  const promise = api("/api/sandboxes").then((body) => body.sandboxes);
+  sandboxCache = { at: Date.now(), promise };
+  promise.catch(() => (sandboxCache = null));
+  return promise;
+}
+
+export async function findSandbox(id) {
+  return (await listSandboxes()).find((s) => s.id === id) || null;
+}
+
+/** The projects, or null when this server has no projects API. */
+export async function listProjects() {
+  try {
+    return (await api("/api/projects")).projects;
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 404 || err.status === 405)) return null;
+    throw err;
+  }
+}

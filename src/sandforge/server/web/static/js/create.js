@@ -1,5 +1,5 @@
 // /create-daytona and /create: prompt → streamed run → live preview, files and follow-ups.
-import { api, ApiError } from "./api.js";
+import { api, ApiError, findSandbox, listProjects } from "./api.js";
 import { $, h, toast, submitOnModEnter, localiseKbdHints } from "./dom.js";
 import { RunStream } from "./runstream.js";
 import { TurnView } from "./turn.js";
@@ -271,6 +271,7 @@ function onEvent(turn, event, seq) {
       files.refresh();
       break;
     case "error":
+      files.cancelRefresh();
       preview.setGenerating(false);
       break;
     default:
@@ -309,24 +310,32 @@ async function afterRun(turn) {
   setBusy(false);
   setRunBadge(badgeFor(turn));
   preview.setGenerating(false);
+  if (turn.complete && state.projectId && state.turns.length === 1) {
+    // Use the project's own name (the server derives it) once it exists.
+    listProjects()
+      .then((projects) => {
+        const name = projects?.find((p) => p.id === state.projectId)?.name;
+        if (name) setTitle(name);
+      })
+      .catch(() => {});
+  }
   if (turn.error) {
+    files.cancelRefresh();
     // A failed first run may take its sandbox (and project) with it; a follow-up then starts fresh.
-    if (state.projectId) {
-      try {
-        await api(`/api/projects/${encodeURIComponent(state.projectId)}`);
-      } catch (err) {
-        if (err instanceof ApiError && err.status === 404) {
+    try {
+      if (state.projectId) {
+        const projects = await listProjects();
+        if (projects && !projects.some((p) => p.id === state.projectId)) {
           state.projectId = null;
           feed.close();
         }
       }
-    }
-    if (state.sandboxId) {
-      try {
-        await api(`/api/sandboxes/${encodeURIComponent(state.sandboxId)}`);
-      } catch (err) {
-        if (err instanceof ApiError && err.status === 404) state.sandboxGone = true;
+      if (state.sandboxId && !(await findSandbox(state.sandboxId))) {
+        state.sandboxGone = true;
+        preview.poll();
       }
+    } catch {
+      /* keep what we know */
     }
   }
   updateUrl();
@@ -413,11 +422,8 @@ async function openProject({ key, runId }) {
       if (!key) runs = [run];
     }
     if (key) {
-      try {
-        project = await api(`/api/projects/${encodeURIComponent(key)}`);
-      } catch (err) {
-        if (!(err instanceof ApiError && err.status === 404)) throw err;
-      }
+      const projects = await listProjects();
+      if (projects?.some((p) => p.id === key)) project = await api(`/api/projects/${encodeURIComponent(key)}`);
       const query = project ? `?projectId=${encodeURIComponent(project.id)}` : "";
       const all = (await api(`/api/runs${query}`)).runs;
       runs = all.filter((r) => (project ? r.projectId === project.id : r.sandboxId === key || r.projectId === key));
@@ -431,7 +437,7 @@ async function openProject({ key, runId }) {
   const sandboxId = project ? project.sandboxId : key && !key.startsWith("pj") ? key : runs.at(-1)?.sandboxId;
   if (sandboxId) {
     try {
-      sandbox = await api(`/api/sandboxes/${encodeURIComponent(sandboxId)}`);
+      sandbox = await findSandbox(sandboxId);
     } catch {
       sandbox = null;
     }
@@ -562,5 +568,6 @@ if (params.get("project") || params.get("run")) {
 } else {
   refreshRecent();
   if (params.get("prompt")) els.prompt.value = params.get("prompt");
-  els.prompt.focus();
+  // Ready to type on desktop; on touch screens, no keyboard popping up uninvited.
+  if (matchMedia("(pointer: fine)").matches) els.prompt.focus();
 }

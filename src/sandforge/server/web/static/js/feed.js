@@ -1,6 +1,7 @@
 // Live updates of a project for everyone viewing it: GET /api/projects/{id}/events.
 // Only `complete` matters here; the page replays that run from its own event log.
 import { readSSE } from "./sse.js";
+import { listProjects } from "./api.js";
 import { sleep } from "./dom.js";
 
 const MAX_BACKOFF_MS = 30000;
@@ -28,8 +29,15 @@ export class ProjectFeed {
 
   async loop(projectId, signal) {
     let delay = 1000;
+    let first = true;
     while (!signal.aborted) {
       try {
+        if (!first) {
+          // Reconnect only to a project that still exists (no 404 noise after a delete).
+          const projects = await listProjects();
+          if (!projects || !projects.some((p) => p.id === projectId)) return;
+        }
+        first = false;
         const response = await fetch(`/api/projects/${encodeURIComponent(projectId)}/events`, {
           headers: { accept: "text/event-stream" },
           signal,

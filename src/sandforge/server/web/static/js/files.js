@@ -1,5 +1,5 @@
 // The Code tab: a file tree of the sandbox and a read-only, highlighted view of one file.
-import { api, ApiError } from "./api.js";
+import { api, ApiError, findSandbox } from "./api.js";
 import { $, h, copyText, formatBytes, toast } from "./dom.js";
 import { languageOf, isBinaryPath, renderCode, LANGUAGE_BADGE } from "./highlight.js";
 
@@ -53,8 +53,19 @@ export class FilesPanel {
     return null;
   }
 
-  fileUrl(path) {
-    return `${this.base}/files/${path.split("/").map(encodeURIComponent).join("/")}`;
+  /** The live sandbox if it is running; else the project's stored copy; else null. */
+  async readableBase() {
+    if (this.sandboxId) {
+      const sandbox = await findSandbox(this.sandboxId);
+      if (sandbox && sandbox.state === "started") return `/api/sandboxes/${encodeURIComponent(this.sandboxId)}`;
+      if (!this.projectId) throw new ApiError(404, "sandbox_unavailable", sandbox ? "The sandbox is stopped: start it to read its files." : "The sandbox is gone.");
+    }
+    if (this.projectId) return `/api/projects/${encodeURIComponent(this.projectId)}`;
+    return null;
+  }
+
+  cancelRefresh() {
+    clearTimeout(this.refreshTimer);
   }
 
   /** A tool event touched `path`: refresh soon, and reload it if it is open. */
@@ -70,16 +81,12 @@ export class FilesPanel {
     if (!base) return;
     let body;
     try {
-      body = await api(`${base}/files`);
+      const from = await this.readableBase();
+      if (!from) return;
+      body = await api(`${from}/files`);
     } catch (err) {
       if (base !== this.base) return;
-      if (err instanceof ApiError && (err.status === 404 || err.status === 409) && this.sandboxId && this.projectId) {
-        // The sandbox is gone or stopped: read the stored copy instead.
-        this.sandboxId = null;
-        this.refresh();
-        return;
-      }
-      if (!this.files.size) this.tree.replaceChildren(h("p", { class: "code-empty" }, err instanceof ApiError && err.status === 404 ? "The files are gone." : `Files unavailable: ${err.message}`));
+      if (!this.files.size) this.tree.replaceChildren(h("p", { class: "code-empty" }, `Files unavailable: ${err.message}`));
       return;
     }
     if (base !== this.base) return;
@@ -195,7 +202,9 @@ export class FilesPanel {
     if (!quiet) this.scroll.replaceChildren(h("div", { class: "code-empty" }, h("span", { class: "spinner", "aria-label": "Loading" })));
     let text;
     try {
-      text = await api(this.fileUrl(path), { headers: { accept: "text/plain" } });
+      const from = await this.readableBase();
+      if (!from) return;
+      text = await api(`${from}/files/${path.split("/").map(encodeURIComponent).join("/")}`, { headers: { accept: "text/plain" } });
     } catch (err) {
       if (seq !== this.openSeq) return;
       this.showPlaceholder(`Could not read ${path}: ${err.message}`);

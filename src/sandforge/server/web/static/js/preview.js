@@ -1,5 +1,5 @@
 // The preview panel: iframe, share link, status badge (polled) and the dev server's log tail.
-import { api, sandboxPath, ApiError } from "./api.js";
+import { api, sandboxPath, ApiError, findSandbox } from "./api.js";
 import { $, h, copyText, toast } from "./dom.js";
 import { shareUrl } from "./turn.js";
 
@@ -100,6 +100,8 @@ export class PreviewPanel {
   setGenerating(generating, message) {
     this.generating = generating;
     this.phaseMessage = message;
+    if (generating && !this.share && (this.status === "idle" || this.status === "booting")) this.setStatus("building");
+    if (!generating && this.status === "building" && !this.sandboxId) this.setStatus(this.share ? "ready" : "idle");
     this.render();
     if (generating && this.sandboxId) this.schedule(FAST_POLL_MS);
   }
@@ -157,10 +159,14 @@ export class PreviewPanel {
     const mySeq = ++this.pollSeq;
     let next = FAST_POLL_MS;
     try {
+      if (!(await findSandbox(sandboxId))) throw new ApiError(404, "sandbox_not_found", "gone");
       const body = await api(`${sandboxPath(sandboxId)}/preview`);
       if (mySeq !== this.pollSeq || sandboxId !== this.sandboxId) return;
       const before = this.status;
-      this.setStatus(body.status);
+      // "booting" with no run going and nothing to serve means: not started, and not about to.
+      let status = body.status;
+      if (status === "booting" && !this.share) status = this.generating ? "building" : "idle";
+      this.setStatus(status);
       this.setLog(body.logTail || "");
       if (body.status === "ready") {
         next = this.generating ? FAST_POLL_MS : SLOW_POLL_MS;
@@ -208,7 +214,9 @@ export class PreviewPanel {
     }
     if (s === "deleted") {
       this.overlay.hidden = false;
-      if (this.projectId && this.share) {
+      if (!this.share) {
+        this.overlayContent("screen", "", "No preview", "The run ended before the app was ready, and its sandbox was cleaned up. Send a follow-up or try again.");
+      } else if (this.projectId) {
         const rebuild = h("button", { type: "button", class: "btn btn-primary", onclick: () => this.rebuild() }, "Rebuild preview");
         this.overlayContent("trash", "warn", "This sandbox is gone", "The project's files are saved: sandforge can rebuild the sandbox at the same preview link.", [rebuild]);
       } else {

@@ -1,6 +1,6 @@
 // Past work. With the projects API: GET /api/projects (+ runs per project); without it,
 // runs grouped by sandbox (GET /api/runs + GET /api/sandboxes).
-import { api, ApiError } from "./api.js";
+import { api, listProjects } from "./api.js";
 import { h, ago } from "./dom.js";
 
 export function titleFrom(prompt, name) {
@@ -32,10 +32,7 @@ export async function loadProjects() {
   const [runsBody, sandboxesBody, projectsBody] = await Promise.all([
     api("/api/runs"),
     api("/api/sandboxes").catch(() => ({ sandboxes: [] })),
-    api("/api/projects").catch((err) => {
-      if (err instanceof ApiError && (err.status === 404 || err.status === 405)) return null;
-      throw err;
-    }),
+    listProjects().then((projects) => (projects ? { projects } : null)),
   ]);
   const sandboxes = new Map(sandboxesBody.sandboxes.map((s) => [s.id, s]));
   let projects;

@@ -15,6 +15,7 @@ let signature = "";
 const busy = new Set();
 const shareLinks = new Map(); // sandboxId -> share URL with token, from the runs' complete events
 let projectsBySandbox = null; // sandboxId -> project, when the server has the projects API
+const readRuns = new Set(); // runs whose events were already searched for a share link
 
 function ageOf(s) {
   return s.ageSeconds + (Date.now() - fetchedAt) / 1000;
@@ -122,7 +123,9 @@ async function loadShareLinks() {
   // The list API has no token; the runs' complete events do. Best effort.
   try {
     const { runs } = await api("/api/runs");
-    const wanted = runs.filter((r) => r.sandboxId && r.state === "succeeded" && !shareLinks.has(r.sandboxId));
+    const missing = new Set(sandboxes.filter((s) => !previewOf(s).url).map((s) => s.id));
+    const wanted = runs.filter((r) => missing.has(r.sandboxId) && r.state === "succeeded" && !readRuns.has(r.runId));
+    for (const r of wanted) readRuns.add(r.runId);
     await Promise.all(
       wanted.map(async (r) => {
         const response = await fetch(`/api/runs/${encodeURIComponent(r.runId)}/events`);
