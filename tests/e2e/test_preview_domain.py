@@ -1,10 +1,9 @@
 """The preview iframe with the default preview domain (`localhost`), pages at 127.0.0.1.
 
-Page and preview are then different sites. The preview's token cookie is set
-with SameSite=Lax, which Chromium neither stores nor sends inside a cross-site
-iframe, so the frame shows "This preview is private" until the server sets the
-cookie as `SameSite=None; Secure; Partitioned` (a CHIPS cookie; http://*.localhost
-counts as a secure context). The share link in a tab works either way.
+Page and preview are then different sites. A SameSite=Lax cookie is neither
+stored nor sent inside a cross-site iframe, so the server sets the preview's
+token cookie as `SameSite=None; Secure; Partitioned` (a CHIPS cookie;
+http://*.localhost counts as a secure context), and the frame authenticates.
 """
 
 from __future__ import annotations
@@ -25,11 +24,6 @@ def default_domain_server(tmp_path: Path) -> Iterator[Server]:
     stop_server(server)
 
 
-@pytest.mark.xfail(
-    reason="server: the preview cookie is SameSite=Lax, so a cross-site iframe cannot "
-    "authenticate (needs SameSite=None; Secure; Partitioned in server/preview.py)",
-    strict=False,
-)
 def test_iframe_preview_with_default_domain(
     default_domain_server: Server, page: Page, console_errors: ConsoleErrors
 ) -> None:
@@ -39,6 +33,6 @@ def test_iframe_preview_with_default_domain(
     page.get_by_role("button", name="Generate").click()
     expect(page.locator(".complete-card")).to_be_visible(timeout=UI_TIMEOUT_MS)
     share = page.get_by_label("Share link").input_value()
-    assert share.startswith("http://3000-sb")
+    assert share.startswith("http://3000-pj")
     heading = page.frame_locator("#preview-frame").get_by_role("heading", level=1)
     expect(heading).to_have_text("Calculator", timeout=30_000)

@@ -68,6 +68,13 @@ class Responder(Protocol):
     ) -> Awaitable[None]: ...
 
 
+def _target(scope: Scope) -> str:
+    """The request target as the client sent it: raw path (still percent-encoded) and query."""
+    query: str = scope.get("query_string", b"").decode("latin-1")
+    path: str = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?")[0]
+    return path + (f"?{query}" if query else "")
+
+
 def _same(given: str, token: str) -> bool:
     return secrets.compare_digest(given.encode(), token.encode())
 
@@ -315,9 +322,7 @@ class PreviewProxy:
         port: int,
     ) -> None:
         """Both directions of a WebSocket, subprotocol (e.g. Vite's `vite-hmr`) included."""
-        query = scope.get("query_string", b"").decode("latin-1")
-        path = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?")[0]
-        target = path + (f"?{query}" if query else "")
+        target = _target(scope)
         forwarded = {
             k: v
             for k, v in headers.items()
@@ -406,10 +411,7 @@ class PreviewProxy:
         if upstream.uds is not None:
             # Dev servers (Vite) check the Host; a remote upstream keeps the one its URL implies.
             forwarded.append(("host", f"localhost:{port}"))
-        query = scope.get("query_string", b"").decode("latin-1")
-        url = scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?")[0]
-        if query:
-            url += "?" + query
+        url = _target(scope)
 
         async def body() -> AsyncIterator[bytes]:
             while True:
