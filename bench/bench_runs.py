@@ -20,7 +20,7 @@ from sandforge.runs.forkserver import ForkServer
 from sandforge.runs.job import RunJob
 from sandforge.runs.request import GenerationRequest
 from sandforge.runs.worker import settings_to_json
-from sandforge.store.repo import Store
+from sandforge.sandbox.local import BwrapLauncher, ControlServer, LocalSandboxProvider
 
 from .common import BenchServer, ms, p50, p95, private_mb, server
 
@@ -118,15 +118,13 @@ async def _read_two_events(fd: int) -> tuple[float, float]:
         transport.close()
 
 
-async def _job(store: Store, settings: Settings) -> bytes:
-    project = await store.create_project(
-        name="bench", project_type="web-app", flow="persistent", agents=[], provider="local"
-    )
+def _job(settings: Settings, run_id: str) -> bytes:
+    """A sandbox-flow job for the hanging model: it creates a sandbox, then streams and waits."""
     job = RunJob(
-        run_id="runbench",
+        run_id=run_id,
         request=GenerationRequest.model_validate(_body("Build a timer")),
-        project_id=project.id,
-        flow="persistent",
+        project_id="pjbench",
+        flow="sandbox",
         provider="local",
         preview_token="t",
         history=[],
@@ -137,31 +135,41 @@ async def _job(store: Store, settings: Settings) -> bytes:
 
 
 async def worker_start(samples: int) -> dict[str, Any]:
-    """Warm (forked) versus cold (fresh interpreter) workers, in the same run."""
+    """Warm (forked) versus cold (fresh interpreter) workers, in the same run.
+
+    Start time: from asking for a worker until its first event. Memory: the worker's
+    private memory while the model streams, its sandbox created.
+    """
     with tempfile.TemporaryDirectory(prefix="sandforge-bench-") as tmp:
         settings = Settings(data_dir=Path(tmp), model=HANGS, render_check=False)
-        store = await Store.open(None, settings.data_dir)
+        launcher = BwrapLauncher()
+        control = ControlServer(launcher, settings.control_socket, settings.sandboxes_dir)
+        await control.start()
+        provider = LocalSandboxProvider(settings.sandboxes_dir, launcher)
         forkserver = ForkServer()
         await forkserver.start()
-        warm_start, warm_mem, cold_start, cold_mem = [], [], [], []
+        warm_start: list[float] = []
+        warm_mem: list[float] = []
+        cold_start: list[float] = []
+        cold_mem: list[float] = []
         try:
-            for _ in range(samples):
-                data = await _job(store, settings)
+            # Sample 0 waits for the fork server's own start (its imports); it is dropped.
+            for index in range(samples + 1):
                 job_read, job_write = os.pipe()
                 events_read, events_write = os.pipe()
                 started = time.perf_counter()
                 handle = await forkserver.fork(job_read, events_write)
                 os.close(job_read)
                 os.close(events_write)
-                os.write(job_write, data)
+                os.write(job_write, _job(settings, f"runwarm{index}"))
                 os.close(job_write)
                 first, _ = await _read_two_events(events_read)
-                warm_start.append(first - started)
-                warm_mem.append(private_mb(handle.pid))
+                if index:
+                    warm_start.append(first - started)
+                    warm_mem.append(private_mb(handle.pid))
                 handle.kill()
                 await handle.wait()
 
-                data = await _job(store, settings)
                 events_read, events_write = os.pipe()
                 started = time.perf_counter()
                 process = await asyncio.create_subprocess_exec(
@@ -172,20 +180,23 @@ async def worker_start(samples: int) -> dict[str, Any]:
                     str(events_write),
                     stdin=asyncio.subprocess.PIPE,
                     pass_fds=(events_write,),
-                    env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
                 )
                 os.close(events_write)
                 assert process.stdin is not None
-                process.stdin.write(data)
+                process.stdin.write(_job(settings, f"runcold{index}"))
                 process.stdin.close()
                 first, _ = await _read_two_events(events_read)
-                cold_start.append(first - started)
-                cold_mem.append(private_mb(process.pid))
+                if index:
+                    cold_start.append(first - started)
+                    cold_mem.append(private_mb(process.pid))
                 process.send_signal(signal.SIGKILL)
                 await process.wait()
+                for info in await provider.list({"project": "pjbench"}):
+                    await (await provider.get(info.id)).delete()
         finally:
             await forkserver.close()
-            await store.close()
+            await control.close()
+            await launcher.close()
     return {
         "warm_worker": {
             "start_ms_p50": ms(p50(warm_start)),

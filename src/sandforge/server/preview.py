@@ -25,7 +25,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.typing import Origin, Subprotocol
 
-from ..sandbox import Sandbox, SandboxError, SandboxNotFound, SandboxState
+from ..sandbox import Sandbox, SandboxError, SandboxNotFound, SandboxState, Upstream
 from ..sandbox.http import upstream_client
 from ..sandbox.local.unix import connect_unix
 from ..store.repo import ProjectNotFound, ProjectRecord
@@ -110,13 +110,14 @@ class PreviewProxy:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
         self.services = services
-        self._clients: dict[tuple[str, int], httpx.AsyncClient] = {}
+        self._clients: dict[tuple[str, int], tuple[Upstream, httpx.AsyncClient]] = {}
+        """Per sandbox port: where it is reached and a pooled client (keep-alive)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             if self._clients:
-                for client in self._clients.values():
+                for _, client in self._clients.values():
                     await client.aclose()
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -380,13 +381,14 @@ class PreviewProxy:
                 pump.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
 
-    async def _client(self, sandbox: Sandbox, port: int) -> httpx.AsyncClient:
+    async def _client(self, sandbox: Sandbox, port: int) -> tuple[Upstream, httpx.AsyncClient]:
         key = (sandbox.id, port)
-        client = self._clients.get(key)
-        if client is None:
-            client = upstream_client(await sandbox.upstream(port), timeout=None)
-            self._clients[key] = client
-        return client
+        cached = self._clients.get(key)
+        if cached is None:
+            upstream = await sandbox.upstream(port)
+            cached = upstream, upstream_client(upstream, timeout=None)
+            self._clients[key] = cached
+        return cached
 
     async def _forward(
         self,
@@ -407,10 +409,6 @@ class PreviewProxy:
         cookie.pop(TOKEN_COOKIE, None)
         if cookie:
             forwarded.append(("cookie", "; ".join(f"{k}={m.value}" for k, m in cookie.items())))
-        upstream = await sandbox.upstream(port)
-        if upstream.uds is not None:
-            # Dev servers (Vite) check the Host; a remote upstream keeps the one its URL implies.
-            forwarded.append(("host", f"localhost:{port}"))
         url = _target(scope)
 
         async def body() -> AsyncIterator[bytes]:
@@ -423,7 +421,10 @@ class PreviewProxy:
                     return
 
         try:
-            client = await self._client(sandbox, port)
+            upstream, client = await self._client(sandbox, port)
+            if upstream.uds is not None:
+                # Dev servers (Vite) check the Host; a remote upstream keeps its URL's own.
+                forwarded.append(("host", f"localhost:{port}"))
             has_body = scope["method"] not in ("GET", "HEAD", "OPTIONS")
             request = client.build_request(
                 scope["method"], url, headers=forwarded, content=body() if has_body else None
