@@ -12,7 +12,10 @@ import httpx
 from .base import Sandbox, Upstream
 from .local.unix import NoFollowUnixBackend
 
-FIRST_POLL_S = 0.02
+# Most dev servers answer within a second: poll finely until then (a refused connect is
+# cheap), then back off.
+FAST_POLL_S = 0.01
+FAST_POLL_FOR_S = 1.0
 MAX_POLL_S = 0.5
 
 
@@ -45,7 +48,8 @@ async def wait_until_ready(sandbox: Sandbox, port: int, process: str, timeout: f
     """Poll the dev server until it answers below 500, it exits, or `timeout` passes."""
     upstream = await sandbox.upstream(port)
     deadline = time.monotonic() + timeout
-    delay = FIRST_POLL_S
+    started = time.monotonic()
+    delay = FAST_POLL_S
     async with upstream_client(upstream, timeout=5.0) as client:
         while True:
             try:
@@ -60,4 +64,5 @@ async def wait_until_ready(sandbox: Sandbox, port: int, process: str, timeout: f
             if time.monotonic() >= deadline:
                 return Readiness(False, None, False, status.log_tail)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_POLL_S)
+            if time.monotonic() - started > FAST_POLL_FOR_S:
+                delay = min(delay * 2, MAX_POLL_S)
