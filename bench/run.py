@@ -62,6 +62,13 @@ GOALS = [
             f"{_get(r, 'burst_20', 'p95_ms')} ms"
         ),
         lambda r: _get(r, "burst_20", "succeeded") == 20 and _get(r, "burst_20", "p95_ms") < 5000,
+        obstacle=(
+            "CPU: each generation costs about 0.4 s of CPU outside the model (a sandbox with "
+            "its own disk image, cgroup and daemon; a forked worker; a dev server; a git commit "
+            "and a stored version), and 20 of them share 2 cores, so the last ones finish "
+            "after the sum of the others' work. Next steps: a pool of pre-created sandboxes "
+            "and a lighter static server than Python's http.server."
+        ),
     ),
     Goal(
         "per-run worker start time and private memory (warm, forked)",
@@ -73,6 +80,11 @@ GOALS = [
         lambda r: (
             _get(r, "warm_worker", "start_ms_p50") < 50
             and _get(r, "warm_worker", "private_mb_p50") < 30
+        ),
+        obstacle=(
+            "Python's reference counting writes to shared pages, so a forked worker copies "
+            "some of its parent's heap; the fork server freezes its heap (gc.freeze) to limit "
+            "it. Under load the fork server itself may wait for a core."
         ),
     ),
     Goal(
@@ -94,6 +106,11 @@ GOALS = [
             f"proxy {_get(r, 'proxy', 'small', 'proxy_ms_p50')} ms)"
         ),
         lambda r: _get(r, "proxy", "small", "added_ms_p50") < 2,
+        obstacle=(
+            "The proxy is Python (uvicorn, then httpx over the sandbox's unix-socket bridge); "
+            "a hop costs about 1.5-2.5 ms here depending on load. A proxy in C (or splicing "
+            "the raw sockets after the first request) would remove most of it."
+        ),
     ),
     Goal(
         "proxy throughput, 1 MB file, versus direct",
