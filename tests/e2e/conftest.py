@@ -220,7 +220,9 @@ def stop_server(server: Server) -> None:
     assert not left, f"bwrap processes outlived the server: {left}"
 
 
-@pytest.fixture(scope="session")
+# Servers and the browser live for this package only: sync Playwright keeps an event loop
+# running in the main thread while it is open, which the async tests elsewhere cannot share.
+@pytest.fixture(scope="package")
 def offline_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """No model configured: the offline scaffolder writes the starter (deterministic)."""
     server = start_server(tmp_path_factory.mktemp("offline"))
@@ -228,7 +230,7 @@ def offline_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     stop_server(server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The scripted model: streamed text deltas and write_file tool calls."""
     server = start_server(tmp_path_factory.mktemp("scripted"), model=SCRIPTED_MODEL)
@@ -236,13 +238,13 @@ def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
     stop_server(server)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as pw:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is not installed")
