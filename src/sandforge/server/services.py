@@ -116,7 +116,7 @@ class Services:
             if project.sandbox_id:
                 with contextlib.suppress(SandboxNotFound):
                     sandbox = await provider.get(project.sandbox_id)
-            if sandbox is not None and self._run_in_flight(project.id):
+            if sandbox is not None and self.run_in_flight(project.id):
                 return sandbox
             template = get_template(project.project_type)
             if sandbox is None:
@@ -132,7 +132,7 @@ class Services:
             await ensure_serving(sandbox, template, self.settings.dev_server_ready_timeout_s)
             return sandbox
 
-    def _run_in_flight(self, project_id: str) -> bool:
+    def run_in_flight(self, project_id: str) -> bool:
         return any(
             run.job.project_id == project_id and not run.done
             for run in self.supervisor.runs.values()

@@ -156,7 +156,7 @@ async def restore_version(project_id: str, number: int, request: Request) -> dic
     """Make version `number`'s files current again, as a new version: nothing is lost."""
     svc = services(request)
     project = await svc.store.get_project(project_id)
-    if svc._run_in_flight(project_id):
+    if svc.run_in_flight(project_id):
         raise ApiError(409, "run_in_flight", "A run is changing this project; wait for it to end.")
     files = await svc.store.version_files(project_id, number)
     message = f"Restore version {number}"
