@@ -121,6 +121,11 @@ GOALS = [
             f"{_get(r, 'proxy', '1mb', 'direct_mb_s')} MB/s)"
         ),
         lambda r: _get(r, "proxy", "1mb", "throughput_ratio") >= 0.5,
+        obstacle=(
+            "Measured at 0.43-0.64x across runs here: each 64 KiB chunk crosses two more "
+            "Python hops (uvicorn, then httpx) than the direct read, on a shared 2-core "
+            "machine. Splicing the sockets after the headers would remove the copies."
+        ),
     ),
 ]
 
