@@ -249,3 +249,20 @@ async def test_unknown_project_follow_up_is_a_404(server: LiveServer) -> None:
     response = await server.client.post("/api/runs", json=ask("hi", projectId="pj000000000000"))
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "project_not_found"
+
+
+async def test_finished_runs_leave_memory_and_replay_from_the_store(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandforge.runs import supervisor
+
+    monkeypatch.setattr(supervisor, "FINISHED_RUN_MEMORY_S", 0.0)
+    events = await server.stream("/api/agent/stream-daytona", ask("Build a timer"))
+    run_id = events[-1][1].data.runId
+    while run_id in server.services.supervisor.runs:
+        await asyncio.sleep(0.01)
+    async with server.client.stream(
+        "GET", f"/api/runs/{run_id}/events", headers={"last-event-id": "2"}
+    ) as response:
+        replayed = [(seq, e) async for seq, e in sse_events(response)]
+    assert replayed == events[2:]

@@ -46,6 +46,7 @@ from .worker import settings_to_json
 log = logging.getLogger(__name__)
 
 CANCEL_GRACE_S = 5.0
+FINISHED_RUN_MEMORY_S = 300.0
 MAX_EVENT_LINE = 16 << 20
 MAX_SNAPSHOT_FILES = 2000
 COMMIT_SCRIPT = (
@@ -390,6 +391,8 @@ class Supervisor:
         await self.store.finish_run(run.id, state, tokens_used=tokens, sandbox_id=run.sandbox_id)
         await run.publish(terminal)
         self.notify_project(run.job.project_id, terminal)
+        # Late subscribers are served from memory for a while, then from the store.
+        asyncio.get_running_loop().call_later(FINISHED_RUN_MEMORY_S, self.runs.pop, run.id, None)
 
     async def _save_turn(self, run: Run) -> int:
         """Commit the turn in the sandbox and mirror its files as the project's next version."""
