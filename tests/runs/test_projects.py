@@ -259,8 +259,11 @@ async def test_finished_runs_leave_memory_and_replay_from_the_store(
     monkeypatch.setattr(supervisor, "FINISHED_RUN_MEMORY_S", 0.0)
     events = await server.stream("/api/agent/stream-daytona", ask("Build a timer"))
     run_id = events[-1][1].data.runId
-    while run_id in server.services.supervisor.runs:
+    for _ in range(500):
+        if run_id not in server.services.supervisor.runs:
+            break
         await asyncio.sleep(0.01)
+    assert run_id not in server.services.supervisor.runs
     async with server.client.stream(
         "GET", f"/api/runs/{run_id}/events", headers={"last-event-id": "2"}
     ) as response:
