@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     chromium_path: str | None = None
     """Chromium for the rendered check; found on PATH when unset."""
 
+    idle_stop_minutes: float = 30.0
+    """Local sandboxes with no run and no preview request for this long are stopped (their
+    files stay; opening the project's preview starts them again). 0 keeps them running."""
+
     max_concurrent_runs: int = 8
     """Runs beyond this wait in a queue (and say so) instead of overloading the machine."""
     worker_recycle_after: int = 200

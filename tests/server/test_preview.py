@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection
@@ -12,7 +13,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
-from sandforge.sandbox import Sandbox, SandboxSpec
+from sandforge.sandbox import Sandbox, SandboxSpec, SandboxState
 from sandforge.sandbox.http import wait_until_ready
 from sandforge.server.preview import TOKEN_COOKIE, parse_preview_host
 from tests.conftest import LiveServer
@@ -200,3 +201,22 @@ async def test_websocket_without_a_token_is_refused(
     with pytest.raises(InvalidStatus) as refused:
         await open_ws(server, ws_sandbox)
     assert refused.value.response.status_code == 401
+
+
+async def test_idle_sandboxes_stop_and_the_project_preview_starts_them_again(
+    make_server: Any,
+) -> None:
+    server: LiveServer = await make_server(idle_stop_minutes=0.005)  # 0.3 s
+    events = await server.stream(
+        "/api/agent/stream-daytona", {"messages": [{"role": "user", "content": "Build a timer"}]}
+    )
+    complete = events[-1][1]
+    assert complete.type == "complete"
+    sandbox = await server.services.find_sandbox(complete.data.sandboxId)
+    for _ in range(500):
+        if (await sandbox.info()).state == SandboxState.STOPPED:
+            break
+        await asyncio.sleep(0.01)
+    assert (await sandbox.info()).state == SandboxState.STOPPED
+    page = await server.preview_get(complete.data.projectId, token=complete.data.accessToken)
+    assert page.status_code == 200 and "<h1>Timer</h1>" in page.text, page.text

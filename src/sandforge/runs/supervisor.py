@@ -130,8 +130,15 @@ class RunNotFound(Exception):
 
 class Supervisor:
     def __init__(
-        self, settings: Settings, store: Store, isolated: bool = True, isolation_problem: str = ""
+        self,
+        settings: Settings,
+        store: Store,
+        isolated: bool = True,
+        isolation_problem: str = "",
+        on_sandbox_used: Callable[[str], None] | None = None,
     ) -> None:
+        self.on_sandbox_used = on_sandbox_used
+        """Told when a run ends, so an idle timer starts from then."""
         self.settings = settings
         self.store = store
         self.isolated = isolated
@@ -391,6 +398,8 @@ class Supervisor:
         await self.store.finish_run(run.id, state, tokens_used=tokens, sandbox_id=run.sandbox_id)
         await run.publish(terminal)
         self.notify_project(run.job.project_id, terminal)
+        if run.sandbox_id and self.on_sandbox_used is not None:
+            self.on_sandbox_used(run.sandbox_id)
         # Late subscribers are served from memory for a while, then from the store.
         asyncio.get_running_loop().call_later(FINISHED_RUN_MEMORY_S, self.runs.pop, run.id, None)
 

@@ -211,6 +211,8 @@ class PreviewProxy:
                 # The fast path: the sandbox that served last time, if it still runs.
                 if sandbox is None or (await sandbox.info()).state != SandboxState.STARTED:
                     sandbox = await self.services.serving_sandbox(project)
+                    # Pooled connections to a sandbox that was stopped are dead.
+                    await self._drop_clients(sandbox.id)
             elif sandbox is not None and (await sandbox.info()).state != SandboxState.STARTED:
                 routes.pop(target_id, None)
                 await respond(
@@ -227,6 +229,7 @@ class PreviewProxy:
             return
         assert sandbox is not None
         routes[target_id] = (project, sandbox)
+        self.services.touch(sandbox.id)
         if is_websocket:
             await self._forward_websocket(scope, receive, send, headers, sandbox, port)
         elif not await self._forward(scope, receive, send, headers, sandbox, port):
@@ -381,6 +384,11 @@ class PreviewProxy:
                 pump.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
 
+    async def _drop_clients(self, sandbox_id: str) -> None:
+        for key in [k for k in self._clients if k[0] == sandbox_id]:
+            _, client = self._clients.pop(key)
+            await client.aclose()
+
     async def _client(self, sandbox: Sandbox, port: int) -> tuple[Upstream, httpx.AsyncClient]:
         key = (sandbox.id, port)
         cached = self._clients.get(key)
@@ -430,8 +438,8 @@ class PreviewProxy:
                 scope["method"], url, headers=forwarded, content=body() if has_body else None
             )
             response = await client.send(request, stream=True)
-        except (httpx.HTTPError, SandboxError):
-            self._clients.pop((sandbox.id, port), None)
+        except (httpx.HTTPError, SandboxError, OSError):
+            await self._drop_clients(sandbox.id)
             await self._respond(
                 send,
                 *_page(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
 
 from ..config import SandboxProviderName, Settings
@@ -14,6 +15,7 @@ from ..sandbox import (
     SandboxError,
     SandboxNotFound,
     SandboxProvider,
+    SandboxState,
     SandboxUnavailable,
 )
 from ..sandbox.local import BwrapLauncher, ControlServer, check_isolation
@@ -34,6 +36,8 @@ class Services:
         self.isolated = True
         self.isolation_problem = ""
         self._store: Store | None = None
+        self._last_used: dict[str, float] = {}
+        self._idle_reaper: asyncio.Task[None] | None = None
         self.preview_routes: dict[str, tuple[ProjectRecord | None, Sandbox]] = {}
         """Preview host id → what served it last; the proxy's fast path. Dropped on change."""
         self._supervisor: Supervisor | None = None
@@ -56,13 +60,23 @@ class Services:
         await self.launcher.recover(self.settings.sandboxes_dir)
         self._store = await Store.open(self.settings.database_url, self.settings.data_dir)
         self._supervisor = Supervisor(
-            self.settings, self._store, isolated=self.isolated, isolation_problem=isolation.problem
+            self.settings,
+            self._store,
+            isolated=self.isolated,
+            isolation_problem=isolation.problem,
+            on_sandbox_used=self.touch,
         )
         await self._supervisor.interrupt_orphans()
         self._supervisor.warm_up()
+        if self.settings.idle_stop_minutes > 0:
+            self._idle_reaper = asyncio.create_task(self._stop_idle_sandboxes())
         await self.control.start()
 
     async def close(self) -> None:
+        if self._idle_reaper is not None:
+            self._idle_reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._idle_reaper
         if self._supervisor is not None:
             await self._supervisor.close()
         await self.control.close()
@@ -114,6 +128,8 @@ class Services:
             provider = self.provider(project.provider)
             sandbox: Sandbox | None = None
             if project.sandbox_id:
+                # Touched first, so the idle stop does not take back what this starts.
+                self.touch(project.sandbox_id)
                 with contextlib.suppress(SandboxNotFound):
                     sandbox = await provider.get(project.sandbox_id)
             if sandbox is not None and self.run_in_flight(project.id):
@@ -127,10 +143,38 @@ class Services:
                 sandbox = await rebuild(
                     provider, project_spec(template, self.settings, labels), files
                 )
+                self.touch(sandbox.id)
                 await self.store.set_project_sandbox(project.id, sandbox.id)
                 await self.store.record_sandbox(sandbox.id, provider.name, project.id, "started")
             await ensure_serving(sandbox, template, self.settings.dev_server_ready_timeout_s)
             return sandbox
+
+    def touch(self, sandbox_id: str) -> None:
+        """Note that a sandbox was just used (a preview request), for the idle stop."""
+        self._last_used[sandbox_id] = time.time()
+
+    async def _stop_idle_sandboxes(self) -> None:
+        """Stop local sandboxes idle for `idle_stop_minutes`; Daytona has its own auto-stop."""
+        idle_after = self.settings.idle_stop_minutes * 60
+        while True:
+            await asyncio.sleep(min(60.0, max(idle_after / 4, 0.05)))
+            busy = {run.sandbox_id for run in self.supervisor.runs.values() if not run.done}
+            provider = self.provider("local")
+            for info in await provider.list():
+                if info.state != SandboxState.STARTED or info.id in busy:
+                    continue
+                if not self._idle(info.id, info.created_at, idle_after):
+                    continue
+                # Under the project's lock, so a preview starting it meanwhile wins.
+                async with self._project_locks[info.labels.get("project", info.id)]:
+                    if not self._idle(info.id, info.created_at, idle_after):
+                        continue
+                    self.forget_preview(info.id)
+                    with contextlib.suppress(SandboxError):
+                        await (await provider.get(info.id)).stop()
+
+    def _idle(self, sandbox_id: str, created_at: float, idle_after: float) -> bool:
+        return time.time() - max(self._last_used.get(sandbox_id, 0.0), created_at) >= idle_after
 
     def run_in_flight(self, project_id: str) -> bool:
         return any(
