@@ -36,7 +36,7 @@ def test_no_setting_and_no_key_is_offline(tmp_path: Path) -> None:
 
 
 def test_an_anthropic_key_alone_selects_claude(tmp_path: Path) -> None:
-    choice = resolve_model(make_settings(tmp_path, anthropic_api_key="sk-ant-x"))
+    choice = resolve_model(make_settings(tmp_path, anthropic_api_key="fake-anthropic-key"))
     assert choice.name == DEFAULT_ANTHROPIC_MODEL
     model = choice.model
     assert isinstance(model, BuildModel) and isinstance(model.wrapped, AnthropicModel)
@@ -52,14 +52,14 @@ def test_an_anthropic_key_alone_selects_claude(tmp_path: Path) -> None:
 
 
 def test_the_sdk_variables_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-env")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "fake-anthropic-env-key")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://anthropic.internal")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://vllm.internal:8001/v1")
     monkeypatch.setenv("OLLAMA_BASE_URL", "http://gpu-box:11434/v1")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.anthropic_api_key is not None
-    assert settings.anthropic_api_key.get_secret_value() == "sk-ant-env"
+    assert settings.anthropic_api_key.get_secret_value() == "fake-anthropic-env-key"
     assert settings.anthropic_base_url == "http://anthropic.internal"
     assert settings.openai_api_key is not None
     assert settings.openai_api_key.get_secret_value() == "sk-env"
@@ -169,7 +169,7 @@ def test_factory_models_are_wrapped(tmp_path: Path) -> None:
 
 
 def test_request_override_outside_the_allow_list(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, anthropic_api_key="sk-ant-x")
+    settings = make_settings(tmp_path, anthropic_api_key="fake-anthropic-key")
     with pytest.raises(ModelNotAllowed) as info:
         resolve_model(settings, "ollama:qwen2.5-coder")
     message = str(info.value)
@@ -182,7 +182,7 @@ def test_request_override_within_the_allow_list(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SANDFORGE_ALLOWED_MODELS", "ollama:*, anthropic:claude-haiku-4-5,offline")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-x")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "fake-anthropic-key")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.allowed_models == ["ollama:*", "anthropic:claude-haiku-4-5", "offline"]
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 SECRETS = {
-    "ANTHROPIC_API_KEY": "sk-ant-test-secret-never-inside",
+    "ANTHROPIC_API_KEY": "fake-secret-never-inside",
     "DAYTONA_API_KEY": "dtn-test-secret-never-inside",
     "SANDFORGE_TEST_HOST_SECRET": "host-only-value",
 }
