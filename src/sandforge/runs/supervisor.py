@@ -180,7 +180,7 @@ class Supervisor:
             history = request.history
         else:
             history = [
-                ChatMessageIn(role=role, content=content)  # type: ignore[arg-type]
+                ChatMessageIn.model_validate({"role": role, "content": content})
                 for role, content in await self.store.history(project.id)
                 if role in ("user", "assistant")
             ]
@@ -189,7 +189,7 @@ class Supervisor:
             run_id=run_id,
             request=request,
             project_id=project.id,
-            flow=project.flow,  # type: ignore[arg-type]
+            flow="persistent" if project.flow == "persistent" else "sandbox",
             provider=provider.name,
             preview_token=project.preview_token,
             public=project.public,

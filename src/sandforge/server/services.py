@@ -94,10 +94,13 @@ class Services:
 
     def check_provider(self, name: str | None) -> SandboxProviderName:
         resolved = name or self.settings.sandbox_provider
-        if resolved not in PROVIDER_NAMES:
-            raise SandboxUnavailable(f"unknown sandbox provider {resolved!r}")
-        check_provider(resolved, self.settings)  # type: ignore[arg-type]
-        return resolved  # type: ignore[return-value]
+        for known in PROVIDER_NAMES:
+            if known == resolved:
+                check_provider(known, self.settings)
+                return known
+        raise SandboxUnavailable(
+            f"unknown sandbox provider {resolved!r}; choose one of {', '.join(PROVIDER_NAMES)}"
+        )
 
     def configured_providers(self) -> list[SandboxProvider]:
         providers = []
