@@ -2,6 +2,14 @@
 const KEY = "sandforge.theme";
 const ORDER = ["system", "light", "dark"];
 const root = document.documentElement;
+const systemDark = matchMedia("(prefers-color-scheme: dark)");
+
+// The stylesheet keys its palette on data-scheme: the choice, or the system's when unset.
+function resolve() {
+  const t = current();
+  root.dataset.scheme = t === "system" ? (systemDark.matches ? "dark" : "light") : t;
+}
+systemDark.addEventListener("change", resolve);
 
 function current() {
   const t = root.dataset.theme;
@@ -17,6 +25,7 @@ function apply(theme) {
   } catch {
     /* private mode: the choice lasts for this page only */
   }
+  resolve();
   label();
 }
 
