@@ -99,6 +99,17 @@ def _project(row: Project) -> ProjectRecord:
     )
 
 
+def _version(row: Version, files: int) -> VersionRecord:
+    return VersionRecord(
+        number=row.number,
+        run_id=row.run_id,
+        message=row.message,
+        commit=row.commit,
+        created_at=row.created_at,
+        files=files,
+    )
+
+
 def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
@@ -378,14 +389,7 @@ class Store:
             await session.execute(
                 update(Project).where(Project.id == project_id).values(updated_at=now())
             )
-            return VersionRecord(
-                number=version.number,
-                run_id=run_id,
-                message=message,
-                commit=commit,
-                created_at=version.created_at,
-                files=len(files),
-            )
+            return _version(version, len(files))
 
     async def list_versions(self, project_id: str) -> list[VersionRecord]:
         async with self._session() as session:
@@ -400,17 +404,7 @@ class Store:
                 .where(Version.project_id == project_id)
                 .order_by(Version.number)
             )
-            return [
-                VersionRecord(
-                    number=v.number,
-                    run_id=v.run_id,
-                    message=v.message,
-                    commit=v.commit,
-                    created_at=v.created_at,
-                    files=n or 0,
-                )
-                for v, n in rows
-            ]
+            return [_version(v, n or 0) for v, n in rows]
 
     async def version_files(self, project_id: str, number: int) -> dict[str, bytes]:
         async with self._session() as session:
