@@ -24,6 +24,7 @@ from sandforge.sandbox import (
     SandboxNotFound,
     SandboxSpec,
     SandboxState,
+    SandboxStopped,
     SandboxUnavailable,
 )
 from sandforge.sandbox.daytona import (
@@ -33,7 +34,6 @@ from sandforge.sandbox.daytona import (
     DaytonaAuthError,
     DaytonaProvider,
     DaytonaSandbox,
-    DaytonaSandboxStopped,
 )
 from sandforge.sandbox.http import wait_until_ready
 from sandforge.sandbox.local import BwrapLauncher
@@ -419,7 +419,7 @@ async def test_a_stopped_sandbox_says_to_start_it(
     fake_daytona.stop_sandbox(sandbox.id)  # as auto-stop would
     again = await daytona_provider.get(sandbox.id)
     assert (await again.info()).state == SandboxState.STOPPED
-    with pytest.raises(DaytonaSandboxStopped, match="start"):
+    with pytest.raises(SandboxStopped, match="start"):
         await again.exec("true")
     await again.start()
     assert await again.read_file("a.txt") == b"a"

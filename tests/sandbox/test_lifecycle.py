@@ -20,11 +20,11 @@ from sandforge.sandbox.base import (
     SandboxNotFound,
     SandboxSpec,
     SandboxState,
+    SandboxStopped,
     SandboxUnavailable,
 )
 from sandforge.sandbox.http import upstream_client, wait_until_ready
 from sandforge.sandbox.local import BwrapLauncher, LocalSandboxProvider
-from sandforge.sandbox.local.client import SandboxStoppedError
 from sandforge.sandbox.local.disk import IMAGE_NAME, attached_loops, stage_dir
 from sandforge.sandbox.local.launcher import Isolation, Mode, host_uid, probe_isolation
 from tests.sandbox.conftest import Rig, require_isolation
@@ -64,7 +64,7 @@ async def test_stop_and_start_keep_the_files(rig: Rig) -> None:
 
     await sandbox.stop()
     assert (await sandbox.info()).state == SandboxState.STOPPED
-    with pytest.raises(SandboxStoppedError, match="is not running"):
+    with pytest.raises(SandboxStopped, match="is not running"):
         await sandbox.exec("true")
     assert not any(_alive(pid) for pid in pids)
     assert not cgroup.exists()

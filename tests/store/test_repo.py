@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sandforge.store.repo import ProjectNotFound, Store, VersionNotFound
+from sandforge.store.errors import FileNotStored, ProjectNotFound, RunNotFound, VersionNotFound
+from sandforge.store.repo import Store
 from tests.dbs import database
 
 
@@ -52,11 +53,11 @@ async def test_events_are_stored_in_order_and_replayed_after_a_seq(store: Store)
         await store.append_event("run1", seq, f'{{"n":{seq}}}')
     assert [seq for seq, _ in await store.events_after("run1", 2)] == [3, 4, 5]
     run = await store.get_run("run1")
-    assert run is not None and run.events == 5 and run.state == "running"
+    assert run.events == 5 and run.state == "running"
     assert [r.id for r in await store.running_runs()] == ["run1"]
     await store.finish_run("run1", "succeeded", tokens_used=42, sandbox_id="sb1")
     run = await store.get_run("run1")
-    assert run is not None and run.state == "succeeded" and run.tokens_used == 42
+    assert run.state == "succeeded" and run.tokens_used == 42
     assert await store.running_runs() == []
 
 
@@ -65,7 +66,7 @@ async def test_conversation_history_keeps_order(store: Store) -> None:
     await store.add_message(project_id, "run1", "user", "make a calculator")
     await store.add_message(project_id, "run1", "assistant", "done")
     await store.add_message(project_id, "run2", "user", "make it red")
-    assert await store.history(project_id) == [
+    assert [(m.role, m.content) for m in await store.history(project_id)] == [
         ("user", "make a calculator"),
         ("assistant", "done"),
         ("user", "make it red"),
@@ -95,7 +96,8 @@ async def test_working_tree_edits(store: Store) -> None:
     assert await store.file_sizes(project_id) == {"src/a.js": 3, "src/b.js": 2}
     assert await store.delete_file(project_id, "src")
     assert await store.files(project_id) == {}
-    assert await store.read_file(project_id, "src/a.js") is None
+    with pytest.raises(FileNotStored):
+        await store.read_file(project_id, "src/a.js")
 
 
 async def test_deleting_a_project_removes_its_rows(store: Store) -> None:
@@ -104,5 +106,6 @@ async def test_deleting_a_project_removes_its_rows(store: Store) -> None:
     await store.append_event("run1", 1, "{}")
     await store.save_version(project_id, {"x": b"x"}, message="v")
     await store.delete_project(project_id)
-    assert await store.get_run("run1") is None
+    with pytest.raises(RunNotFound):
+        await store.get_run("run1")
     assert await store.list_versions(project_id) == []

@@ -37,7 +37,7 @@ from pydantic_ai.usage import RunUsage
 from ..events import Event, assistant_delta, progress
 from ..sandbox import Sandbox, SandboxError
 from ..templates import ProjectTemplate
-from .errors import ModelCallError, explain
+from .errors import ModelMisbehaved, explain
 from .limits import LimitReached, limit_from_usage_error, wall_time_limit
 from .models import BuildModel, ModelRuntime
 from .prompts import system_prompt
@@ -260,11 +260,10 @@ class Builder:
                 failure = exc
             except UnexpectedModelBehavior as exc:
                 self._finish(messages, usage)
-                raise ModelCallError(
+                raise ModelMisbehaved(
                     f"{_capital(self.runtime.provider.label)} answered in a way sandforge could "
                     f"not use: {exc.message}. Try again, or set SANDFORGE_MODEL to a stronger "
-                    "model.",
-                    "model_behaviour",
+                    "model."
                 ) from exc
             while deps.pending:
                 yield deps.pending.pop(0)

@@ -19,18 +19,60 @@ from pydantic_ai.exceptions import (
     ModelUnavailableError,
 )
 
+from ..errors import SandforgeError
 from .models import ProviderInfo
 from .retries import status_of
 
 MAX_DETAIL_CHARS = 300
 
 
-class ModelCallError(Exception):
+class ModelCallError(SandforgeError):
     """The model could not be used for this run; the message says why and what to do."""
 
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
+    code = "model_error"
+    http_status = 502
+
+
+class ModelAuthError(ModelCallError):
+    code = "model_auth"
+
+
+class ModelNotFound(ModelCallError):
+    code = "model_not_found"
+
+
+class ModelQuotaExceeded(ModelCallError):
+    code = "model_quota"
+
+
+class ModelContextWindowExceeded(ModelCallError):
+    code = "model_context_window"
+
+
+class ModelRateLimited(ModelCallError):
+    code = "model_rate_limited"
+
+
+class ModelTimeout(ModelCallError):
+    code = "model_timeout"
+
+
+class ModelConnectionFailed(ModelCallError):
+    code = "model_connection"
+
+
+class ModelUnavailable(ModelCallError):
+    code = "model_unavailable"
+
+
+class ModelRejected(ModelCallError):
+    code = "model_rejected"
+
+
+class ModelMisbehaved(ModelCallError):
+    """The model answered in a shape sandforge could not use."""
+
+    code = "model_behaviour"
 
 
 def provider_message(body: object) -> str | None:
@@ -103,53 +145,46 @@ def explain(exc: ModelAPIError, provider: ProviderInfo, retries: int = 0) -> Mod
     model = provider.model_name or exc.model_name
     if isinstance(exc, ModelAuthenticationError) or status_of(exc) in (401, 403):
         what = "rejected the API key" if status_of(exc) != 403 else "refused access"
-        return ModelCallError(f"{who} {what} ({status}). {_key_fix(provider)}", "model_auth")
+        return ModelAuthError(f"{who} {what} ({status}). {_key_fix(provider)}")
     if isinstance(exc, ModelNotFoundError) or status_of(exc) == 404:
         fix = "Set SANDFORGE_MODEL to a model it serves"
         if provider.kind == "ollama":
             fix = f"Pull it on the Ollama host with `ollama pull {model}`, or set SANDFORGE_MODEL"
-        return ModelCallError(
-            f"{who} does not know the model {model!r} ({status}). {fix}, then restart sandforge.",
-            "model_not_found",
+        return ModelNotFound(
+            f"{who} does not know the model {model!r} ({status}). {fix}, then restart sandforge."
         )
     if isinstance(exc, ModelQuotaExceededError):
-        return ModelCallError(
+        return ModelQuotaExceeded(
             f"{who} says the account is out of credit or quota ({status}). Add credit or raise "
-            "the quota in the provider's console, then try again.",
-            "model_quota",
+            "the quota in the provider's console, then try again."
         )
     if isinstance(exc, ModelContextWindowExceededError):
-        return ModelCallError(
+        return ModelContextWindowExceeded(
             f"The conversation no longer fits in the context window of {model} ({status}). "
-            "Start a new project, or continue with a model that has a larger context window.",
-            "model_context_window",
+            "Start a new project, or continue with a model that has a larger context window."
         )
     if isinstance(exc, ModelRateLimitError) or status_of(exc) == 429:
-        return ModelCallError(
+        return ModelRateLimited(
             f"{who} kept rate-limiting requests ({status}){_tries(retries)}. Wait a minute and "
             "try again, or ask the provider for a higher rate limit; SANDFORGE_MODEL_MAX_RETRIES "
-            "sets how often sandforge retries.",
-            "model_rate_limited",
+            "sets how often sandforge retries."
         )
     if isinstance(exc, ModelTimeoutError | ModelRequestTimeout):
-        return ModelCallError(
+        return ModelTimeout(
             f"{who} did not answer in time ({status}){_tries(retries)}. {_reach_fix(provider)} "
-            "SANDFORGE_MODEL_TIMEOUT_S sets how long a request may stay silent.",
-            "model_timeout",
+            "SANDFORGE_MODEL_TIMEOUT_S sets how long a request may stay silent."
         )
     if isinstance(exc, ModelConnectionError):
-        return ModelCallError(
+        return ModelConnectionFailed(
             f"Could not reach {provider.label} or the connection dropped ({status})"
-            f"{_tries(retries)}. {_reach_fix(provider)}",
-            "model_connection",
+            f"{_tries(retries)}. {_reach_fix(provider)}"
         )
     code = status_of(exc)
     if isinstance(exc, ModelServerError | ModelUnavailableError) or (code or 0) >= 500:
-        return ModelCallError(
+        return ModelUnavailable(
             f"{who} kept failing with a server error ({status}){_tries(retries)}. The provider "
-            "is having trouble: try again later, or set SANDFORGE_MODEL to another model.",
-            "model_unavailable",
+            "is having trouble: try again later, or set SANDFORGE_MODEL to another model."
         )
     if isinstance(exc, ModelHTTPError):
-        return ModelCallError(f"{who} rejected the request ({status}).", "model_rejected")
-    return ModelCallError(f"{who} failed: {status}{_tries(retries)}.", "model_error")
+        return ModelRejected(f"{who} rejected the request ({status}).")
+    return ModelCallError(f"{who} failed: {status}{_tries(retries)}.")

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from pydantic_ai import UsageLimits
 
+from ..errors import SandforgeError
+
 DEFAULT_MAX_REQUESTS = 200
 DEFAULT_MAX_TOOL_CALLS = 400
 DEFAULT_MAX_TOKENS = 5_000_000
@@ -32,7 +34,7 @@ class RunLimits:
         )
 
 
-class LimitReached(Exception):
+class LimitReached(SandforgeError):
     """A run limit stopped the model; the message says which and how to raise it."""
 
     code = "limit_reached"

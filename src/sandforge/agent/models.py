@@ -29,6 +29,7 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
 from ..config import Settings
+from ..errors import InvalidRequest
 from .limits import RunLimits
 from .retries import RetryPolicy
 
@@ -38,7 +39,9 @@ NO_KEY_NEEDED = "sandforge-no-key"
 """Sent as the key to an OpenAI-compatible server configured without one (the SDK needs a value)."""
 
 
-class ModelConfigError(Exception):
+class ModelConfigError(InvalidRequest):
+    """The configured (or requested) model cannot be used; the message names the fix."""
+
     code = "model_config"
 
 

@@ -37,7 +37,9 @@ from ..events import (
     to_json,
 )
 from ..sandbox import Sandbox, SandboxError, SandboxNotFound, SandboxProvider
-from ..store.repo import ProjectRecord, Store
+from ..store.errors import RunNotFound
+from ..store.records import ProjectRecord
+from ..store.repo import Store
 from .forkserver import ForkServer, WorkerHandle
 from .job import Flow, RunJob
 from .request import ChatMessageIn, GenerationRequest
@@ -124,10 +126,6 @@ class Run:
         return "".join(e.data.content for e in self.events if e.type == "message")
 
 
-class RunNotFound(Exception):
-    code = "run_not_found"
-
-
 class Supervisor:
     def __init__(
         self,
@@ -180,9 +178,8 @@ class Supervisor:
             history = request.history
         else:
             history = [
-                ChatMessageIn.model_validate({"role": role, "content": content})
-                for role, content in await self.store.history(project.id)
-                if role in ("user", "assistant")
+                ChatMessageIn(role=m.role, content=m.content)
+                for m in await self.store.history(project.id)
             ]
         sandbox_id, seed = await self._plan_sandbox(project, provider)
         job = RunJob(
@@ -235,8 +232,7 @@ class Supervisor:
             async for item in run.follow(after):
                 yield item
             return
-        if await self.store.get_run(run_id) is None:
-            raise RunNotFound(f"no run {run_id!r}")
+        await self.store.get_run(run_id)
         for seq, body in await self.store.events_after(run_id, after):
             yield seq, from_json(body)
 

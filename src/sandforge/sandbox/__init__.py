@@ -2,7 +2,6 @@
 
 from .base import (
     ExecResult,
-    ExecTimeout,
     FileEntry,
     PathEscapeError,
     ProcessStatus,
@@ -16,13 +15,13 @@ from .base import (
     SandboxProvider,
     SandboxSpec,
     SandboxState,
+    SandboxStopped,
     SandboxUnavailable,
     Upstream,
 )
 
 __all__ = [
     "ExecResult",
-    "ExecTimeout",
     "FileEntry",
     "PathEscapeError",
     "ProcessStatus",
@@ -36,6 +35,7 @@ __all__ = [
     "SandboxProvider",
     "SandboxSpec",
     "SandboxState",
+    "SandboxStopped",
     "SandboxUnavailable",
     "Upstream",
 ]

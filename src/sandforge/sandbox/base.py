@@ -11,6 +11,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
 
+from ..config import SandboxProviderName
+from ..errors import (
+    InsufficientStorage,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    SandforgeError,
+)
+
 
 class SandboxState(StrEnum):
     STARTED = "started"
@@ -133,44 +142,54 @@ class SandboxInfo:
     preview_token: str
 
 
-class SandboxError(Exception):
+class SandboxError(SandforgeError):
     """Base of every sandbox failure; its message says what to do."""
 
     code = "sandbox_error"
+    http_status = 409
 
 
 class SandboxNotFound(SandboxError):
     code = "sandbox_not_found"
+    http_status = NotFound.http_status
+
+
+class SandboxStopped(SandboxError):
+    """The sandbox exists but is not running; start it and retry."""
+
+    code = "sandbox_stopped"
 
 
 class SandboxUnavailable(SandboxError):
-    """The provider cannot run here (not configured, not installed)."""
+    """The provider cannot run here (not configured, not installed): the request asked for
+    something this server cannot do, so it is the request's to change (400)."""
 
     code = "sandbox_unavailable"
+    http_status = InvalidRequest.http_status
 
 
 class PathEscapeError(SandboxError):
     code = "path_escape"
+    http_status = InvalidRequest.http_status
 
 
 class SandboxFileNotFound(SandboxError):
     code = "file_not_found"
-
-
-class ExecTimeout(SandboxError):
-    code = "exec_timeout"
+    http_status = NotFound.http_status
 
 
 class SandboxFileTooLarge(SandboxError):
     """A file over the spec's `max_file_bytes` was read or written through the file API."""
 
     code = "file_too_large"
+    http_status = PayloadTooLarge.http_status
 
 
 class SandboxDiskFull(SandboxError):
     """The sandbox's filesystem (`disk_mb`) is full."""
 
     code = "disk_full"
+    http_status = InsufficientStorage.http_status
 
 
 @runtime_checkable
@@ -208,7 +227,7 @@ class Sandbox(Protocol):
 
 
 class SandboxProvider(Protocol):
-    name: str
+    name: SandboxProviderName
 
     async def create(self, spec: SandboxSpec) -> Sandbox: ...
     async def get(self, sandbox_id: str) -> Sandbox: ...

@@ -54,7 +54,7 @@ from daytona import (
     SessionExecuteRequest,
 )
 
-from ..config import Settings
+from ..config import SandboxProviderName, Settings
 from .base import (
     ExecResult,
     FileEntry,
@@ -66,6 +66,7 @@ from .base import (
     SandboxNotFound,
     SandboxSpec,
     SandboxState,
+    SandboxStopped,
     SandboxUnavailable,
     Upstream,
     normalize_relative,
@@ -103,10 +104,6 @@ class DaytonaAuthError(SandboxUnavailable):
     """Daytona refused the API key (401) or its permissions (403)."""
 
     code = "daytona_unauthorized"
-
-
-class DaytonaSandboxStopped(SandboxError):
-    code = "sandbox_stopped"
 
 
 @dataclass(frozen=True)
@@ -179,7 +176,7 @@ def _translate(
     if isinstance(exc, DaytonaTimeoutError):
         return SandboxError(f"Daytona timed out when trying to {action}: {detail}")
     if status == 400 and _STOPPED_MESSAGE.search(detail):
-        return DaytonaSandboxStopped(
+        return SandboxStopped(
             f"Sandbox {sandbox_id} is not running, so sandforge cannot {action}. Start it "
             f"(POST /api/sandboxes/{sandbox_id}/start) and try again."
         )
@@ -496,7 +493,7 @@ class DaytonaSandbox:
 
 
 class DaytonaProvider:
-    name = "daytona"
+    name: SandboxProviderName = "daytona"
 
     def __init__(self, options: DaytonaOptions) -> None:
         self.options = options

@@ -28,7 +28,8 @@ from websockets.typing import Origin, Subprotocol
 from ..sandbox import Sandbox, SandboxError, SandboxNotFound, SandboxState, Upstream
 from ..sandbox.http import upstream_client
 from ..sandbox.local.unix import connect_unix
-from ..store.repo import ProjectNotFound, ProjectRecord
+from ..store.errors import FileNotStored, ProjectNotFound
+from ..store.records import ProjectRecord
 from .services import Services
 
 TOKEN_COOKIE = "sandforge_preview_token"
@@ -280,8 +281,9 @@ class PreviewProxy:
         path = unquote(scope["path"]).lstrip("/")
         if path == "" or path.endswith("/"):
             path += "index.html"
-        content = await self.services.store.read_file(project.id, path)
-        if content is None:
+        try:
+            content = await self.services.store.read_file(project.id, path)
+        except FileNotStored:
             await self._respond(
                 send, *_page(404, "Not found", f"Project {project.id} has no file {path}.")
             )

@@ -20,7 +20,8 @@ from ..sandbox import (
 )
 from ..sandbox.local import BwrapLauncher, ControlServer, check_isolation
 from ..sandbox.providers import check_provider, close_provider, make_provider
-from ..store.repo import ProjectRecord, Store
+from ..store.records import ProjectRecord
+from ..store.repo import Store
 from ..templates import get_template
 
 PROVIDER_NAMES: tuple[SandboxProviderName, ...] = ("local", "daytona")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ..chat import ChatMessage, Role
+from ..config import SandboxProviderName
+from ..ids import new_id
 from .db import database_url, make_engine, migrate, sessionmaker
+from .errors import FileNotStored, ProjectNotFound, RunNotFound, VersionNotFound
 from .models import (
     Blob,
     EventRow,
@@ -31,56 +34,15 @@ from .models import (
     WorkingFile,
     now,
 )
-
-
-class StoreError(Exception):
-    code = "store_error"
-
-
-class ProjectNotFound(StoreError):
-    code = "project_not_found"
-
-
-class VersionNotFound(StoreError):
-    code = "version_not_found"
-
-
-@dataclass(frozen=True)
-class ProjectRecord:
-    id: str
-    name: str
-    project_type: str
-    flow: str
-    agents: list[str]
-    provider: str
-    sandbox_id: str | None
-    preview_token: str
-    public: bool
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: str
-    project_id: str
-    state: str
-    request: dict[str, Any]
-    sandbox_id: str | None
-    tokens_used: int
-    created_at: float
-    finished_at: float | None
-    events: int
-
-
-@dataclass(frozen=True)
-class VersionRecord:
-    number: int
-    run_id: str | None
-    message: str
-    commit: str | None
-    created_at: float
-    files: int
+from .records import (
+    Flow,
+    ProjectRecord,
+    RunRecord,
+    RunState,
+    SandboxLifecycle,
+    VersionRecord,
+    narrow,
+)
 
 
 def _project(row: Project) -> ProjectRecord:
@@ -88,9 +50,9 @@ def _project(row: Project) -> ProjectRecord:
         id=row.id,
         name=row.name,
         project_type=row.project_type,
-        flow=row.flow,
+        flow=narrow(row.flow, Flow),
         agents=list(row.agents),
-        provider=row.provider,
+        provider=narrow(row.provider, SandboxProviderName),
         sandbox_id=row.sandbox_id,
         preview_token=row.preview_token,
         public=row.public,
@@ -139,13 +101,13 @@ class Store:
         *,
         name: str,
         project_type: str,
-        flow: str,
+        flow: Flow,
         agents: list[str],
-        provider: str,
+        provider: SandboxProviderName,
         public: bool = False,
     ) -> ProjectRecord:
         row = Project(
-            id="pj" + secrets.token_hex(6),
+            id=new_id("project"),
             name=name,
             project_type=project_type,
             flow=flow,
@@ -173,10 +135,14 @@ class Store:
             rows = await session.scalars(select(Project).order_by(Project.updated_at.desc()))
             return [_project(r) for r in rows]
 
-    async def project_by_sandbox(self, sandbox_id: str) -> ProjectRecord | None:
+    async def project_by_sandbox(self, sandbox_id: str) -> ProjectRecord:
         async with self._session() as session:
             row = await session.scalar(select(Project).where(Project.sandbox_id == sandbox_id))
-            return _project(row) if row is not None else None
+            if row is None:
+                raise ProjectNotFound(
+                    f"No project owns sandbox {sandbox_id!r}; send its projectId instead."
+                )
+            return _project(row)
 
     async def set_project_sandbox(self, project_id: str, sandbox_id: str | None) -> None:
         async with self._session.begin() as session:
@@ -193,17 +159,17 @@ class Store:
     # -- conversation -----------------------------------------------------------------------------
 
     async def add_message(
-        self, project_id: str, run_id: str | None, role: str, content: str
+        self, project_id: str, run_id: str | None, role: Role, content: str
     ) -> None:
         async with self._session.begin() as session:
             session.add(Message(project_id=project_id, run_id=run_id, role=role, content=content))
 
-    async def history(self, project_id: str) -> list[tuple[str, str]]:
+    async def history(self, project_id: str) -> list[ChatMessage]:
         async with self._session() as session:
             rows = await session.scalars(
                 select(Message).where(Message.project_id == project_id).order_by(Message.id)
             )
-            return [(r.role, r.content) for r in rows]
+            return [ChatMessage(role=narrow(r.role, Role), content=r.content) for r in rows]
 
     # -- runs and events ---------------------------------------------------------------------------
 
@@ -221,7 +187,7 @@ class Store:
             )
 
     async def finish_run(
-        self, run_id: str, state: str, *, tokens_used: int, sandbox_id: str | None
+        self, run_id: str, state: RunState, *, tokens_used: int, sandbox_id: str | None
     ) -> None:
         async with self._session.begin() as session:
             await session.execute(
@@ -245,9 +211,11 @@ class Store:
             )
             return [(seq, body) for seq, body in rows]
 
-    async def get_run(self, run_id: str) -> RunRecord | None:
+    async def get_run(self, run_id: str) -> RunRecord:
         runs = await self._runs(Run.id == run_id)
-        return runs[0] if runs else None
+        if not runs:
+            raise RunNotFound(f"No run {run_id!r}.")
+        return runs[0]
 
     async def list_runs(self, project_id: str | None = None) -> list[RunRecord]:
         return await self._runs(Run.project_id == project_id if project_id else None)
@@ -265,7 +233,7 @@ class Store:
                 RunRecord(
                     id=r.id,
                     project_id=r.project_id,
-                    state=r.state,
+                    state=narrow(r.state, RunState),
                     request=dict(r.request),
                     sandbox_id=r.sandbox_id,
                     tokens_used=r.tokens_used,
@@ -323,13 +291,15 @@ class Store:
             )
             return bool(getattr(result, "rowcount", 0))
 
-    async def read_file(self, project_id: str, path: str) -> bytes | None:
+    async def read_file(self, project_id: str, path: str) -> bytes:
         async with self._session() as session:
-            content = await session.scalar(
+            content: bytes | None = await session.scalar(
                 select(Blob.content)
                 .join(WorkingFile, WorkingFile.blob_sha == Blob.sha)
                 .where(WorkingFile.project_id == project_id, WorkingFile.path == path)
             )
+            if content is None:
+                raise FileNotStored(f"Project {project_id} has no file {path!r}.")
             return content
 
     async def files(self, project_id: str) -> dict[str, bytes]:
@@ -424,7 +394,7 @@ class Store:
     # -- sandboxes ---------------------------------------------------------------------------------
 
     async def record_sandbox(
-        self, sandbox_id: str, provider: str, project_id: str | None, state: str
+        self, sandbox_id: str, provider: str, project_id: str | None, state: SandboxLifecycle
     ) -> None:
         async with self._session.begin() as session:
             row = await session.get(SandboxRow, sandbox_id)

@@ -16,6 +16,7 @@ from ..sandbox import (
     Upstream,
 )
 from ..sandbox.base import normalize_relative
+from .errors import FileNotStored
 from .repo import Store
 
 NO_COMMANDS = (
@@ -67,10 +68,10 @@ class StoredWorkspace:
         raise SandboxError(NO_COMMANDS)
 
     async def read_file(self, path: str) -> bytes:
-        content = await self.store.read_file(self.project_id, normalize_relative(path))
-        if content is None:
-            raise SandboxFileNotFound(f"{path!r} does not exist")
-        return content
+        try:
+            return await self.store.read_file(self.project_id, normalize_relative(path))
+        except FileNotStored:
+            raise SandboxFileNotFound(f"{path!r} does not exist") from None
 
     async def write_file(self, path: str, content: bytes) -> None:
         await self.store.write_file(self.project_id, normalize_relative(path), content)

@@ -13,6 +13,7 @@ from ..base import (
     SandboxError,
     SandboxFileNotFound,
     SandboxFileTooLarge,
+    SandboxStopped,
 )
 from .unix import connect_unix
 
@@ -26,10 +27,6 @@ _ERRORS: dict[str, type[SandboxError]] = {
 }
 
 
-class SandboxStoppedError(SandboxError):
-    code = "sandbox_stopped"
-
-
 class ToolboxClient:
     def __init__(self, socket_path: str, sandbox_id: str) -> None:
         self.socket_path = socket_path
@@ -39,7 +36,7 @@ class ToolboxClient:
         try:
             return connect_unix(self.socket_path)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise SandboxStoppedError(
+            raise SandboxStopped(
                 f"sandbox {self.sandbox_id} is not running; start it with "
                 f"`sandforge sandboxes start {self.sandbox_id}` or "
                 f"POST /api/sandboxes/{self.sandbox_id}/start"

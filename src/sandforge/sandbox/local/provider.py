@@ -21,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ...config import SandboxProviderName
 from ..base import (
     ExecResult,
     FileEntry,
@@ -211,7 +212,7 @@ def _unused_id(sandboxes_dir: Path) -> str:
 
 
 class LocalSandboxProvider:
-    name = "local"
+    name: SandboxProviderName = "local"
 
     def __init__(self, sandboxes_dir: Path, launcher: Launcher) -> None:
         self.sandboxes_dir = sandboxes_dir

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from ...events import encode_sse, encode_sse_comment
 from ...runs.supervisor import git_commit
 from ...sandbox import SandboxNotFound
-from ...store.repo import ProjectRecord
+from ...store.records import ProjectRecord
 from ...templates import get_template
 from ..errors import ApiError
 from .runs import SSE_HEADERS, services
@@ -49,7 +49,7 @@ async def list_projects(request: Request) -> dict[str, Any]:
 async def get_project(project_id: str, request: Request) -> dict[str, Any]:
     store = services(request).store
     project = await store.get_project(project_id)
-    messages = [{"role": r, "content": c} for r, c in await store.history(project_id)]
+    messages = [m.model_dump() for m in await store.history(project_id)]
     return {**project_json(project, request), "messages": messages}
 
 
@@ -97,8 +97,6 @@ async def list_project_files(project_id: str, request: Request) -> dict[str, Any
 @router.get("/api/projects/{project_id}/files/{path:path}")
 async def read_project_file(project_id: str, path: str, request: Request) -> Response:
     content = await services(request).store.read_file(project_id, path)
-    if content is None:
-        raise ApiError(404, "file_not_found", f"Project {project_id} has no file {path!r}.")
     return Response(content, media_type="text/plain; charset=utf-8")
 
 

@@ -19,7 +19,8 @@ from ...events import Event, encode_sse
 from ...runs.job import Flow
 from ...runs.request import GenerationRequest
 from ...runs.supervisor import Run
-from ...store.repo import ProjectNotFound, ProjectRecord, RunRecord
+from ...store.errors import ProjectNotFound
+from ...store.records import ProjectRecord, RunRecord
 from ..errors import ApiError
 from ..services import Services
 
@@ -86,13 +87,10 @@ async def start_run(request: Request, flow: Flow) -> Run:
                 404, "project_not_found", f"No project {generation.projectId!r}."
             ) from None
     elif generation.sandboxId:
-        project = await svc.store.project_by_sandbox(generation.sandboxId)
-        if project is None:
-            raise ApiError(
-                404,
-                "sandbox_not_found",
-                f"No project owns sandbox {generation.sandboxId!r}; send its projectId instead.",
-            )
+        try:
+            project = await svc.store.project_by_sandbox(generation.sandboxId)
+        except ProjectNotFound as exc:
+            raise ApiError(404, "sandbox_not_found", exc.message) from None
     provider = svc.provider(project.provider if project else generation.sandbox)
     return await svc.supervisor.start(generation, provider, flow, project)
 
@@ -125,10 +123,7 @@ def run_summary(record: RunRecord) -> dict[str, Any]:
 
 
 async def run_record(svc: Services, run_id: str) -> RunRecord:
-    record = await svc.store.get_run(run_id)
-    if record is None:
-        raise ApiError(404, "run_not_found", f"No run {run_id!r}.")
-    return record
+    return await svc.store.get_run(run_id)
 
 
 def _run_headers(run: Run) -> dict[str, str]:

@@ -1,0 +1,69 @@
+"""What the store hands out: plain, typed records, never ORM rows.
+
+The Literal types are the domain's own vocabularies; the store keeps them narrow,
+so no caller has to narrow a `str` again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from ..config import SandboxProviderName
+
+Flow = Literal["sandbox", "persistent"]
+"""`sandbox`: files live in a sandbox, mirrored in the store. `persistent`: files live in
+the store and are served from it, with no sandbox."""
+RunState = Literal["running", "succeeded", "failed", "cancelled", "interrupted"]
+SandboxLifecycle = Literal["started", "stopped", "deleted"]
+
+
+def narrow(value: str, vocabulary: object) -> Any:
+    """`value` as a member of the Literal `vocabulary`; a stored value outside it is a bug."""
+    if value not in get_args(vocabulary):
+        raise ValueError(f"{value!r} is not one of {get_args(vocabulary)}")
+    return value
+
+
+@dataclass(frozen=True)
+class ProjectRecord:
+    id: str
+    name: str
+    project_type: str
+    flow: Flow
+    agents: list[str]
+    provider: SandboxProviderName
+    sandbox_id: str | None
+    preview_token: str
+    public: bool
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    project_id: str
+    state: RunState
+    request: dict[str, Any]
+    """The request body as it was accepted (the seed's fields, validated)."""
+    sandbox_id: str | None
+    tokens_used: int
+    created_at: float
+    finished_at: float | None
+    events: int
+
+    @property
+    def prompt(self) -> str:
+        messages = self.request.get("messages") or [{}]
+        return str(messages[-1].get("content", ""))
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    number: int
+    run_id: str | None
+    message: str
+    commit: str | None
+    created_at: float
+    files: int
