@@ -269,3 +269,28 @@ async def test_finished_runs_leave_memory_and_replay_from_the_store(
     ) as response:
         replayed = [(seq, e) async for seq, e in sse_events(response)]
     assert replayed == events[2:]
+
+
+async def test_one_get_reopens_a_session_from_any_of_its_ids(make_server: Any) -> None:
+    server: LiveServer = await make_server(model=REMEMBERS)
+    first = await complete_of(server, ask("Create a counter"))
+    data = first.data
+    by_kind = {}
+    for any_id in (data.projectId, data.runId, data.sandboxId):
+        response = await server.client.get(f"/api/sessions/{any_id}")
+        assert response.status_code == 200, response.text
+        by_kind[response.json()["kind"]] = response.json()
+    assert sorted(by_kind) == ["project", "run", "sandbox"]
+    session = by_kind["project"]
+    assert session["project"]["id"] == data.projectId and session["project"]["kind"] == "project"
+    assert [m["role"] for m in session["project"]["messages"]] == ["user", "assistant"]
+    assert [(r["runId"], r["state"], r["kind"]) for r in session["runs"]] == [
+        (data.runId, "succeeded", "run")
+    ]
+    assert session["sandbox"]["id"] == data.sandboxId and not session["sandboxGone"]
+
+    await server.client.delete(f"/api/sandboxes/{data.sandboxId}")
+    gone = (await server.client.get(f"/api/sessions/{data.projectId}")).json()
+    assert gone["sandbox"] is None and gone["sandboxGone"]
+    missing = await server.client.get("/api/sessions/pj000000000000")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "project_not_found"

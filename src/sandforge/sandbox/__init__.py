@@ -1,6 +1,7 @@
 """Sandboxes: where generated code runs. Providers plug in behind one protocol."""
 
 from .base import (
+    SKIPPED_DIRS,
     ExecResult,
     FileEntry,
     PathEscapeError,
@@ -21,6 +22,7 @@ from .base import (
 )
 
 __all__ = [
+    "SKIPPED_DIRS",
     "ExecResult",
     "FileEntry",
     "PathEscapeError",

@@ -20,6 +20,12 @@ from ..errors import (
     SandforgeError,
 )
 
+SKIPPED_DIRS = frozenset(
+    {"node_modules", ".git", "__pycache__", ".venv", "dist", "build", ".next", ".cache"}
+)
+"""Folders a file listing leaves out (installed packages, build output, caches), in every
+provider and in the UI's file tree."""
+
 
 class SandboxState(StrEnum):
     STARTED = "started"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp
 from ..agent.models import configured_model_name
 from ..agent.prompts import PERSONAS
 from ..config import Settings, get_settings
+from ..sandbox import SKIPPED_DIRS
 from ..templates import TEMPLATES
 from .api import projects, runs, sandboxes
 from .errors import install_error_handlers
@@ -43,6 +45,7 @@ def _page_context(request: Request, flow: str) -> dict[str, Any]:
         "examples": SEED_EXAMPLES,
         "model": configured_model_name(svc.settings),
         "isolated": svc.isolated,
+        "skipped_dirs": json.dumps(sorted(SKIPPED_DIRS)),
     }
 
 

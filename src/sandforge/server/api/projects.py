@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,13 +11,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ...events import encode_sse, encode_sse_comment
+from ...ids import kind_of
 from ...runs.supervisor import git_commit
 from ...sandbox import SandboxNotFound
 from ...store.records import ProjectRecord
 from ...templates import get_template
 from ..errors import ApiError
-from .runs import SSE_HEADERS, services
-from .sandboxes import sandbox_preview
+from .runs import SSE_HEADERS, run_summary, services
+from .sandboxes import sandbox_json, sandbox_preview
 
 router = APIRouter()
 
@@ -25,6 +27,7 @@ def project_json(project: ProjectRecord, request: Request) -> dict[str, Any]:
     settings = services(request).settings
     return {
         "id": project.id,
+        "kind": "project",
         "name": project.name,
         "projectType": project.project_type,
         "flow": project.flow,
@@ -66,6 +69,34 @@ async def delete_project(project_id: str, request: Request) -> Response:
     svc.forget_preview(project_id, project.sandbox_id)
     await svc.store.delete_project(project_id)
     return Response(status_code=204)
+
+
+@router.get("/api/sessions/{any_id}")
+async def get_session(any_id: str, request: Request) -> dict[str, Any]:
+    """Everything the UI needs to reopen a project, from the id of it, its run or its sandbox."""
+    svc = services(request)
+    kind = kind_of(any_id) or "sandbox"
+    if kind == "run":
+        project = await svc.store.get_project((await svc.store.get_run(any_id)).project_id)
+    elif kind == "sandbox":
+        project = await svc.store.project_by_sandbox(any_id)
+    else:
+        project = await svc.store.get_project(any_id)
+    messages = [m.model_dump() for m in await svc.store.history(project.id)]
+    runs = [run_summary(r) for r in await svc.store.list_runs(project.id)]
+    sandbox = None
+    if project.sandbox_id:
+        with contextlib.suppress(SandboxNotFound):
+            found = await svc.provider(project.provider).get(project.sandbox_id)
+            sandbox = sandbox_json(await found.info(), request)
+    return {
+        "id": any_id,
+        "kind": kind,
+        "project": {**project_json(project, request), "messages": messages},
+        "runs": runs,
+        "sandbox": sandbox,
+        "sandboxGone": project.sandbox_id is not None and sandbox is None,
+    }
 
 
 @router.get("/api/projects/{project_id}/preview")

@@ -110,6 +110,7 @@ def sse_stream(run: Run, after: int = 0) -> StreamingResponse:
 def run_summary(record: RunRecord) -> dict[str, Any]:
     return {
         "runId": record.id,
+        "kind": "run",
         "projectId": record.project_id,
         "state": record.state,
         "sandboxId": record.sandbox_id,

@@ -24,6 +24,7 @@ def sandbox_json(info: SandboxInfo, request: Request, port: int = WEB_APP.port) 
     settings = services(request).settings
     return {
         "id": info.id,
+        "kind": "sandbox",
         "provider": info.provider,
         "state": info.state.value,
         "labels": info.labels,
