@@ -184,6 +184,13 @@ class SandboxFileNotFound(SandboxError):
     http_status = NotFound.http_status
 
 
+class NotARegularFile(SandboxError):
+    """The path is a FIFO, socket or device: the file API reads and writes regular files only."""
+
+    code = "not_a_file"
+    http_status = InvalidRequest.http_status
+
+
 class SandboxFileTooLarge(SandboxError):
     """A file over the spec's `max_file_bytes` was read or written through the file API."""
 

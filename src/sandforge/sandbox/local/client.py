@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 from ..base import (
+    NotARegularFile,
     PathEscapeError,
     SandboxDiskFull,
     SandboxError,
@@ -24,6 +25,7 @@ _ERRORS: dict[str, type[SandboxError]] = {
     "file_not_found": SandboxFileNotFound,
     "file_too_large": SandboxFileTooLarge,
     "disk_full": SandboxDiskFull,
+    "not_a_file": NotARegularFile,
 }
 
 
