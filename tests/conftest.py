@@ -14,11 +14,9 @@ import httpx
 import pytest
 import uvicorn
 
-from sandforge.cli import sse_events
 from sandforge.config import Settings
-from sandforge.events import Event
-from sandforge.server.app import create_app
-from sandforge.server.preview import PreviewProxy
+from sandforge.events import Event, decode_sse
+from sandforge.server.app import SandforgeApp, create_app
 from sandforge.server.services import Services
 
 TESTS_DIR = Path(__file__).parent
@@ -72,7 +70,7 @@ class LiveServer:
     async def stream(self, path: str, body: Any) -> list[tuple[int, Event]]:
         async with self.client.stream("POST", path, json=body) as response:
             assert response.status_code == 200, await response.aread()
-            return [item async for item in sse_events(response)]
+            return [item async for item in decode_sse(response.aiter_lines())]
 
     def preview_host(self, sandbox_id: str, port: int = 3000) -> str:
         return f"{port}-{sandbox_id}.{self.settings.preview_domain}:{self.settings.port}"
@@ -102,7 +100,7 @@ async def make_server(settings: Settings) -> AsyncIterator[Any]:
         sock = free_socket()
         live_settings = settings.model_copy(update={"port": sock.getsockname()[1], **overrides})
         app = create_app(live_settings)
-        assert isinstance(app, PreviewProxy)
+        assert isinstance(app, SandforgeApp)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:

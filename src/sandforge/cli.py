@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import httpx
@@ -15,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import Settings, get_settings
-from .events import PROGRESS_ORDER, Event, from_json
+from .events import PROGRESS_ORDER, Event, decode_sse
 from .server.app import create_app
 
 app = typer.Typer(
@@ -53,20 +52,6 @@ def serve(
         f"(data in {settings.data_dir})"
     )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
-
-
-async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[int, Event]]:
-    """Parse an SSE body into (seq, Event)."""
-    seq = 0
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if line.startswith("id:"):
-            seq = int(line[3:].strip())
-        elif line.startswith("data:"):
-            data.append(line[5:].strip())
-        elif line == "" and data:
-            yield seq, from_json("\n".join(data))
-            data = []
 
 
 class ProgressView:
@@ -126,7 +111,7 @@ async def _generate(settings: Settings, body: dict[str, Any], serve_after: bool)
                 server.should_exit = True
                 await serving
                 return 1
-            async for _, event in sse_events(response):
+            async for _, event in decode_sse(response.aiter_lines()):
                 view.show(event)
                 final = event
     if final is None or final.type != "complete":

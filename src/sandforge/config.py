@@ -130,6 +130,9 @@ class Settings(BaseSettings):
 
     max_prompt_chars: int = 20_000
     max_messages: int = 200
+    max_body_bytes: int = Field(default=8 << 20, ge=1024)
+    """Largest request body the API reads; a larger one is refused with a 413 before it is
+    read in full (a conversation of `max_messages` long messages fits)."""
     dev_server_ready_timeout_s: float = 60.0
 
     @field_validator("allowed_models", mode="before")

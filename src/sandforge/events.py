@@ -7,6 +7,7 @@ optional fields only (listed per model) and are left out of the JSON when unset.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -154,3 +155,17 @@ def encode_sse(seq: int, event: Event) -> bytes:
 def encode_sse_comment(text: str) -> bytes:
     """A comment frame, used as a keep-alive; clients ignore it."""
     return f": {json.dumps(text)}\n\n".encode()
+
+
+async def decode_sse(lines: AsyncIterable[str]) -> AsyncIterator[tuple[int, Event]]:
+    """The (seq, Event) pairs of an SSE body, given its lines; comments are skipped."""
+    seq = 0
+    data: list[str] = []
+    async for line in lines:
+        if line.startswith("id:"):
+            seq = int(line[3:].strip())
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif line == "" and data:
+            yield seq, from_json("\n".join(data))
+            data = []

@@ -13,7 +13,7 @@ from sandforge.agent.models import resolve_model
 from sandforge.config import Settings
 from sandforge.events import Event
 from sandforge.runs.job import RunJob
-from sandforge.runs.pipeline import RunContext, run_pipeline
+from sandforge.runs.pipeline import PipelineInputs, run_pipeline
 from sandforge.runs.request import GenerationRequest
 from sandforge.sandbox import Sandbox, SandboxSpec
 from sandforge.sandbox.local import BwrapLauncher, LocalSandboxProvider
@@ -142,15 +142,14 @@ async def pipeline(launcher: BwrapLauncher) -> AsyncIterator[RunPipeline]:
             run_id="run-agent-test",
             request=request,
             project_id="prj-agent-test",
+            project_type="web-app",
             flow="sandbox",
             provider="local",
             preview_token="preview-token",
             history=request.history,
         )
-        ctx = RunContext(
-            job=job, settings=settings, provider=provider, model=resolve_model(settings, model)
-        )
-        events = [event async for event in run_pipeline(ctx)]
+        inputs = PipelineInputs(job=job, settings=settings, model=resolve_model(settings, model))
+        events = [event async for event in run_pipeline(inputs, provider, None)]
         infos = await provider.list()
         sandbox = await provider.get(infos[0].id) if infos else None
         return PipelineRun(events, sandbox)

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from sandforge.agent.builder import Builder, ChatMessage
+from sandforge.agent.builder import Builder
 from sandforge.agent.errors import ModelCallError
 from sandforge.agent.models import resolve_model
+from sandforge.chat import ChatMessage
 from sandforge.config import Settings
 from sandforge.events import Event, ToolEvent
 from sandforge.sandbox import Sandbox, SandboxFileNotFound
@@ -26,7 +27,7 @@ async def build(
     model = resolve_model(settings).model
     assert model is not None
     builder = Builder(model, get_template("web-app"), ["frontend-dev", "qa-tester"])
-    events = [event async for event in builder.run(sandbox, prompt, history)]
+    events = [event async for event in builder.run(sandbox, prompt, history, sandbox=sandbox)]
     return events, builder
 
 
@@ -62,7 +63,10 @@ async def test_text_streams_before_each_tool_result(wire: Wire, sandbox: Sandbox
 
 async def test_history_reaches_the_model(wire: Wire, sandbox: Sandbox) -> None:
     wire.fake.set_script([Turn(["Made it blue."])])
-    history = (ChatMessage("user", "Make a page"), ChatMessage("assistant", "Made a page."))
+    history = (
+        ChatMessage(role="user", content="Make a page"),
+        ChatMessage(role="assistant", content="Made a page."),
+    )
     await build(wire.settings(), sandbox, "Now make it blue", history)
 
     body = wire.fake.requests[0].json
@@ -195,7 +199,7 @@ async def test_request_limit_argument_still_works(wire: Wire, sandbox: Sandbox) 
     model = resolve_model(wire.settings()).model
     assert model is not None
     builder = Builder(model, get_template("web-app"), [], request_limit=3)
-    [event async for event in builder.run(sandbox, "go")]
+    [event async for event in builder.run(sandbox, "go", sandbox=sandbox)]
     assert wire.fake.request_count == 3
     assert builder.result.limit_reached is not None
     assert "limit of 3 model requests" in builder.result.limit_reached

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from sandforge.events import PROGRESS_ORDER, CompleteEvent, Event, ToolEvent
 from sandforge.sandbox.daytona import LABEL_PREVIEW, PREVIEW_TOKEN_HEADER
-from sandforge.server.preview import TOKEN_HEADER
+from sandforge.server.preview.auth import TOKEN_HEADER
 from tests.conftest import LiveServer
 from tests.fakes.daytona_api import FakeDaytona
 from tests.providers.conftest import API_KEY, PROJECT_DIR

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from sandforge.cli import sse_events
-from sandforge.events import PROGRESS_ORDER, CompleteEvent, Event, ToolEvent
+from sandforge.events import PROGRESS_ORDER, CompleteEvent, Event, ToolEvent, decode_sse
 from sandforge.templates import WEB_APP
 from tests.conftest import LiveServer
 from tests.scripted.scripted_models import CALCULATOR_CSS, CALCULATOR_HTML, CALCULATOR_JS
@@ -151,7 +150,7 @@ async def test_a_killed_worker_becomes_the_seeds_error_and_its_sandbox_goes(
     run = server.services.supervisor.runs[run_id]
 
     seen: list[Event] = []
-    async for _, event in run.follow():
+    async for _, event in run.log.follow():
         seen.append(event)
         if event.type == "message":
             break
@@ -160,7 +159,7 @@ async def test_a_killed_worker_becomes_the_seeds_error_and_its_sandbox_goes(
     assert run.process is not None
     os.kill(run.process.pid, signal.SIGKILL)
 
-    final = [event async for _, event in run.follow(len(seen))][-1]
+    final = [event async for _, event in run.log.follow(len(seen))][-1]
     assert final.type == "error"
     assert final.data.message == "Generation process exited with code -9"
     assert server.sandbox_dirs() == []
@@ -171,12 +170,12 @@ async def test_cancel_stops_the_run_and_cleans_up(make_server: Any) -> None:
     server: LiveServer = await make_server(model="factory:tests.scripted.scripted_models:hangs")
     run_id = (await server.client.post("/api/runs", json=CALCULATOR)).json()["runId"]
     run = server.services.supervisor.runs[run_id]
-    async for _, event in run.follow():
+    async for _, event in run.log.follow():
         if event.type == "message":
             break
     cancelled = await server.client.post(f"/api/runs/{run_id}/cancel")
     assert cancelled.status_code == 200
-    final = [event async for _, event in run.follow()][-1]
+    final = [event async for _, event in run.log.follow()][-1]
     assert final.type == "error" and final.data.code == "cancelled"
     assert (await server.client.get(f"/api/runs/{run_id}")).json()["state"] == "cancelled"
     assert server.sandbox_dirs() == []
@@ -194,7 +193,7 @@ async def test_a_client_that_disconnects_does_not_stop_the_run(server: LiveServe
     runs = (await server.client.get("/api/runs")).json()["runs"]
     assert len(runs) == 1
     run = server.services.supervisor.runs[runs[0]["runId"]]
-    events = [event async for _, event in run.follow()]
+    events = [event async for _, event in run.log.follow()]
     assert events[-1].type == "complete"
 
 
@@ -208,7 +207,7 @@ async def test_run_events_replay_from_last_event_id(server: LiveServer, after: i
     async with server.client.stream(
         "GET", f"/api/runs/{run_id}/events", headers={"last-event-id": str(after)}
     ) as response:
-        seqs = [seq async for seq, _ in sse_events(response)]
+        seqs = [seq async for seq, _ in decode_sse(response.aiter_lines())]
     assert seqs == list(range(after + 1, seqs[-1] + 1))
     # The stream ended because the run did, with nothing missed.
     assert (await server.client.get(f"/api/runs/{run_id}")).json()["events"] == seqs[-1]

@@ -6,7 +6,7 @@ import os
 import signal
 from typing import Any
 
-from sandforge.runs.supervisor import Run
+from sandforge.runs.supervisor import LiveRun
 from tests.conftest import LiveServer
 
 HANGS = "factory:tests.scripted.scripted_models:hangs"
@@ -21,16 +21,16 @@ def parent_of(pid: int) -> int:
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
-async def start(server: LiveServer, prompt: str) -> Run:
+async def start(server: LiveServer, prompt: str) -> LiveRun:
     run_id = (await server.client.post("/api/runs", json=ask(prompt))).json()["runId"]
     return server.services.supervisor.runs[run_id]
 
 
-async def until_message(run: Run) -> None:
-    async for _, event in run.follow():
+async def until_message(run: LiveRun) -> None:
+    async for _, event in run.log.follow():
         if event.type == "message":
             return
-    raise AssertionError(f"run ended early: {run.events[-1]}")
+    raise AssertionError(f"run ended early: {run.log.events[-1]}")
 
 
 async def test_a_crashing_worker_kills_only_its_own_run(make_server: Any) -> None:

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from sandforge.cli import sse_events
-from sandforge.events import CompleteEvent, Event
+from sandforge.events import CompleteEvent, Event, decode_sse
 from sandforge.store.repo import Store
 from tests.conftest import LiveServer
 from tests.dbs import database
@@ -75,14 +74,14 @@ async def test_versions_restore_and_diff(make_server: Any) -> None:
     css = await server.preview_get(project_id, "/styles.css", first.data.accessToken)
     assert css.text == "body { background: white; }\n"
 
-    diff = (await server.client.get(f"/api/projects/{project_id}/diff?from_=2&to=3")).json()
+    diff = (await server.client.get(f"/api/projects/{project_id}/diff?from=2&to=3")).json()
     assert [(f["path"], f["status"]) for f in diff["files"]] == [("styles.css", "modified")]
     assert "-body { background: red; }" in diff["files"][0]["diff"]
     assert "+body { background: white; }" in diff["files"][0]["diff"]
-    same = (await server.client.get(f"/api/projects/{project_id}/diff?from_=1&to=3")).json()
+    same = (await server.client.get(f"/api/projects/{project_id}/diff?from=1&to=3")).json()
     assert same["files"] == []
     # The sandbox's own history has the restore as a new commit too.
-    sandbox = await server.services.find_sandbox(first.data.sandboxId)
+    sandbox = await server.services.fleet.find(first.data.sandboxId)
     log = await sandbox.exec("git log --format=%s")
     assert log.stdout.splitlines() == ["Restore version 1", "Make it red", "Create a counter"]
     missing = await server.client.post(f"/api/projects/{project_id}/versions/9/restore")
@@ -139,14 +138,14 @@ async def test_disconnect_and_resume_gets_exactly_the_missing_events(server: Liv
     run_id = created.json()["runId"]
     seen: list[int] = []
     async with server.client.stream("GET", f"/api/runs/{run_id}/events") as response:
-        async for seq, _ in sse_events(response):
+        async for seq, _ in decode_sse(response.aiter_lines()):
             seen.append(seq)
             if len(seen) == 3:
                 break
     async with server.client.stream(
         "GET", f"/api/runs/{run_id}/events", headers={"last-event-id": str(seen[-1])}
     ) as response:
-        seen += [seq async for seq, _ in sse_events(response)]
+        seen += [seq async for seq, _ in decode_sse(response.aiter_lines())]
     total = (await server.client.get(f"/api/runs/{run_id}")).json()["events"]
     assert seen == list(range(1, total + 1))
 
@@ -159,20 +158,22 @@ async def test_a_server_stopped_mid_run_marks_it_interrupted_and_keeps_its_event
         "runId"
     ]
     run = hanging.services.supervisor.runs[run_id]
-    async for _, event in run.follow():
+    async for _, event in run.log.follow():
         if event.type == "message":
             break
-    stored_before = len(run.events)
+    stored_before = len(run.log.events)
     await hanging.services.close()
 
     restarted: LiveServer = await make_server()
     record = (await restarted.client.get(f"/api/runs/{run_id}")).json()
     assert record["state"] == "interrupted"
     async with restarted.client.stream("GET", f"/api/runs/{run_id}/events") as response:
-        events = [e async for _, e in sse_events(response)]
+        events = [e async for _, e in decode_sse(response.aiter_lines())]
     assert len(events) == stored_before + 1
     assert events[-1].type == "error" and events[-1].data.code == "interrupted"
-    assert [e.type for e in events[:stored_before]] == [e.type for e in run.events[:stored_before]]
+    assert [e.type for e in events[:stored_before]] == [
+        e.type for e in run.log.events[:stored_before]
+    ]
 
 
 async def test_runs_left_running_by_a_crash_are_interrupted_at_start_up(
@@ -267,7 +268,7 @@ async def test_finished_runs_leave_memory_and_replay_from_the_store(
     async with server.client.stream(
         "GET", f"/api/runs/{run_id}/events", headers={"last-event-id": "2"}
     ) as response:
-        replayed = [(seq, e) async for seq, e in sse_events(response)]
+        replayed = [(seq, e) async for seq, e in decode_sse(response.aiter_lines())]
     assert replayed == events[2:]
 
 

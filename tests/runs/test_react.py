@@ -57,7 +57,7 @@ async def browser() -> AsyncIterator[Any]:
 async def test_the_sandbox_has_the_packages_without_network(
     server: LiveServer, react_app: CompleteEvent
 ) -> None:
-    sandbox = await server.services.find_sandbox(react_app.data.sandboxId)
+    sandbox = await server.services.fleet.find(react_app.data.sandboxId)
     result = await sandbox.exec("node -e \"console.log(require('react/package.json').version)\"")
     assert result.exit_code == 0 and result.stdout.startswith("19.")
     # The cache is read-only inside: a model cannot corrupt it for other sandboxes.
@@ -77,7 +77,7 @@ async def test_chromium_renders_the_app_and_hmr_updates_it_without_a_reload(
     assert await heading.text_content() == "Todo App"
     await page.evaluate("window.__sameDocument = true")
 
-    sandbox = await server.services.find_sandbox(react_app.data.sandboxId)
+    sandbox = await server.services.fleet.find(react_app.data.sandboxId)
     source = (await sandbox.read_file("src/App.tsx")).decode()
     await sandbox.write_file("src/App.tsx", source.replace("Todo App", "Hot Reloaded").encode())
 

@@ -15,12 +15,13 @@ from websockets.typing import Subprotocol
 
 from sandforge.sandbox import Sandbox, SandboxSpec, SandboxState
 from sandforge.sandbox.http import wait_until_ready
-from sandforge.server.preview import TOKEN_COOKIE, parse_preview_host
+from sandforge.server.preview.auth import TOKEN_COOKIE
+from sandforge.server.preview.route import PreviewHost, parse_preview_host
 from tests.conftest import LiveServer
 
 
 async def serving_sandbox(server: LiveServer, public: bool = False) -> Sandbox:
-    sandbox = await server.services.provider("local").create(SandboxSpec(public=public))
+    sandbox = await server.services.fleet.provider("local").create(SandboxSpec(public=public))
     await sandbox.write_file("index.html", b"<h1>from the sandbox</h1>")
     await sandbox.write_file("big.bin", bytes(range(256)) * 4096)
     await sandbox.start_process("dev", "python3 -m http.server 3000 --bind 127.0.0.1")
@@ -36,8 +37,9 @@ async def sandbox(server: LiveServer) -> AsyncIterator[Sandbox]:
 
 
 def test_preview_hosts_parse() -> None:
-    assert parse_preview_host("3000-sbabc123.localhost:8000", "localhost") == (3000, "sbabc123")
-    assert parse_preview_host("3000-sbabc123.localhost", "localhost") == (3000, "sbabc123")
+    expected = PreviewHost(3000, "sbabc123")
+    assert parse_preview_host("3000-sbabc123.localhost:8000", "localhost") == expected
+    assert parse_preview_host("3000-sbabc123.localhost", "localhost") == expected
     assert parse_preview_host("127.0.0.1:8000", "localhost") is None
     assert parse_preview_host("3000-sbabc.example.com", "localhost") is None
     assert parse_preview_host("99999-sbabc.localhost", "localhost") is None
@@ -113,7 +115,7 @@ async def test_stopped_sandbox_says_so_and_start_brings_it_back(
 
 
 async def test_no_dev_server_yet_is_a_502_page(server: LiveServer) -> None:
-    sandbox = await server.services.provider("local").create(SandboxSpec())
+    sandbox = await server.services.fleet.provider("local").create(SandboxSpec())
     try:
         token = (await sandbox.info()).preview_token
         page = await server.preview_get(sandbox.id, token=token)
@@ -153,7 +155,7 @@ WS_ECHO = (Path(__file__).parent / "ws_echo.py").read_bytes()
 
 @pytest.fixture
 async def ws_sandbox(server: LiveServer) -> AsyncIterator[Sandbox]:
-    sandbox = await server.services.provider("local").create(SandboxSpec())
+    sandbox = await server.services.fleet.provider("local").create(SandboxSpec())
     await sandbox.write_file("ws_echo.py", WS_ECHO)
     await sandbox.start_process("dev", "python3 ws_echo.py 3000")
     yield sandbox
@@ -212,7 +214,7 @@ async def test_idle_sandboxes_stop_and_the_project_preview_starts_them_again(
     )
     complete = events[-1][1]
     assert complete.type == "complete"
-    sandbox = await server.services.find_sandbox(complete.data.sandboxId)
+    sandbox = await server.services.fleet.find(complete.data.sandboxId)
     for _ in range(500):
         if (await sandbox.info()).state == SandboxState.STOPPED:
             break

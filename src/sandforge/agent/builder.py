@@ -34,15 +34,16 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model
 from pydantic_ai.usage import RunUsage
 
+from ..chat import ChatMessage
 from ..events import Event, assistant_delta, progress
 from ..sandbox import Sandbox, SandboxError
 from ..templates import ProjectTemplate
+from .edits import EditError, FileEditor, ProjectFiles
 from .errors import ModelMisbehaved, explain
 from .limits import LimitReached, limit_from_usage_error, wall_time_limit
 from .models import BuildModel, ModelRuntime
 from .prompts import system_prompt
 from .retries import is_retryable, retry_after_of, status_of
-from .workspace import EditError, Workspace
 
 MAX_TOOL_OUTPUT_CHARS = 20_000
 TOOL_RETRIES = 3
@@ -50,14 +51,8 @@ TOOL_RETRIES = 3
 
 
 @dataclass
-class ChatMessage:
-    role: str
-    content: str
-
-
-@dataclass
 class BuildDeps:
-    workspace: Workspace
+    editor: FileEditor
     pending: list[Event] = field(default_factory=list)
 
 
@@ -100,7 +95,7 @@ def _build_agent() -> Agent[BuildDeps, str]:
     async def list_files(ctx: RunContext[BuildDeps], path: str = ".") -> str:
         """List the files under `path` (relative to the project dir), recursively."""
         try:
-            entries = await ctx.deps.workspace.sandbox.list_files(path)
+            entries = await ctx.deps.editor.files.list_files(path)
         except SandboxError as exc:
             return f"Error: {exc}"
         return (
@@ -112,7 +107,7 @@ def _build_agent() -> Agent[BuildDeps, str]:
     async def read_file(ctx: RunContext[BuildDeps], path: str) -> str:
         """Read a text file relative to the project dir."""
         try:
-            content, event = await ctx.deps.workspace.read(path)
+            content, event = await ctx.deps.editor.read(path)
         except SandboxError as exc:
             return f"Error: {exc}"
         ctx.deps.pending.append(event)
@@ -122,7 +117,7 @@ def _build_agent() -> Agent[BuildDeps, str]:
     async def write_file(ctx: RunContext[BuildDeps], path: str, content: str) -> str:
         """Create a file or replace its whole content. Parent directories are created."""
         try:
-            event = await ctx.deps.workspace.write(path, content)
+            event = await ctx.deps.editor.write(path, content)
         except SandboxError as exc:
             return f"Error: {exc}"
         ctx.deps.pending.append(event)
@@ -132,7 +127,7 @@ def _build_agent() -> Agent[BuildDeps, str]:
     async def edit_file(ctx: RunContext[BuildDeps], path: str, search: str, replace: str) -> str:
         """Replace one exact occurrence of `search` with `replace` in an existing file."""
         try:
-            event = await ctx.deps.workspace.edit(path, search, replace)
+            event = await ctx.deps.editor.edit(path, search, replace)
         except (SandboxError, EditError) as exc:
             return f"Error: {exc}"
         ctx.deps.pending.append(event)
@@ -142,7 +137,7 @@ def _build_agent() -> Agent[BuildDeps, str]:
     async def delete_file(ctx: RunContext[BuildDeps], path: str) -> str:
         """Delete a file or directory relative to the project dir."""
         try:
-            event = await ctx.deps.workspace.delete(path)
+            event = await ctx.deps.editor.delete(path)
         except SandboxError as exc:
             return f"Error: {exc}"
         ctx.deps.pending.append(event)
@@ -152,7 +147,7 @@ def _build_agent() -> Agent[BuildDeps, str]:
     async def run_command(ctx: RunContext[BuildDeps], command: str) -> str:
         """Run a shell command in the project dir and return its exit code and output."""
         try:
-            result, event = await ctx.deps.workspace.run(command)
+            result, event = await ctx.deps.editor.run(command)
         except SandboxError as exc:
             return f"Error: {exc}"
         ctx.deps.pending.append(event)
@@ -212,10 +207,17 @@ class Builder:
         return self.runtime.limits.max_requests
 
     async def run(
-        self, sandbox: Sandbox, prompt: str, history: Sequence[ChatMessage] = ()
+        self,
+        files: ProjectFiles,
+        prompt: str,
+        history: Sequence[ChatMessage] = (),
+        *,
+        sandbox: Sandbox | None = None,
     ) -> AsyncIterator[Event]:
+        """One turn over `files`; commands run in `sandbox` (none in the persistent flow)."""
         self.result = TurnResult()
-        deps = BuildDeps(workspace=Workspace(sandbox))
+        sandbox_id = sandbox.id if sandbox is not None else None
+        deps = BuildDeps(editor=FileEditor(files, sandbox))
         policy, limits = self.runtime.retry, self.runtime.limits
         instructions = system_prompt(self.template, self.agents)
         messages = history_messages(history)
@@ -270,7 +272,7 @@ class Builder:
             if failure is None:
                 self._finish(messages, usage, limit)
                 if limit is not None:
-                    yield progress("generating", str(limit), sandbox.id)
+                    yield progress("generating", str(limit), sandbox_id)
                 break
 
             # A transient failure: wait, then resume from what the model finished so far.
@@ -293,7 +295,7 @@ class Builder:
                 "generating",
                 f"{_capital(provider.label)}: {_failure_summary(failure)}; retrying in "
                 f"{_seconds(delay)} (retry {failures} of {policy.max_retries})",
-                sandbox.id,
+                sandbox_id,
             )
             await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.0)))
             messages = _resumable(messages)

@@ -6,9 +6,8 @@ import re
 from collections.abc import AsyncIterator
 
 from ..events import Event, assistant_message
-from ..sandbox import Sandbox
 from ..templates import ProjectTemplate
-from .workspace import Workspace
+from .edits import FileEditor, ProjectFiles
 
 NO_MODEL_MESSAGE = (
     "No AI model is configured, so sandforge wrote the {template} starter, customised from "
@@ -41,11 +40,12 @@ def derive_title(prompt: str) -> str:
 
 
 async def scaffold(
-    sandbox: Sandbox, template: ProjectTemplate, prompt: str
+    files: ProjectFiles, template: ProjectTemplate, prompt: str
 ) -> AsyncIterator[Event]:
     yield assistant_message(NO_MODEL_MESSAGE.format(template=template.name))
     title = derive_title(prompt)
-    files = template.starter(title=title, heading=title, description=prompt.strip())
-    workspace = Workspace(sandbox)
-    for path, content in files.items():
-        yield await workspace.write(path, content)
+    editor = FileEditor(files, sandbox=None)
+    for path, content in template.starter(
+        title=title, heading=title, description=prompt.strip()
+    ).items():
+        yield await editor.write(path, content)

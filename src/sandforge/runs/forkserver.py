@@ -54,7 +54,7 @@ def _preload() -> None:
     import sqlalchemy.dialects.postgresql.asyncpg
     import sqlalchemy.dialects.sqlite.aiosqlite  # noqa: F401
 
-    from ..store import workspace  # noqa: F401
+    from ..projects import files  # noqa: F401
 
     with contextlib.suppress(ImportError):  # the optional Daytona SDK takes seconds to import
         from ..sandbox import daytona  # noqa: F401

@@ -1,41 +1,43 @@
-"""What the supervisor hands a worker: the request plus everything it decided beforehand."""
+"""What the supervisor hands a worker: the request plus everything decided beforehand."""
 
 from __future__ import annotations
 
 import base64
-from typing import Literal
 
 from pydantic import BaseModel
 
-from .request import ChatMessageIn, GenerationRequest
-
-Flow = Literal["sandbox", "persistent"]
+from ..chat import ChatMessage
+from ..config import SandboxProviderName
+from ..store.records import Flow
+from .request import GenerationRequest
 
 
 class RunJob(BaseModel):
     run_id: str
     request: GenerationRequest
     project_id: str
+    project_type: str
+    """The project's type (a follow-up's request may leave it at the default)."""
     flow: Flow
-    provider: str
+    provider: SandboxProviderName
     preview_token: str
     """The project's; its preview URL is stable across sandboxes."""
     public: bool = False
-    history: list[ChatMessageIn]
+    history: list[ChatMessage]
     """Earlier turns, from the store for a follow-up, else from the request."""
     sandbox_id: str | None = None
-    """Continue in this sandbox (it exists)."""
+    """Continue in this sandbox (it existed when the run was planned)."""
     seed_files_b64: dict[str, str] | None = None
     """Rebuild: the project's stored files, for a fresh sandbox."""
-    isolated: bool = True
     isolation_problem: str = ""
-    """Why sandboxes run without full isolation here, when they do."""
+    """Why sandboxes run without full isolation here, when they do (empty when isolated)."""
 
     @property
-    def seed_files(self) -> dict[str, bytes] | None:
-        if self.seed_files_b64 is None:
-            return None
-        return {path: base64.b64decode(data) for path, data in self.seed_files_b64.items()}
+    def new_project(self) -> bool:
+        return self.sandbox_id is None and self.seed_files_b64 is None
+
+    async def seed_files(self) -> dict[str, bytes]:
+        return {path: base64.b64decode(data) for path, data in (self.seed_files_b64 or {}).items()}
 
     @staticmethod
     def encode_files(files: dict[str, bytes]) -> dict[str, str]:

@@ -2,33 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..agent.prompts import PERSONAS
+from ..chat import ChatMessage
 from ..config import SandboxProviderName
 from ..templates import TEMPLATES
 
 MAX_PROJECT_NAME = 80
 
 
-class ChatMessageIn(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
-    role: Literal["user", "assistant"]
-    content: str
+def _check_text(text: str, what: str) -> str:
+    """Text that every store and every process can carry: no NULs, no lone surrogates."""
+    if "\x00" in text:
+        raise ValueError(f"{what} contains a NUL character; remove it and send again")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} is not valid Unicode text (it has a lone surrogate)") from None
+    return text
 
 
 class GenerationRequest(BaseModel):
     """The seed's `{messages, projectType, agents, projectName}`.
 
-    Optional extras: `sandbox` (provider), `projectId` and `sandboxId` (for a follow-up).
+    Optional extras: `sandbox` (provider), `projectId` and `sandboxId` (for a follow-up),
+    and `model`.
     """
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    messages: list[ChatMessageIn] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
     projectType: str = "web-app"
     agents: list[str] = Field(default_factory=lambda: ["frontend-dev"])
     projectName: str | None = Field(default=None, max_length=MAX_PROJECT_NAME)
@@ -37,6 +41,18 @@ class GenerationRequest(BaseModel):
     sandboxId: str | None = None
     model: str | None = None
     """Override SANDFORGE_MODEL for this run, within SANDFORGE_ALLOWED_MODELS."""
+
+    @field_validator("messages")
+    @classmethod
+    def _readable(cls, value: list[ChatMessage]) -> list[ChatMessage]:
+        for message in value:
+            _check_text(message.content, "a message")
+        return value
+
+    @field_validator("projectName")
+    @classmethod
+    def _readable_name(cls, value: str | None) -> str | None:
+        return None if value is None else _check_text(value, "projectName")
 
     @field_validator("projectType")
     @classmethod
@@ -59,7 +75,7 @@ class GenerationRequest(BaseModel):
         if last.role != "user":
             raise ValueError("the last message must come from the user")
         if not last.content.strip():
-            raise ValueError("the prompt (the last user message) is empty")
+            raise ValueError("the prompt (the last user message) is empty; write what to build")
         return self
 
     @property
@@ -67,5 +83,5 @@ class GenerationRequest(BaseModel):
         return self.messages[-1].content
 
     @property
-    def history(self) -> list[ChatMessageIn]:
+    def history(self) -> list[ChatMessage]:
         return self.messages[:-1]

@@ -1,104 +1,87 @@
-"""Runs generations in child processes, numbers, stores and fans out their events.
+"""Runs generations in worker processes: their lifecycle, queue, numbering and storage.
 
-A run outlives any client: subscribers come and go, replaying from any seq.
-Only `cancel` stops a run. A child that dies without a final event becomes the
-seed's "Generation process exited with code N"; a failed run's sandbox is
-deleted (found by its run label, so a sandbox the child created but never
-reported is not leaked) unless keep-on-error is set. A finished turn becomes a
-project version: a git commit in the sandbox, mirrored in the store.
+A run outlives any client: followers come and go, replaying from any seq. Only a
+cancel (or the server stopping) ends a run early. A worker that dies without a
+final event becomes the seed's "Generation process exited with code N". A failed
+run's sandbox is deleted (found by its run label, so a sandbox the worker created
+but never reported is not leaked) unless keep-on-error is set. A finished turn
+becomes the project's next version.
+
+Every run ends, whatever fails: its terminal event reaches memory first, and the
+store catches up through a retried, ordered writer (runs/storage.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
-import secrets
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from ..agent.offline import derive_title
 from ..config import Settings
-from ..events import (
-    CompleteEvent,
-    Event,
-    ProgressEvent,
-    error,
-    from_json,
-    is_terminal,
-    progress,
-    to_json,
-)
-from ..sandbox import Sandbox, SandboxError, SandboxNotFound, SandboxProvider
-from ..store.errors import RunNotFound
-from ..store.records import ProjectRecord
+from ..events import CompleteEvent, Event, error, from_json, is_terminal, progress, to_json
+from ..projects.versions import commit_message, save_sandbox_version
+from ..sandbox import SandboxProvider
+from ..store.records import RunState
 from ..store.repo import Store
+from .fanout import ProjectFeeds, RunLog
 from .forkserver import ForkServer, WorkerHandle
-from .job import Flow, RunJob
-from .request import ChatMessageIn, GenerationRequest
+from .job import RunJob
+from .storage import OrderedWriter, retrying
 from .worker import settings_to_json
 
 log = logging.getLogger(__name__)
 
 CANCEL_GRACE_S = 5.0
+"""How long a cancelled worker has to end its stream before it is killed."""
+CANCEL_WAIT_S = CANCEL_GRACE_S + 5.0
+"""How long a cancel request waits for the run to end before answering."""
 FINISHED_RUN_MEMORY_S = 300.0
+SAVE_WITHIN_S = 60.0
+"""How long saving a finished turn keeps retrying while the database is away."""
 MAX_EVENT_LINE = 16 << 20
-MAX_SNAPSHOT_FILES = 2000
-COMMIT_SCRIPT = (
-    "git init -q 2>/dev/null; "
-    "printf 'node_modules/\\n' > .git/info/exclude && "
-    "git add -A && "
-    "git -c user.name=sandforge -c user.email=sandforge@localhost "
-    'commit -q --allow-empty -m "$SANDFORGE_COMMIT_MESSAGE" && git rev-parse HEAD'
-)
 
 INTERRUPTED = (
     "The server stopped while this run was in flight. Everything it stored up to then is kept; "
     "send the prompt again to continue."
 )
 
-RunState = Literal["running", "succeeded", "failed", "cancelled", "interrupted"]
-
 
 @dataclass
-class Run:
-    id: str
+class LiveRun:
+    """A run this server process is executing (or finished a short while ago)."""
+
     job: RunJob
     provider: SandboxProvider
-    created_at: float = field(default_factory=time.time)
-    events: list[Event] = field(default_factory=list)
+    writer: OrderedWriter
+    log: RunLog = field(default_factory=RunLog)
     state: RunState = "running"
-    sandbox_id: str | None = None
+    created_at: float = field(default_factory=time.time)
     process: WorkerHandle | None = None
     cancel_requested: bool = False
-    interrupted: bool = False
+    interrupted: str | None = None
+    """Why the server ended the run (it is stopping), if it did."""
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     @property
-    def request(self) -> GenerationRequest:
-        return self.job.request
+    def id(self) -> str:
+        return self.job.run_id
 
     @property
     def done(self) -> bool:
         return self.state != "running"
 
-    async def publish(self, event: Event) -> int:
-        async with self._changed:
-            if isinstance(event, ProgressEvent) and event.data.sandboxId:
-                self.sandbox_id = event.data.sandboxId
-            self.events.append(event)
-            if is_terminal(event):
-                self.state = self.final_state(event)
-            self._changed.notify_all()
-            return len(self.events)
+    @property
+    def sandbox_id(self) -> str | None:
+        return self.log.sandbox_id
 
     def final_state(self, terminal: Event) -> RunState:
         if terminal.type == "complete":
@@ -107,171 +90,102 @@ class Run:
             return "interrupted"
         return "cancelled" if self.cancel_requested else "failed"
 
-    def _has_news(self, seen: int) -> Callable[[], bool]:
-        return lambda: seen < len(self.events) or self.done
-
-    async def follow(self, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
-        """Events numbered from 1, starting after seq `after`, until the run ends."""
-        seq = max(after, 0)
-        while True:
-            while seq < len(self.events):
-                seq += 1
-                yield seq, self.events[seq - 1]
-            if self.done:
-                return
-            async with self._changed:
-                await self._changed.wait_for(self._has_news(seq))
-
-    def assistant_text(self) -> str:
-        return "".join(e.data.content for e in self.events if e.type == "message")
-
 
 class Supervisor:
     def __init__(
         self,
         settings: Settings,
         store: Store,
-        isolated: bool = True,
-        isolation_problem: str = "",
         on_sandbox_used: Callable[[str], None] | None = None,
     ) -> None:
-        self.on_sandbox_used = on_sandbox_used
-        """Told when a run ends, so an idle timer starts from then."""
         self.settings = settings
         self.store = store
-        self.isolated = isolated
-        self.isolation_problem = isolation_problem
+        self.on_sandbox_used = on_sandbox_used
+        """Told when a run ends, so a sandbox's idle timer starts from then."""
         self.forkserver = ForkServer(recycle_after=settings.worker_recycle_after)
+        self.feeds = ProjectFeeds()
+        self.runs: dict[str, LiveRun] = {}
         self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
         self._queued = 0
-        self.runs: dict[str, Run] = {}
-        self.renders: dict[str, dict[str, Any]] = {}
-        """The last rendered check per sandbox (or persistent project)."""
-        self._project_listeners: dict[str, set[asyncio.Queue[Event]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def warm_up(self) -> None:
         """Start the fork server in the background, so the first run need not wait for it."""
-        task = asyncio.create_task(self.forkserver.start(), name="fork server warm-up")
+        self._spawn(self.forkserver.start(), "fork server warm-up")
+
+    def _spawn(self, work: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # -- starting ---------------------------------------------------------------------------------
+    # -- starting and finding ------------------------------------------------------------------
 
-    async def start(
-        self,
-        request: GenerationRequest,
-        provider: SandboxProvider,
-        flow: Flow,
-        project: ProjectRecord | None = None,
-    ) -> Run:
-        """Plan the run (project, history, sandbox or rebuild) and start its worker."""
-        run_id = "run" + secrets.token_hex(8)
-        if project is None:
-            project = await self.store.create_project(
-                name=request.projectName or derive_title(request.prompt),
-                project_type=request.projectType,
-                flow=flow,
-                agents=request.agents,
-                provider=provider.name,
-            )
-            history = request.history
-        else:
-            history = [
-                ChatMessageIn(role=m.role, content=m.content)
-                for m in await self.store.history(project.id)
-            ]
-        sandbox_id, seed = await self._plan_sandbox(project, provider)
-        job = RunJob(
-            run_id=run_id,
-            request=request,
-            project_id=project.id,
-            flow="persistent" if project.flow == "persistent" else "sandbox",
-            provider=provider.name,
-            preview_token=project.preview_token,
-            public=project.public,
-            history=history,
-            sandbox_id=sandbox_id,
-            seed_files_b64=RunJob.encode_files(seed) if seed is not None else None,
-            isolated=self.isolated,
-            isolation_problem=self.isolation_problem,
-        )
-        await self.store.create_run(run_id, project.id, request.model_dump())
-        await self.store.add_message(project.id, run_id, "user", request.prompt)
-        run = Run(id=run_id, job=job, provider=provider)
+    def start(self, job: RunJob, provider: SandboxProvider) -> LiveRun:
+        """Start a run whose records (run, prompt) are stored; it is live when this returns."""
+        run = LiveRun(job=job, provider=provider, writer=OrderedWriter(f"run {job.run_id}"))
         self.runs[run.id] = run
-        task = asyncio.create_task(self._execute(run), name=f"run {run.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._execute(run), f"run {run.id}")
         return run
 
-    async def _plan_sandbox(
-        self, project: ProjectRecord, provider: SandboxProvider
-    ) -> tuple[str | None, dict[str, bytes] | None]:
-        """Continue in the project's sandbox, rebuild it from stored files, or start fresh."""
-        if project.flow == "persistent":
-            return None, None
-        if project.sandbox_id:
-            try:
-                await provider.get(project.sandbox_id)
-                return project.sandbox_id, None
-            except SandboxNotFound:
-                pass
-        files = await self.store.files(project.id)
-        return None, files if files else None
+    def active_run(self, project_id: str) -> LiveRun | None:
+        return next(
+            (r for r in self.runs.values() if r.job.project_id == project_id and not r.done), None
+        )
 
-    # -- following --------------------------------------------------------------------------------
-
-    def live(self, run_id: str) -> Run | None:
-        return self.runs.get(run_id)
+    def busy_sandboxes(self) -> set[str]:
+        return {r.sandbox_id for r in self.runs.values() if not r.done and r.sandbox_id}
 
     async def events(self, run_id: str, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
         """A live run's events as they come, or a finished run's from the store."""
         run = self.runs.get(run_id)
         if run is not None:
-            async for item in run.follow(after):
+            async for item in run.log.follow(after):
                 yield item
             return
         await self.store.get_run(run_id)
         for seq, body in await self.store.events_after(run_id, after):
             yield seq, from_json(body)
 
-    def listen(self, project_id: str) -> asyncio.Queue[Event]:
-        """A queue that receives every event of the project's runs from now on."""
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._project_listeners.setdefault(project_id, set()).add(queue)
-        return queue
+    # -- cancelling and closing ----------------------------------------------------------------
 
-    def unlisten(self, project_id: str, queue: asyncio.Queue[Event]) -> None:
-        self._project_listeners.get(project_id, set()).discard(queue)
-
-    def notify_project(self, project_id: str, event: Event) -> None:
-        for queue in self._project_listeners.get(project_id, ()):
-            queue.put_nowait(event)
-
-    # -- cancelling and closing -------------------------------------------------------------------
-
-    async def cancel(self, run_id: str) -> Run:
+    async def cancel(self, run_id: str, wait_s: float = CANCEL_WAIT_S) -> LiveRun | None:
+        """Cancel a live run and wait (bounded) for it to end; None if it is not live here."""
         run = self.runs.get(run_id)
         if run is None:
-            raise RunNotFound(f"no running run {run_id!r}")
-        if run.done:
-            return run
+            return None
+        if not run.done:
+            self._request_stop(run)
+            await self._wait_ended(run, wait_s)
+        return run
+
+    def _request_stop(self, run: LiveRun) -> None:
         run.cancel_requested = True
         run.cancelled.set()
         if run.process is not None:
             with contextlib.suppress(ProcessLookupError):
                 run.process.send_signal(signal.SIGTERM)
-        return run
 
-    async def close(self) -> None:
+    @staticmethod
+    async def _wait_ended(run: LiveRun, timeout: float) -> None:
+        async def ended() -> None:
+            async for _ in run.log.follow(len(run.log.events)):
+                pass
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ended(), timeout)
+
+    async def close(self, grace_s: float = CANCEL_GRACE_S * 2) -> None:
         """Stop every live run; each ends `interrupted`, keeping what it stored."""
         for run in list(self.runs.values()):
             if not run.done:
-                run.interrupted = True
-                await self.cancel(run.id)
+                run.interrupted = INTERRUPTED
+                self._request_stop(run)
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=CANCEL_GRACE_S * 2)
+            await asyncio.wait(self._tasks, timeout=grace_s)
+        for run in list(self.runs.values()):
+            await run.writer.flush(timeout=1.0)
+            await run.writer.aclose()
         await self.forkserver.close()
 
     async def interrupt_orphans(self) -> list[str]:
@@ -288,51 +202,81 @@ class Supervisor:
             interrupted.append(record.id)
         return interrupted
 
-    # -- executing ---------------------------------------------------------------------------------
+    # -- executing -----------------------------------------------------------------------------
 
-    async def _publish(self, run: Run, event: Event) -> None:
-        first_sandbox = run.sandbox_id is None
-        seq = len(run.events) + 1
-        await self.store.append_event(run.id, seq, to_json(event))
-        await run.publish(event)
-        if first_sandbox and run.sandbox_id and run.job.flow == "sandbox":
-            await self.store.set_project_sandbox(run.job.project_id, run.sandbox_id)
-            await self.store.record_sandbox(
-                run.sandbox_id, run.provider.name, run.job.project_id, "started"
+    async def _publish(self, run: LiveRun, event: Event) -> None:
+        """Memory first (followers and feeds), then the store, in order and retried."""
+        had_sandbox = run.sandbox_id is not None
+        seq = await run.log.append(event)
+        body = to_json(event)
+        store, run_id, job = self.store, run.id, run.job
+        run.writer.submit(lambda: store.append_event(run_id, seq, body))
+        sandbox_id = run.sandbox_id
+        if not had_sandbox and sandbox_id and job.flow == "sandbox":
+            provider = run.provider.name
+            run.writer.submit(lambda: store.set_project_sandbox(job.project_id, sandbox_id))
+            run.writer.submit(
+                lambda: store.record_sandbox(sandbox_id, provider, job.project_id, "started")
             )
-        self.notify_project(run.job.project_id, event)
+        self.feeds.notify(job.project_id, event)
 
-    def _worker_input(self, run: Run) -> bytes:
-        return json.dumps(
-            {"job": run.job.model_dump(mode="json"), "settings": settings_to_json(self.settings)}
-        ).encode()
-
-    async def _execute(self, run: Run) -> None:
-        if self._slots.locked():
-            self._queued += 1
-            await self._publish(
-                run,
-                progress(
-                    "creating",
-                    f"Queued: {self.settings.max_concurrent_runs} runs are in progress "
-                    f"and {self._queued - 1} wait ahead of this one",
-                ),
-            )
-            try:
-                got_slot = await _first(self._slots.acquire(), run.cancelled.wait())
-            finally:
-                self._queued -= 1
-            if not got_slot:
+    async def _execute(self, run: LiveRun) -> None:
+        try:
+            if not await self._take_slot(run):
                 await self._end(run, error("The run was cancelled while queued.", code="cancelled"))
                 return
-        else:
-            await self._slots.acquire()
-        try:
-            await self._execute_in_slot(run)
-        finally:
-            self._slots.release()
+            try:
+                terminal, tokens = await self._run_worker(run)
+            finally:
+                self._slots.release()
+            if isinstance(terminal, CompleteEvent):
+                terminal = await self._save_turn(run, terminal)
+            if terminal.type == "error" and not run.interrupted and not self.settings.keep_on_error:
+                await self._delete_sandboxes(run)
+        except Exception as exc:
+            log.exception("run %s failed in the supervisor", run.id)
+            terminal, tokens = error(f"The supervisor lost the run: {exc}", code="internal"), 0
+        await self._end(run, terminal, tokens)
 
-    async def _fork(self, run: Run) -> int:
+    async def _take_slot(self, run: LiveRun) -> bool:
+        """Wait for a slot (saying so when queued); False if cancelled meanwhile."""
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return True
+        self._queued += 1
+        await self._publish(
+            run,
+            progress(
+                "creating",
+                f"Queued: {self.settings.max_concurrent_runs} runs are in progress "
+                f"and {self._queued - 1} wait ahead of this one",
+            ),
+        )
+        try:
+            return await _first(self._slots.acquire(), run.cancelled.wait())
+        finally:
+            self._queued -= 1
+
+    async def _run_worker(self, run: LiveRun) -> tuple[Event, int]:
+        """Fork the worker, relay its events; the terminal event and the tokens it reports."""
+        terminal: Event | None = None
+        async for event in _read_events(await self._fork(run)):
+            if is_terminal(event):
+                terminal = event
+            else:
+                await self._publish(run, event)
+        code = await self._wait(run) if run.process is not None else None
+        if run.interrupted:
+            return error(run.interrupted, code="interrupted"), 0
+        if terminal is None:
+            return error(
+                f"Generation process exited with code {code}",
+                code="cancelled" if run.cancel_requested else "worker_exited",
+            ), 0
+        tokens = terminal.data.tokensUsed if isinstance(terminal, CompleteEvent) else 0
+        return terminal, tokens
+
+    async def _fork(self, run: LiveRun) -> int:
         """Fork the run's worker; returns the read end of its event pipe."""
         job_read, job_write = os.pipe()
         events_read, events_write = os.pipe()
@@ -347,77 +291,13 @@ class Supervisor:
         finally:
             os.close(job_read)
             os.close(events_write)
-        await asyncio.to_thread(_write_and_close, job_write, self._worker_input(run))
+        message = json.dumps(
+            {"job": run.job.model_dump(mode="json"), "settings": settings_to_json(self.settings)}
+        ).encode()
+        await asyncio.to_thread(_write_and_close, job_write, message)
         return events_read
 
-    async def _execute_in_slot(self, run: Run) -> None:
-        terminal: Event | None = None
-        code: int | None = None
-        try:
-            async for event in _read_events(await self._fork(run)):
-                if is_terminal(event):
-                    terminal = event
-                else:
-                    await self._publish(run, event)
-            if run.process is not None:
-                code = await self._wait(run)
-        except Exception as exc:
-            log.exception("run %s failed in the supervisor", run.id)
-            terminal = error(f"The supervisor lost the run: {exc}", code="internal")
-        if run.interrupted:
-            terminal = error(INTERRUPTED, code="interrupted")
-        if terminal is None:
-            terminal = error(
-                f"Generation process exited with code {code}",
-                code="cancelled" if run.cancel_requested else "worker_exited",
-            )
-        tokens = 0
-        if isinstance(terminal, CompleteEvent):
-            tokens = terminal.data.tokensUsed
-            if terminal.data.render is not None:
-                self.renders[terminal.data.sandboxId or run.job.project_id] = terminal.data.render
-            try:
-                terminal.data.version = await self._save_turn(run)
-            except (SandboxError, OSError) as exc:
-                log.exception("run %s: saving the version failed", run.id)
-                terminal = error(
-                    f"The app was built but saving its files failed: {exc}", code="save_failed"
-                )
-        if terminal.type == "error" and not run.interrupted and not self.settings.keep_on_error:
-            await self._delete_sandboxes(run)
-        await self._end(run, terminal, tokens)
-
-    async def _end(self, run: Run, terminal: Event, tokens: int = 0) -> None:
-        # Stored (event and final state) before anyone in memory sees the end of the run.
-        state = run.final_state(terminal)
-        await self.store.append_event(run.id, len(run.events) + 1, to_json(terminal))
-        await self.store.finish_run(run.id, state, tokens_used=tokens, sandbox_id=run.sandbox_id)
-        await run.publish(terminal)
-        self.notify_project(run.job.project_id, terminal)
-        if run.sandbox_id and self.on_sandbox_used is not None:
-            self.on_sandbox_used(run.sandbox_id)
-        # Late subscribers are served from memory for a while, then from the store.
-        asyncio.get_running_loop().call_later(FINISHED_RUN_MEMORY_S, self.runs.pop, run.id, None)
-
-    async def _save_turn(self, run: Run) -> int:
-        """Commit the turn in the sandbox and mirror its files as the project's next version."""
-        job = run.job
-        message = job.request.prompt.strip().splitlines()[0][:200]
-        commit: str | None = None
-        if job.flow == "persistent":
-            files = await self.store.files(job.project_id)
-        else:
-            assert run.sandbox_id is not None
-            sandbox = await run.provider.get(run.sandbox_id)
-            commit = await git_commit(sandbox, message)
-            files = await snapshot(sandbox)
-        version = await self.store.save_version(
-            job.project_id, files, message=message, run_id=run.id, commit=commit
-        )
-        await self.store.add_message(job.project_id, run.id, "assistant", run.assistant_text())
-        return version.number
-
-    async def _wait(self, run: Run) -> int:
+    async def _wait(self, run: LiveRun) -> int:
         assert run.process is not None
         try:
             return await asyncio.wait_for(run.process.wait(), CANCEL_GRACE_S)
@@ -426,34 +306,75 @@ class Supervisor:
                 run.process.kill()
             return await run.process.wait()
 
-    async def _delete_sandboxes(self, run: Run) -> None:
+    async def _save_turn(self, run: LiveRun, complete: CompleteEvent) -> Event:
+        """Make the finished turn the project's next version (a git commit and a snapshot)."""
+        job = run.job
+        message = commit_message(job.request.prompt)
+        try:
+            if job.flow == "persistent":
+                files = await self.store.files(job.project_id)
+                version = await retrying(
+                    lambda: self.store.save_version(
+                        job.project_id, files, message=message, run_id=run.id
+                    ),
+                    SAVE_WITHIN_S,
+                    f"run {run.id}",
+                )
+            else:
+                assert run.sandbox_id is not None
+                sandbox = await run.provider.get(run.sandbox_id)
+                version, taken = await save_sandbox_version(
+                    self.store, sandbox, job.project_id, message, run.id
+                )
+                if (warning := taken.warning()) is not None:
+                    await self._publish(run, progress("complete", warning, run.sandbox_id))
+        except Exception as exc:
+            log.exception("run %s: saving the version failed", run.id)
+            return error(
+                f"The app was built but saving its files failed: {exc}", code="save_failed"
+            )
+        complete.data.version = version.number
+        text = run.log.assistant_text()
+        store = self.store
+        run.writer.submit(lambda: store.add_message(job.project_id, run.id, "assistant", text))
+        return complete
+
+    async def _end(self, run: LiveRun, terminal: Event, tokens: int = 0) -> None:
+        run.state = run.final_state(terminal)
+        await self._publish(run, terminal)
+        store, state, sandbox_id = self.store, run.state, run.sandbox_id
+        run.writer.submit(
+            lambda: store.finish_run(run.id, state, tokens_used=tokens, sandbox_id=sandbox_id)
+        )
+        if sandbox_id and self.on_sandbox_used is not None:
+            self.on_sandbox_used(sandbox_id)
+        self._spawn(self._forget_later(run), f"forget run {run.id}")
+
+    async def _forget_later(self, run: LiveRun) -> None:
+        """Late followers are served from memory for a while, then from the store (once it has
+        everything)."""
+        await asyncio.sleep(FINISHED_RUN_MEMORY_S)
+        await run.writer.flush(timeout=FINISHED_RUN_MEMORY_S)
+        await run.writer.aclose()
+        self.runs.pop(run.id, None)
+
+    async def _delete_sandboxes(self, run: LiveRun) -> None:
         if run.job.flow == "persistent":
             return
         try:
             for info in await run.provider.list({"run": run.id}):
-                sandbox = await run.provider.get(info.id)
-                await sandbox.delete()
-                await self.store.record_sandbox(
-                    info.id, run.provider.name, run.job.project_id, "deleted"
+                await (await run.provider.get(info.id)).delete()
+                run.writer.submit(
+                    functools.partial(
+                        self.store.record_sandbox,
+                        info.id,
+                        run.provider.name,
+                        run.job.project_id,
+                        "deleted",
+                    )
                 )
-        except SandboxError:
+        except Exception:
             log.exception("could not delete the sandbox of failed run %s", run.id)
-
-
-async def git_commit(sandbox: Sandbox, message: str) -> str | None:
-    """A git commit of the project dir; None where git is unavailable in the sandbox."""
-    result = await sandbox.exec(COMMIT_SCRIPT, env={"SANDFORGE_COMMIT_MESSAGE": message})
-    sha = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-    if result.exit_code != 0 or len(sha) != 40:
-        log.warning("git commit failed in sandbox %s: %s", sandbox.id, result.stderr.strip())
-        return None
-    return sha
-
-
-async def snapshot(sandbox: Sandbox) -> dict[str, bytes]:
-    """The project's files (node_modules and .git excluded by the listing)."""
-    entries = [e for e in await sandbox.list_files() if not e.is_dir][:MAX_SNAPSHOT_FILES]
-    return {e.path: await sandbox.read_file(e.path) for e in entries}
 
 
 def _write_and_close(fd: int, data: bytes) -> None:

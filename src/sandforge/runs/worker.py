@@ -17,16 +17,16 @@ from typing import Any, BinaryIO
 
 from pydantic import SecretStr
 
-from ..agent.models import ModelConfigError, resolve_model
+from ..agent.models import resolve_model
 from ..config import Settings
+from ..errors import SandforgeError
 from ..events import Event, error, to_json
-from ..sandbox import SandboxError
+from ..projects.files import StoredFiles
 from ..sandbox.local import RemoteLauncher
 from ..sandbox.providers import close_provider, make_provider
 from ..store.repo import Store
-from ..store.workspace import StoredWorkspace
 from .job import RunJob
-from .pipeline import RunContext, run_pipeline
+from .pipeline import PipelineInputs, run_pipeline
 
 
 def settings_to_json(settings: Settings) -> dict[str, Any]:
@@ -50,26 +50,17 @@ async def _generate(message: dict[str, Any], out: BinaryIO) -> None:
     job = RunJob.model_validate(message["job"])
     try:
         model = resolve_model(settings, job.request.model)
-        provider = make_provider(
-            job.request.sandbox or settings.sandbox_provider,
-            settings,
-            RemoteLauncher(settings.control_socket),
-        )
-    except (ModelConfigError, SandboxError) as exc:
-        _emit(out, error(str(exc), code=exc.code))
+        provider = make_provider(job.provider, settings, RemoteLauncher(settings.control_socket))
+    except SandforgeError as exc:
+        _emit(out, error(exc.message, code=exc.code))
         return
     store = None
     if job.flow == "persistent":
         store = await Store.open(settings.database_url, settings.data_dir, upgrade=False)
     try:
-        ctx = RunContext(
-            job=job,
-            settings=settings,
-            provider=provider,
-            model=model,
-            workspace=StoredWorkspace(store, job.project_id) if store else None,
-        )
-        async for event in run_pipeline(ctx):
+        inputs = PipelineInputs(job=job, settings=settings, model=model)
+        stored = StoredFiles(store, job.project_id) if store is not None else None
+        async for event in run_pipeline(inputs, provider, stored):
             _emit(out, event)
     finally:
         await close_provider(provider)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import httpcore
 import httpx
 
 from .base import Sandbox, Upstream
-from .local.unix import NoFollowUnixBackend
+from .local.unix import NoFollowUnixBackend, connect_unix
 
 # Most dev servers answer within a second: poll finely until then (a refused connect is
 # cheap), then back off.
@@ -34,6 +35,19 @@ def upstream_client(upstream: Upstream, timeout: float | None = 30.0) -> httpx.A
         timeout=timeout,
         follow_redirects=False,
     )
+
+
+def websocket_target(
+    upstream: Upstream, port: int, target: str
+) -> tuple[str, socket.socket | None]:
+    """The ws:// URI for `target` on the upstream, and the socket to speak it over, if any.
+
+    A local sandbox's port is a unix socket, connected without following symlinks; a
+    remote upstream is reached by its URL.
+    """
+    if upstream.uds is not None:
+        return f"ws://localhost:{port}{target}", connect_unix(upstream.uds)
+    return "ws" + upstream.base_url.removeprefix("http").rstrip("/") + target, None
 
 
 @dataclass(frozen=True)

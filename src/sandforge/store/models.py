@@ -17,7 +17,7 @@ class Base(DeclarativeBase):
     pass
 
 
-class Project(Base):
+class ProjectRow(Base):
     __tablename__ = "projects"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -34,7 +34,7 @@ class Project(Base):
     updated_at: Mapped[float] = mapped_column(Float, default=now)
 
 
-class Message(Base):
+class MessageRow(Base):
     __tablename__ = "messages"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -47,7 +47,7 @@ class Message(Base):
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
-class Run(Base):
+class RunRow(Base):
     __tablename__ = "runs"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -72,7 +72,7 @@ class EventRow(Base):
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
-class WorkingFile(Base):
+class WorkingFileRow(Base):
     """A project's current files: the last turn's, or the live tree of the persistent flow."""
 
     __tablename__ = "files"
@@ -85,7 +85,7 @@ class WorkingFile(Base):
     updated_at: Mapped[float] = mapped_column(Float, default=now)
 
 
-class Blob(Base):
+class BlobRow(Base):
     """File contents by SHA-256, shared by every version that has them."""
 
     __tablename__ = "blobs"
@@ -94,7 +94,7 @@ class Blob(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class Version(Base):
+class VersionRow(Base):
     __tablename__ = "versions"
     __table_args__ = (UniqueConstraint("project_id", "number"),)
 
@@ -109,7 +109,7 @@ class Version(Base):
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
-class VersionFile(Base):
+class VersionFileRow(Base):
     __tablename__ = "version_files"
 
     version_id: Mapped[int] = mapped_column(

@@ -58,6 +58,11 @@ class RunRecord:
         messages = self.request.get("messages") or [{}]
         return str(messages[-1].get("content", ""))
 
+    @property
+    def project_type(self) -> str | None:
+        value = self.request.get("projectType")
+        return value if isinstance(value, str) else None
+
 
 @dataclass(frozen=True)
 class VersionRecord:

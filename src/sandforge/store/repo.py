@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -23,15 +24,15 @@ from ..ids import new_id
 from .db import database_url, make_engine, migrate, sessionmaker
 from .errors import FileNotStored, ProjectNotFound, RunNotFound, VersionNotFound
 from .models import (
-    Blob,
+    BlobRow,
     EventRow,
-    Message,
-    Project,
-    Run,
+    MessageRow,
+    ProjectRow,
+    RunRow,
     SandboxRow,
-    Version,
-    VersionFile,
-    WorkingFile,
+    VersionFileRow,
+    VersionRow,
+    WorkingFileRow,
     now,
 )
 from .records import (
@@ -45,7 +46,7 @@ from .records import (
 )
 
 
-def _project(row: Project) -> ProjectRecord:
+def _project(row: ProjectRow) -> ProjectRecord:
     return ProjectRecord(
         id=row.id,
         name=row.name,
@@ -61,7 +62,7 @@ def _project(row: Project) -> ProjectRecord:
     )
 
 
-def _version(row: Version, files: int) -> VersionRecord:
+def _version(row: VersionRow, files: int) -> VersionRecord:
     return VersionRecord(
         number=row.number,
         run_id=row.run_id,
@@ -106,7 +107,7 @@ class Store:
         provider: SandboxProviderName,
         public: bool = False,
     ) -> ProjectRecord:
-        row = Project(
+        row = ProjectRow(
             id=new_id("project"),
             name=name,
             project_type=project_type,
@@ -125,19 +126,21 @@ class Store:
 
     async def get_project(self, project_id: str) -> ProjectRecord:
         async with self._session() as session:
-            row = await session.get(Project, project_id)
+            row = await session.get(ProjectRow, project_id)
             if row is None:
                 raise ProjectNotFound(f"no project {project_id!r}")
             return _project(row)
 
     async def list_projects(self) -> list[ProjectRecord]:
         async with self._session() as session:
-            rows = await session.scalars(select(Project).order_by(Project.updated_at.desc()))
+            rows = await session.scalars(select(ProjectRow).order_by(ProjectRow.updated_at.desc()))
             return [_project(r) for r in rows]
 
     async def project_by_sandbox(self, sandbox_id: str) -> ProjectRecord:
         async with self._session() as session:
-            row = await session.scalar(select(Project).where(Project.sandbox_id == sandbox_id))
+            row = await session.scalar(
+                select(ProjectRow).where(ProjectRow.sandbox_id == sandbox_id)
+            )
             if row is None:
                 raise ProjectNotFound(
                     f"No project owns sandbox {sandbox_id!r}; send its projectId instead."
@@ -147,14 +150,14 @@ class Store:
     async def set_project_sandbox(self, project_id: str, sandbox_id: str | None) -> None:
         async with self._session.begin() as session:
             await session.execute(
-                update(Project)
-                .where(Project.id == project_id)
+                update(ProjectRow)
+                .where(ProjectRow.id == project_id)
                 .values(sandbox_id=sandbox_id, updated_at=now())
             )
 
     async def delete_project(self, project_id: str) -> None:
         async with self._session.begin() as session:
-            await session.execute(delete(Project).where(Project.id == project_id))
+            await session.execute(delete(ProjectRow).where(ProjectRow.id == project_id))
 
     # -- conversation -----------------------------------------------------------------------------
 
@@ -162,12 +165,16 @@ class Store:
         self, project_id: str, run_id: str | None, role: Role, content: str
     ) -> None:
         async with self._session.begin() as session:
-            session.add(Message(project_id=project_id, run_id=run_id, role=role, content=content))
+            session.add(
+                MessageRow(project_id=project_id, run_id=run_id, role=role, content=content)
+            )
 
     async def history(self, project_id: str) -> list[ChatMessage]:
         async with self._session() as session:
             rows = await session.scalars(
-                select(Message).where(Message.project_id == project_id).order_by(Message.id)
+                select(MessageRow)
+                .where(MessageRow.project_id == project_id)
+                .order_by(MessageRow.id)
             )
             return [ChatMessage(role=narrow(r.role, Role), content=r.content) for r in rows]
 
@@ -176,7 +183,7 @@ class Store:
     async def create_run(self, run_id: str, project_id: str, request: dict[str, Any]) -> None:
         async with self._session.begin() as session:
             session.add(
-                Run(
+                RunRow(
                     id=run_id,
                     project_id=project_id,
                     state="running",
@@ -191,8 +198,8 @@ class Store:
     ) -> None:
         async with self._session.begin() as session:
             await session.execute(
-                update(Run)
-                .where(Run.id == run_id)
+                update(RunRow)
+                .where(RunRow.id == run_id)
                 .values(
                     state=state, tokens_used=tokens_used, sandbox_id=sandbox_id, finished_at=now()
                 )
@@ -212,23 +219,23 @@ class Store:
             return [(seq, body) for seq, body in rows]
 
     async def get_run(self, run_id: str) -> RunRecord:
-        runs = await self._runs(Run.id == run_id)
+        runs = await self._runs(RunRow.id == run_id)
         if not runs:
             raise RunNotFound(f"No run {run_id!r}.")
         return runs[0]
 
     async def list_runs(self, project_id: str | None = None) -> list[RunRecord]:
-        return await self._runs(Run.project_id == project_id if project_id else None)
+        return await self._runs(RunRow.project_id == project_id if project_id else None)
 
     async def _runs(self, where: Any) -> list[RunRecord]:
         counts = (
             select(EventRow.run_id, func.count().label("n")).group_by(EventRow.run_id).subquery()
         )
-        query = select(Run, counts.c.n).outerjoin(counts, counts.c.run_id == Run.id)
+        query = select(RunRow, counts.c.n).outerjoin(counts, counts.c.run_id == RunRow.id)
         if where is not None:
             query = query.where(where)
         async with self._session() as session:
-            rows = await session.execute(query.order_by(Run.created_at))
+            rows = await session.execute(query.order_by(RunRow.created_at))
             return [
                 RunRecord(
                     id=r.id,
@@ -244,8 +251,23 @@ class Store:
                 for r, n in rows
             ]
 
+    async def last_render(self, project_id: str) -> dict[str, Any] | None:
+        """The rendered check of the project's last successful run, if it had one."""
+        async with self._session() as session:
+            body = await session.scalar(
+                select(EventRow.body)
+                .join(RunRow, RunRow.id == EventRow.run_id)
+                .where(RunRow.project_id == project_id, RunRow.state == "succeeded")
+                .order_by(RunRow.created_at.desc(), EventRow.seq.desc())
+                .limit(1)
+            )
+        if body is None:
+            return None
+        render = json.loads(body).get("data", {}).get("render")
+        return render if isinstance(render, dict) else None
+
     async def running_runs(self) -> list[RunRecord]:
-        return await self._runs(Run.state == "running")
+        return await self._runs(RunRow.state == "running")
 
     # -- files -------------------------------------------------------------------------------------
 
@@ -254,14 +276,14 @@ class Store:
         if not shas:
             return shas
         existing = set(
-            await session.scalars(select(Blob.sha).where(Blob.sha.in_(set(shas.values()))))
+            await session.scalars(select(BlobRow.sha).where(BlobRow.sha.in_(set(shas.values()))))
         )
         new = {sha: files[path] for path, sha in shas.items() if sha not in existing}
         if new:
             # Another transaction may add the same content meanwhile; either copy will do.
             insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
             await session.execute(
-                insert(Blob)
+                insert(BlobRow)
                 .values([{"sha": sha, "content": content} for sha, content in new.items()])
                 .on_conflict_do_nothing(index_elements=["sha"])
             )
@@ -270,10 +292,10 @@ class Store:
     async def write_file(self, project_id: str, path: str, content: bytes) -> None:
         async with self._session.begin() as session:
             shas = await self._put_blobs(session, {path: content})
-            row = await session.get(WorkingFile, (project_id, path))
+            row = await session.get(WorkingFileRow, (project_id, path))
             if row is None:
                 session.add(
-                    WorkingFile(
+                    WorkingFileRow(
                         project_id=project_id, path=path, blob_sha=shas[path], updated_at=now()
                     )
                 )
@@ -284,9 +306,9 @@ class Store:
     async def delete_file(self, project_id: str, path: str) -> bool:
         async with self._session.begin() as session:
             result = await session.execute(
-                delete(WorkingFile).where(
-                    WorkingFile.project_id == project_id,
-                    (WorkingFile.path == path) | WorkingFile.path.startswith(path + "/"),
+                delete(WorkingFileRow).where(
+                    WorkingFileRow.project_id == project_id,
+                    (WorkingFileRow.path == path) | WorkingFileRow.path.startswith(path + "/"),
                 )
             )
             return bool(getattr(result, "rowcount", 0))
@@ -294,9 +316,9 @@ class Store:
     async def read_file(self, project_id: str, path: str) -> bytes:
         async with self._session() as session:
             content: bytes | None = await session.scalar(
-                select(Blob.content)
-                .join(WorkingFile, WorkingFile.blob_sha == Blob.sha)
-                .where(WorkingFile.project_id == project_id, WorkingFile.path == path)
+                select(BlobRow.content)
+                .join(WorkingFileRow, WorkingFileRow.blob_sha == BlobRow.sha)
+                .where(WorkingFileRow.project_id == project_id, WorkingFileRow.path == path)
             )
             if content is None:
                 raise FileNotStored(f"Project {project_id} has no file {path!r}.")
@@ -305,20 +327,20 @@ class Store:
     async def files(self, project_id: str) -> dict[str, bytes]:
         async with self._session() as session:
             rows = await session.execute(
-                select(WorkingFile.path, Blob.content)
-                .join(Blob, WorkingFile.blob_sha == Blob.sha)
-                .where(WorkingFile.project_id == project_id)
-                .order_by(WorkingFile.path)
+                select(WorkingFileRow.path, BlobRow.content)
+                .join(BlobRow, WorkingFileRow.blob_sha == BlobRow.sha)
+                .where(WorkingFileRow.project_id == project_id)
+                .order_by(WorkingFileRow.path)
             )
             return {path: content for path, content in rows}
 
     async def file_sizes(self, project_id: str) -> dict[str, int]:
         async with self._session() as session:
             rows = await session.execute(
-                select(WorkingFile.path, func.length(Blob.content))
-                .join(Blob, WorkingFile.blob_sha == Blob.sha)
-                .where(WorkingFile.project_id == project_id)
-                .order_by(WorkingFile.path)
+                select(WorkingFileRow.path, func.length(BlobRow.content))
+                .join(BlobRow, WorkingFileRow.blob_sha == BlobRow.sha)
+                .where(WorkingFileRow.project_id == project_id)
+                .order_by(WorkingFileRow.path)
             )
             return {path: int(size) for path, size in rows}
 
@@ -337,9 +359,9 @@ class Store:
         async with self._session.begin() as session:
             shas = await self._put_blobs(session, files)
             last = await session.scalar(
-                select(func.max(Version.number)).where(Version.project_id == project_id)
+                select(func.max(VersionRow.number)).where(VersionRow.project_id == project_id)
             )
-            version = Version(
+            version = VersionRow(
                 project_id=project_id,
                 number=(last or 0) + 1,
                 run_id=run_id,
@@ -350,44 +372,48 @@ class Store:
             session.add(version)
             await session.flush()
             for path, sha in shas.items():
-                session.add(VersionFile(version_id=version.id, path=path, blob_sha=sha))
-            await session.execute(delete(WorkingFile).where(WorkingFile.project_id == project_id))
+                session.add(VersionFileRow(version_id=version.id, path=path, blob_sha=sha))
+            await session.execute(
+                delete(WorkingFileRow).where(WorkingFileRow.project_id == project_id)
+            )
             for path, sha in shas.items():
                 session.add(
-                    WorkingFile(project_id=project_id, path=path, blob_sha=sha, updated_at=now())
+                    WorkingFileRow(project_id=project_id, path=path, blob_sha=sha, updated_at=now())
                 )
             await session.execute(
-                update(Project).where(Project.id == project_id).values(updated_at=now())
+                update(ProjectRow).where(ProjectRow.id == project_id).values(updated_at=now())
             )
             return _version(version, len(files))
 
     async def list_versions(self, project_id: str) -> list[VersionRecord]:
         async with self._session() as session:
             counts = (
-                select(VersionFile.version_id, func.count().label("n"))
-                .group_by(VersionFile.version_id)
+                select(VersionFileRow.version_id, func.count().label("n"))
+                .group_by(VersionFileRow.version_id)
                 .subquery()
             )
             rows = await session.execute(
-                select(Version, counts.c.n)
-                .outerjoin(counts, counts.c.version_id == Version.id)
-                .where(Version.project_id == project_id)
-                .order_by(Version.number)
+                select(VersionRow, counts.c.n)
+                .outerjoin(counts, counts.c.version_id == VersionRow.id)
+                .where(VersionRow.project_id == project_id)
+                .order_by(VersionRow.number)
             )
             return [_version(v, n or 0) for v, n in rows]
 
     async def version_files(self, project_id: str, number: int) -> dict[str, bytes]:
         async with self._session() as session:
             version_id = await session.scalar(
-                select(Version.id).where(Version.project_id == project_id, Version.number == number)
+                select(VersionRow.id).where(
+                    VersionRow.project_id == project_id, VersionRow.number == number
+                )
             )
             if version_id is None:
                 raise VersionNotFound(f"project {project_id} has no version {number}")
             rows = await session.execute(
-                select(VersionFile.path, Blob.content)
-                .join(Blob, VersionFile.blob_sha == Blob.sha)
-                .where(VersionFile.version_id == version_id)
-                .order_by(VersionFile.path)
+                select(VersionFileRow.path, BlobRow.content)
+                .join(BlobRow, VersionFileRow.blob_sha == BlobRow.sha)
+                .where(VersionFileRow.version_id == version_id)
+                .order_by(VersionFileRow.path)
             )
             return {path: content for path, content in rows}
 

@@ -1,19 +1,54 @@
-"""Bringing a project's dev server up: in a fresh sandbox from stored files, or a stopped one."""
+"""A project's sandbox and its dev server: opened, rebuilt from stored files, started.
+
+The pipeline (in a worker) and the project service (in the server) both bring a
+project's preview up through here, so "find the sandbox, else rebuild it from the
+stored files, then serve it" is written once.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+
 from ..config import Settings
-from ..sandbox import Sandbox, SandboxError, SandboxProvider, SandboxSpec, SandboxState
-from ..sandbox.http import Readiness, wait_until_ready
+from ..sandbox import (
+    Sandbox,
+    SandboxError,
+    SandboxNotFound,
+    SandboxProvider,
+    SandboxSpec,
+    SandboxState,
+)
+from ..sandbox.http import Readiness, upstream_client, wait_until_ready
 from ..templates import ProjectTemplate
 from ..templates.cache import dependency_path
 
 DEV_PROCESS = "dev"
 LOG_TAIL_LINES = 20
+PREVIEW_PROBE_TIMEOUT_S = 3.0
+
+PreviewState = Literal["booting", "ready", "crashed", "stopped"]
 
 
 class DevServerError(SandboxError):
     code = "dev_server_failed"
+
+
+class NothingToRebuild(SandboxError):
+    code = "nothing_to_rebuild"
+
+
+def project_labels(project_id: str, run_id: str | None = None) -> dict[str, str]:
+    """The labels that tie a sandbox to its project (and to the run that created it, which
+    deletes it if it fails)."""
+    labels = {"sandforge": "1", "project": project_id}
+    if run_id is not None:
+        labels["run"] = run_id
+    return labels
 
 
 def log_tail(log: str, lines: int = LOG_TAIL_LINES) -> str:
@@ -28,13 +63,13 @@ def readiness_error(readiness: Readiness, timeout: float) -> DevServerError:
 
 
 def project_spec(
-    template: ProjectTemplate, settings: Settings, labels: dict[str, str]
+    template: ProjectTemplate, settings: Settings, project_id: str, run_id: str | None = None
 ) -> SandboxSpec:
     """The spec of a project's sandbox: its labels, and its template's package cache."""
     mounts = {}
     if template.dependency_dir is not None:
         mounts[template.dependency_dir] = str(dependency_path(settings.template_cache, template))
-    return SandboxSpec(labels=labels, readonly_mounts=mounts)
+    return SandboxSpec(labels=project_labels(project_id, run_id), readonly_mounts=mounts)
 
 
 async def install_dependencies(sandbox: Sandbox, template: ProjectTemplate) -> None:
@@ -82,9 +117,54 @@ async def rebuild(provider: SandboxProvider, spec: SandboxSpec, files: dict[str,
     return sandbox
 
 
+async def open_or_rebuild(
+    provider: SandboxProvider,
+    sandbox_id: str | None,
+    spec: SandboxSpec,
+    stored_files: Callable[[], Awaitable[dict[str, bytes]]],
+) -> tuple[Sandbox, bool]:
+    """The project's sandbox if it still exists, else a new one holding its stored files.
+
+    Returns the sandbox and whether it was rebuilt.
+    """
+    if sandbox_id is not None:
+        with contextlib.suppress(SandboxNotFound):
+            return await provider.get(sandbox_id), False
+    files = await stored_files()
+    if not files:
+        raise NothingToRebuild("The project has no stored files to rebuild its sandbox from.")
+    return await rebuild(provider, spec, files), True
+
+
 async def ensure_serving(sandbox: Sandbox, template: ProjectTemplate, timeout: float) -> None:
     """Start a stopped sandbox and its dev server, if either is down."""
     if (await sandbox.info()).state != SandboxState.STARTED:
         await sandbox.start()
     if not await dev_server_running(sandbox):
         await start_dev_server(sandbox, template, timeout)
+
+
+@dataclass(frozen=True)
+class PreviewStatus:
+    state: PreviewState
+    log_tail: str = ""
+    exit_code: int | None = None
+
+
+async def preview_status(sandbox: Sandbox, port: int) -> PreviewStatus:
+    """Whether a sandbox's dev server is stopped, booting, ready or crashed, with its log."""
+    if (await sandbox.info()).state != SandboxState.STARTED:
+        return PreviewStatus("stopped")
+    try:
+        process = await sandbox.process_status(DEV_PROCESS)
+    except SandboxError:
+        return PreviewStatus("booting")
+    if not process.running:
+        return PreviewStatus("crashed", process.log_tail, process.exit_code)
+    try:
+        async with upstream_client(await sandbox.upstream(port), PREVIEW_PROBE_TIMEOUT_S) as client:
+            response = await client.get("/")
+        ready = response.status_code < 500
+    except (httpx.HTTPError, SandboxError):
+        ready = False
+    return PreviewStatus("ready" if ready else "booting", process.log_tail)

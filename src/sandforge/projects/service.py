@@ -1,0 +1,284 @@
+"""What can happen to a project, with its rules: the API's only way in.
+
+Every change to a project's files happens under that project's lock: starting a
+run, restoring a version, rebuilding its sandbox, deleting it, stopping it for
+idleness. So a restore cannot slip in while a run is being started, and one
+project never has two runs changing its files at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+from ..agent.models import allowed_model_name
+from ..agent.offline import derive_title
+from ..chat import ChatMessage
+from ..config import Settings
+from ..errors import Conflict, InvalidRequest
+from ..ids import Kind, kind_of, new_id
+from ..runs.job import RunJob
+from ..runs.request import GenerationRequest
+from ..runs.supervisor import LiveRun, Supervisor
+from ..sandbox import Sandbox, SandboxError, SandboxInfo, SandboxNotFound, SandboxState
+from ..sandbox.fleet import SandboxFleet
+from ..store.records import Flow, ProjectRecord, RunRecord, VersionRecord
+from ..store.repo import Store
+from ..templates import get_template
+from .serving import ensure_serving, open_or_rebuild, project_spec
+from .versions import git_commit, replace_files
+
+log = logging.getLogger(__name__)
+
+
+class RunInFlight(Conflict):
+    code = "run_in_flight"
+
+
+class PromptTooLarge(InvalidRequest):
+    code = "prompt_too_large"
+
+
+class TooManyMessages(InvalidRequest):
+    code = "too_many_messages"
+
+
+@dataclass(frozen=True)
+class Session:
+    """Everything needed to reopen a project, found from the id of it, its run or sandbox."""
+
+    kind: Kind
+    project: ProjectRecord
+    messages: list[ChatMessage]
+    runs: list[RunRecord]
+    sandbox: SandboxInfo | None
+    sandbox_gone: bool
+
+
+class Projects:
+    def __init__(
+        self, settings: Settings, store: Store, fleet: SandboxFleet, supervisor: Supervisor
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.fleet = fleet
+        self.supervisor = supervisor
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._idle_stopper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.settings.idle_stop_minutes > 0:
+            self._idle_stopper = asyncio.create_task(self._stop_idle_sandboxes())
+
+    async def aclose(self) -> None:
+        if self._idle_stopper is not None:
+            self._idle_stopper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._idle_stopper
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def check_request(self, request: GenerationRequest) -> None:
+        """The rules a request must meet beyond its shape, before anything is created."""
+        limit = self.settings.max_prompt_chars
+        if len(request.prompt) > limit:
+            raise PromptTooLarge(
+                f"The prompt is {len(request.prompt)} characters; the limit is {limit} "
+                "(SANDFORGE_MAX_PROMPT_CHARS)."
+            )
+        if len(request.messages) > self.settings.max_messages:
+            raise TooManyMessages(
+                f"{len(request.messages)} messages; the limit is {self.settings.max_messages}."
+            )
+        self.fleet.check_provider(request.sandbox)
+        allowed_model_name(self.settings, request.model)
+
+    async def start_run(self, request: GenerationRequest, flow: Flow) -> LiveRun:
+        """A new project's first turn, or a follow-up of the project the request names."""
+        self.check_request(request)
+        follow_up = True
+        if request.projectId:
+            project = await self.store.get_project(request.projectId)
+        elif request.sandboxId:
+            project = await self.store.project_by_sandbox(request.sandboxId)
+        else:
+            follow_up = False
+            provider = self.fleet.check_provider(request.sandbox)
+            project = await self.store.create_project(
+                name=request.projectName or derive_title(request.prompt),
+                project_type=request.projectType,
+                flow=flow,
+                agents=request.agents,
+                provider=provider,
+            )
+        async with self._locks[project.id]:
+            return await self._start_locked(project, request, follow_up)
+
+    async def _start_locked(
+        self, project: ProjectRecord, request: GenerationRequest, follow_up: bool
+    ) -> LiveRun:
+        self._refuse_if_busy(project.id)
+        provider = self.fleet.provider(project.provider)
+        history = request.history
+        sandbox_id, seed = None, None
+        if follow_up:
+            history = await self.store.history(project.id)
+            sandbox_id, seed = await self._plan_sandbox(project)
+        job = RunJob(
+            run_id=new_id("run"),
+            request=request,
+            project_id=project.id,
+            project_type=project.project_type,
+            flow=project.flow,
+            provider=provider.name,
+            preview_token=project.preview_token,
+            public=project.public,
+            history=history,
+            sandbox_id=sandbox_id,
+            seed_files_b64=RunJob.encode_files(seed) if seed is not None else None,
+            isolation_problem=self.fleet.isolation_problem,
+        )
+        await self.store.create_run(job.run_id, project.id, request.model_dump())
+        await self.store.add_message(project.id, job.run_id, "user", request.prompt)
+        return self.supervisor.start(job, provider)
+
+    def _refuse_if_busy(self, project_id: str) -> None:
+        active = self.supervisor.active_run(project_id)
+        if active is not None:
+            raise RunInFlight(
+                f"Run {active.id} is still changing this project; wait for it to end "
+                f"(GET /api/runs/{active.id}/events) or cancel it "
+                f"(POST /api/runs/{active.id}/cancel), then send this again."
+            )
+
+    async def _plan_sandbox(
+        self, project: ProjectRecord
+    ) -> tuple[str | None, dict[str, bytes] | None]:
+        """Continue in the project's sandbox, or rebuild it from the stored files."""
+        if project.flow == "persistent":
+            return None, None
+        if project.sandbox_id:
+            with contextlib.suppress(SandboxNotFound):
+                await self.fleet.provider(project.provider).get(project.sandbox_id)
+                return project.sandbox_id, None
+        files = await self.store.files(project.id)
+        return None, files if files else None
+
+    # -- versions ------------------------------------------------------------------------------
+
+    async def restore(self, project_id: str, number: int) -> VersionRecord:
+        """Make version `number`'s files current again, as a new version: nothing is lost."""
+        async with self._locks[project_id]:
+            project = await self.store.get_project(project_id)
+            self._refuse_if_busy(project_id)
+            files = await self.store.version_files(project_id, number)
+            message = f"Restore version {number}"
+            commit = None
+            if project.flow == "sandbox":
+                sandbox = await self._serving_locked(project)
+                await replace_files(sandbox, files)
+                commit = await git_commit(sandbox, message)
+            return await self.store.save_version(project_id, files, message=message, commit=commit)
+
+    # -- serving -------------------------------------------------------------------------------
+
+    async def serving_sandbox(self, project_id: str) -> Sandbox:
+        """The project's sandbox with its dev server up: started, or rebuilt from stored files."""
+        async with self._locks[project_id]:
+            return await self._serving_locked(await self.store.get_project(project_id))
+
+    async def _serving_locked(self, project: ProjectRecord) -> Sandbox:
+        provider = self.fleet.provider(project.provider)
+        if project.sandbox_id:
+            # Touched first, so the idle stop does not take back what this starts.
+            self.fleet.touch(project.sandbox_id)
+            active = self.supervisor.active_run(project.id)
+            if active is not None:
+                with contextlib.suppress(SandboxNotFound):
+                    return await provider.get(project.sandbox_id)
+        template = get_template(project.project_type)
+        sandbox, rebuilt = await open_or_rebuild(
+            provider,
+            project.sandbox_id,
+            project_spec(template, self.settings, project.id),
+            lambda: self.store.files(project.id),
+        )
+        if rebuilt:
+            self.fleet.touch(sandbox.id)
+            await self.store.set_project_sandbox(project.id, sandbox.id)
+            await self.store.record_sandbox(sandbox.id, provider.name, project.id, "started")
+        await ensure_serving(sandbox, template, self.settings.dev_server_ready_timeout_s)
+        return sandbox
+
+    async def project_sandbox(self, project: ProjectRecord) -> Sandbox | None:
+        """The project's sandbox if it still exists (running or not)."""
+        if project.sandbox_id is None:
+            return None
+        try:
+            return await self.fleet.provider(project.provider).get(project.sandbox_id)
+        except SandboxNotFound:
+            return None
+
+    # -- reading and deleting ------------------------------------------------------------------
+
+    async def session(self, any_id: str) -> Session:
+        kind = kind_of(any_id) or "sandbox"
+        if kind == "run":
+            project = await self.store.get_project((await self.store.get_run(any_id)).project_id)
+        elif kind == "sandbox":
+            project = await self.store.project_by_sandbox(any_id)
+        else:
+            project = await self.store.get_project(any_id)
+        sandbox = await self.project_sandbox(project)
+        return Session(
+            kind=kind,
+            project=project,
+            messages=await self.store.history(project.id),
+            runs=await self.store.list_runs(project.id),
+            sandbox=await sandbox.info() if sandbox is not None else None,
+            sandbox_gone=project.sandbox_id is not None and sandbox is None,
+        )
+
+    async def delete(self, project_id: str) -> None:
+        """Delete a project, its sandbox and everything stored; a run in flight is cancelled."""
+        active = self.supervisor.active_run(project_id)
+        if active is not None:
+            await self.supervisor.cancel(active.id)
+        async with self._locks[project_id]:
+            project = await self.store.get_project(project_id)
+            sandbox = await self.project_sandbox(project)
+            if sandbox is not None:
+                await self.fleet.delete(sandbox)
+            self.fleet.changed(project_id)
+            await self.store.delete_project(project_id)
+        self._locks.pop(project_id, None)
+
+    # -- idleness ------------------------------------------------------------------------------
+
+    async def _stop_idle_sandboxes(self) -> None:
+        """Stop local sandboxes idle for `idle_stop_minutes`; Daytona has its own auto-stop."""
+        idle_after = self.settings.idle_stop_minutes * 60
+        while True:
+            await asyncio.sleep(min(60.0, max(idle_after / 4, 0.05)))
+            try:
+                await self._stop_idle_once(idle_after)
+            except Exception:
+                log.exception("the idle stop failed; it tries again later")
+
+    async def _stop_idle_once(self, idle_after: float) -> None:
+        busy = self.supervisor.busy_sandboxes()
+        provider = self.fleet.provider("local")
+        for info in await provider.list():
+            if info.state != SandboxState.STARTED or info.id in busy:
+                continue
+            if self.fleet.idle_for(info) < idle_after:
+                continue
+            # Under the project's lock, so a preview starting it meanwhile wins.
+            async with self._locks[info.labels.get("project", info.id)]:
+                if self.fleet.idle_for(info) < idle_after:
+                    continue
+                with contextlib.suppress(SandboxError):
+                    await self.fleet.stop(await provider.get(info.id))

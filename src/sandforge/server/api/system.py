@@ -1,0 +1,22 @@
+"""The server itself: health, for probes and the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from ...agent.models import configured_model_name
+from ..deps import services
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/api/health")
+async def health(request: Request) -> dict[str, Any]:
+    svc = services(request)
+    return {
+        "ok": True,
+        "isolated": svc.fleet.isolated,
+        "model": configured_model_name(svc.settings),
+    }

@@ -1,0 +1,63 @@
+"""Who may see a private preview: the token, given once as `?token=`, then a cookie.
+
+A `?token=` that matches sets a host-only cookie and redirects to the clean URL; the
+header `x-sandforge-preview-token` works too. A `?token=` that is not ours is the
+app's own (Vite's HMR socket uses one) and passes through untouched.
+"""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlencode
+
+from starlette.requests import HTTPConnection
+from starlette.responses import RedirectResponse
+
+TOKEN_COOKIE = "sandforge_preview_token"
+TOKEN_HEADER = "x-sandforge-preview-token"
+TOKEN_QUERY = "token"
+
+
+def _same(given: str, token: str) -> bool:
+    return secrets.compare_digest(given.encode(), token.encode())
+
+
+def token_cookie(token: str, host: str, scheme: str) -> str:
+    """Host-only (no Domain), so it never reaches another sandbox's preview.
+
+    The preview usually sits in an iframe of another site (the sandforge page), where
+    browsers keep only a partitioned `SameSite=None; Secure` cookie. That needs a secure
+    origin: https, or http on *.localhost, which browsers treat as secure. Elsewhere the
+    cookie stays `Lax`, good for opening the preview in its own tab.
+    """
+    hostname = host.rsplit(":", 1)[0]
+    if scheme in ("https", "wss") or hostname == "localhost" or hostname.endswith(".localhost"):
+        same_site = "SameSite=None; Secure; Partitioned"
+    else:
+        same_site = "SameSite=Lax"
+    return f"{TOKEN_COOKIE}={token}; Path=/; HttpOnly; {same_site}"
+
+
+def carries_token(connection: HTTPConnection, token: str) -> bool:
+    """Whether the request carries the token in the query, the header or the cookie."""
+    given = [
+        connection.query_params.get(TOKEN_QUERY),
+        connection.headers.get(TOKEN_HEADER),
+        connection.cookies.get(TOKEN_COOKIE),
+    ]
+    return any(value is not None and _same(value, token) for value in given)
+
+
+def cookie_redirect(connection: HTTPConnection, token: str) -> RedirectResponse | None:
+    """For a first visit with `?token=`: set the cookie and redirect to the clean URL."""
+    given = connection.query_params.get(TOKEN_QUERY)
+    if given is None or not _same(given, token):
+        return None
+    rest = [(k, v) for k, v in connection.query_params.multi_items() if k != TOKEN_QUERY]
+    location = connection.url.path + (f"?{urlencode(rest)}" if rest else "")
+    response = RedirectResponse(location, status_code=302)
+    response.headers["cache-control"] = "no-store"
+    response.headers.append(
+        "set-cookie", token_cookie(token, connection.headers.get("host", ""), connection.url.scheme)
+    )
+    return response
