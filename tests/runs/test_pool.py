@@ -42,7 +42,7 @@ async def test_a_crashing_worker_kills_only_its_own_run(make_server: Any) -> Non
     # Both are children of the same warm fork server, not of the API server.
     assert parent_of(doomed.process.pid) == parent_of(survivor.process.pid) != os.getpid()
     os.kill(doomed.process.pid, signal.SIGKILL)
-    assert [e async for _, e in doomed.follow()][-1].data.message == (
+    assert [e async for _, e in doomed.log.follow()][-1].data.message == (
         "Generation process exited with code -9"
     )
     assert not survivor.done
@@ -54,8 +54,8 @@ async def test_a_crashing_worker_kills_only_its_own_run(make_server: Any) -> Non
 async def test_runs_beyond_the_limit_queue_and_say_so(make_server: Any) -> None:
     server: LiveServer = await make_server(max_concurrent_runs=1)
     first, second = await start(server, "Build a timer"), await start(server, "Build a clock")
-    first_events = [e async for _, e in first.follow()]
-    second_events = [e async for _, e in second.follow()]
+    first_events = [e async for _, e in first.log.follow()]
+    second_events = [e async for _, e in second.log.follow()]
     assert first_events[-1].type == "complete" and second_events[-1].type == "complete"
     queued = next(e.data.message for e in second_events if e.type == "progress")
     assert queued.startswith("Queued: 1 runs are in progress")

@@ -45,6 +45,8 @@ CANCEL_GRACE_S = 5.0
 CANCEL_WAIT_S = CANCEL_GRACE_S + 5.0
 """How long a cancel request waits for the run to end before answering."""
 FINISHED_RUN_MEMORY_S = 300.0
+END_STORE_WAIT_S = 3.0
+"""How long a run's end waits for the store before followers see it anyway."""
 SAVE_WITHIN_S = 60.0
 """How long saving a finished turn keeps retrying while the database is away."""
 MAX_EVENT_LINE = 16 << 20
@@ -340,12 +342,18 @@ class Supervisor:
         return complete
 
     async def _end(self, run: LiveRun, terminal: Event, tokens: int = 0) -> None:
+        """Store the end, then show it: a follower that sees it finds the store agreeing. If the
+        store does not answer within END_STORE_WAIT_S, memory goes first and it catches up."""
         run.state = run.final_state(terminal)
-        await self._publish(run, terminal)
+        seq, body = run.log.next_seq, to_json(terminal)
         store, state, sandbox_id = self.store, run.state, run.sandbox_id
+        run.writer.submit(lambda: store.append_event(run.id, seq, body))
         run.writer.submit(
             lambda: store.finish_run(run.id, state, tokens_used=tokens, sandbox_id=sandbox_id)
         )
+        await run.writer.flush(END_STORE_WAIT_S)
+        await run.log.append(terminal)
+        self.feeds.notify(run.job.project_id, terminal)
         if sandbox_id and self.on_sandbox_used is not None:
             self.on_sandbox_used(sandbox_id)
         self._spawn(self._forget_later(run), f"forget run {run.id}")

@@ -71,6 +71,10 @@ class SandboxFleet:
             self._providers[resolved] = make_provider(resolved, self.settings, self.launcher)
         return self._providers[resolved]
 
+    def add_provider(self, provider: SandboxProvider) -> None:
+        """Serve `provider`'s name with it (tests plug in an in-memory provider this way)."""
+        self._providers[provider.name] = provider
+
     def configured(self) -> list[SandboxProvider]:
         providers = []
         for name in PROVIDER_NAMES:
