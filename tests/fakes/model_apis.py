@@ -539,27 +539,36 @@ class FakeModelServer:
         record.status = 200
         with self._lock:
             cut_after, self._cut_after = self._cut_after, None
-        model = str(record.json.get("model", "fake-model"))
-        headers = self._response_headers()
         if record.stream:
-            events = self._stream_events(turn, model, record.json)
-            h.start_sse(headers)
-            for sent, event in enumerate(events):
-                if cut_after is not None and sent >= cut_after:
-                    raise _Cut
-                if self.event_delay and self._stopping.wait(self.event_delay):
-                    raise _Cut
-                h.send_chunk(event)
-            if cut_after is not None and cut_after >= len(events):
-                raise _Cut
-            h.end_chunks()
+            self._send_stream(h, record.json, turn, cut_after)
         else:
-            message = self._complete_response(turn, model, record.json)
-            if cut_after is not None:
-                record.cut = True
-                h.send_truncated_json(message, headers)
-                return
-            h.send_json(200, message, headers)
+            self._send_complete(h, record, turn, cut_after)
+
+    def _send_stream(self, h: _Handler, body: JSON, turn: Turn, cut_after: int | None) -> None:
+        model = str(body.get("model", "fake-model"))
+        events = self._stream_events(turn, model, body)
+        h.start_sse(self._response_headers())
+        for sent, event in enumerate(events):
+            if cut_after is not None and sent >= cut_after:
+                raise _Cut
+            if self.event_delay and self._stopping.wait(self.event_delay):
+                raise _Cut
+            h.send_chunk(event)
+        if cut_after is not None and cut_after >= len(events):
+            raise _Cut
+        h.end_chunks()
+
+    def _send_complete(
+        self, h: _Handler, record: RecordedRequest, turn: Turn, cut_after: int | None
+    ) -> None:
+        assert isinstance(record.json, dict)
+        model = str(record.json.get("model", "fake-model"))
+        message = self._complete_response(turn, model, record.json)
+        if cut_after is not None:
+            record.cut = True
+            h.send_truncated_json(message, self._response_headers())
+            return
+        h.send_json(200, message, self._response_headers())
 
     def _next_turn(self, body: JSON) -> Turn | str:
         """The next turn, or an error message for the client."""

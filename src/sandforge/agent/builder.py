@@ -57,6 +57,22 @@ class BuildDeps:
 
 
 @dataclass
+class _TurnState:
+    """Where a turn stands between attempts at the model."""
+
+    messages: list[ModelMessage]
+    user_prompt: str | None
+    """None once the prompt is in `messages` (a resumed attempt must not send it twice)."""
+    usage: RunUsage = field(default_factory=RunUsage)
+    failures: int = 0
+    """Consecutive failed attempts at the current model request."""
+    answered: int = 0
+    """Model responses completed when the last failure happened."""
+    failure: ModelAPIError | None = None
+    limit: LimitReached | None = None
+
+
+@dataclass
 class TurnResult:
     tokens_used: int = 0
     """What the provider reported: input tokens (cached ones included) plus output tokens."""
@@ -88,75 +104,78 @@ def _clip(text: str) -> str:
     return text[:MAX_TOOL_OUTPUT_CHARS] + f"\n[... {len(text) - MAX_TOOL_OUTPUT_CHARS} more chars]"
 
 
+# The model's tools. Their names and docstrings are what the model sees.
+
+
+async def list_files(ctx: RunContext[BuildDeps], path: str = ".") -> str:
+    """List the files under `path` (relative to the project dir), recursively."""
+    try:
+        entries = await ctx.deps.editor.files.list_files(path)
+    except SandboxError as exc:
+        return f"Error: {exc}"
+    return (
+        "\n".join(e.path + ("/" if e.is_dir else f" ({e.size} bytes)") for e in entries)
+        or "(empty)"
+    )
+
+
+async def read_file(ctx: RunContext[BuildDeps], path: str) -> str:
+    """Read a text file relative to the project dir."""
+    try:
+        content, event = await ctx.deps.editor.read(path)
+    except SandboxError as exc:
+        return f"Error: {exc}"
+    ctx.deps.pending.append(event)
+    return _clip(content)
+
+
+async def write_file(ctx: RunContext[BuildDeps], path: str, content: str) -> str:
+    """Create a file or replace its whole content. Parent directories are created."""
+    try:
+        event = await ctx.deps.editor.write(path, content)
+    except SandboxError as exc:
+        return f"Error: {exc}"
+    ctx.deps.pending.append(event)
+    return f"{event.data.action}d {path}"
+
+
+async def edit_file(ctx: RunContext[BuildDeps], path: str, search: str, replace: str) -> str:
+    """Replace one exact occurrence of `search` with `replace` in an existing file."""
+    try:
+        event = await ctx.deps.editor.edit(path, search, replace)
+    except (SandboxError, EditError) as exc:
+        return f"Error: {exc}"
+    ctx.deps.pending.append(event)
+    return f"updated {path}"
+
+
+async def delete_file(ctx: RunContext[BuildDeps], path: str) -> str:
+    """Delete a file or directory relative to the project dir."""
+    try:
+        event = await ctx.deps.editor.delete(path)
+    except SandboxError as exc:
+        return f"Error: {exc}"
+    ctx.deps.pending.append(event)
+    return f"deleted {path}"
+
+
+async def run_command(ctx: RunContext[BuildDeps], command: str) -> str:
+    """Run a shell command in the project dir and return its exit code and output."""
+    try:
+        result, event = await ctx.deps.editor.run(command)
+    except SandboxError as exc:
+        return f"Error: {exc}"
+    ctx.deps.pending.append(event)
+    note = " (timed out)" if result.timed_out else ""
+    return _clip(
+        f"exit code {result.exit_code}{note}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    )
+
+
 def _build_agent() -> Agent[BuildDeps, str]:
     agent: Agent[BuildDeps, str] = Agent(deps_type=BuildDeps, output_type=str, retries=TOOL_RETRIES)
-
-    @agent.tool(sequential=True)
-    async def list_files(ctx: RunContext[BuildDeps], path: str = ".") -> str:
-        """List the files under `path` (relative to the project dir), recursively."""
-        try:
-            entries = await ctx.deps.editor.files.list_files(path)
-        except SandboxError as exc:
-            return f"Error: {exc}"
-        return (
-            "\n".join(e.path + ("/" if e.is_dir else f" ({e.size} bytes)") for e in entries)
-            or "(empty)"
-        )
-
-    @agent.tool(sequential=True)
-    async def read_file(ctx: RunContext[BuildDeps], path: str) -> str:
-        """Read a text file relative to the project dir."""
-        try:
-            content, event = await ctx.deps.editor.read(path)
-        except SandboxError as exc:
-            return f"Error: {exc}"
-        ctx.deps.pending.append(event)
-        return _clip(content)
-
-    @agent.tool(sequential=True)
-    async def write_file(ctx: RunContext[BuildDeps], path: str, content: str) -> str:
-        """Create a file or replace its whole content. Parent directories are created."""
-        try:
-            event = await ctx.deps.editor.write(path, content)
-        except SandboxError as exc:
-            return f"Error: {exc}"
-        ctx.deps.pending.append(event)
-        return f"{event.data.action}d {path}"
-
-    @agent.tool(sequential=True)
-    async def edit_file(ctx: RunContext[BuildDeps], path: str, search: str, replace: str) -> str:
-        """Replace one exact occurrence of `search` with `replace` in an existing file."""
-        try:
-            event = await ctx.deps.editor.edit(path, search, replace)
-        except (SandboxError, EditError) as exc:
-            return f"Error: {exc}"
-        ctx.deps.pending.append(event)
-        return f"updated {path}"
-
-    @agent.tool(sequential=True)
-    async def delete_file(ctx: RunContext[BuildDeps], path: str) -> str:
-        """Delete a file or directory relative to the project dir."""
-        try:
-            event = await ctx.deps.editor.delete(path)
-        except SandboxError as exc:
-            return f"Error: {exc}"
-        ctx.deps.pending.append(event)
-        return f"deleted {path}"
-
-    @agent.tool(sequential=True)
-    async def run_command(ctx: RunContext[BuildDeps], command: str) -> str:
-        """Run a shell command in the project dir and return its exit code and output."""
-        try:
-            result, event = await ctx.deps.editor.run(command)
-        except SandboxError as exc:
-            return f"Error: {exc}"
-        ctx.deps.pending.append(event)
-        note = " (timed out)" if result.timed_out else ""
-        return _clip(
-            f"exit code {result.exit_code}{note}\n"
-            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-        )
-
+    for tool in (list_files, read_file, write_file, edit_file, delete_file, run_command):
+        agent.tool(sequential=True)(tool)
     return agent
 
 
@@ -218,89 +237,93 @@ class Builder:
         self.result = TurnResult()
         sandbox_id = sandbox.id if sandbox is not None else None
         deps = BuildDeps(editor=FileEditor(files, sandbox))
-        policy, limits = self.runtime.retry, self.runtime.limits
-        instructions = system_prompt(self.template, self.agents)
-        messages = history_messages(history)
-        user_prompt: str | None = prompt
-        usage = RunUsage()
+        state = _TurnState(messages=history_messages(history), user_prompt=prompt)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + limits.max_seconds
-        failures = 0  # consecutive failed attempts at the current model request
-        answered = 0  # model responses completed when the last failure happened
+        deadline = loop.time() + self.runtime.limits.max_seconds
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                self._finish(messages, usage, wall_time_limit(limits))
-                break
-            failure: ModelAPIError | None = None
-            limit: LimitReached | None = None
-            try:
-                async with _AGENT.run_stream_events(
-                    user_prompt,
-                    model=self.model,
-                    deps=deps,
-                    instructions=instructions,
-                    message_history=messages,
-                    usage=usage,
-                    usage_limits=limits.usage_limits(),
-                    timeout=remaining,
-                ) as stream:
-                    try:
-                        async for event in stream:
-                            while deps.pending:
-                                yield deps.pending.pop(0)
-                            chunk = _text_chunk(event)
-                            if chunk:
-                                yield assistant_delta(chunk)
-                    finally:
-                        messages, usage = _run_state(stream, messages, usage)
-            except UsageLimitExceeded as exc:
-                limit = limit_from_usage_error(str(exc), limits)
-            except RunTimedOut:
-                limit = wall_time_limit(limits)
-            except ModelAPIError as exc:
-                failure = exc
-            except UnexpectedModelBehavior as exc:
-                self._finish(messages, usage)
-                raise ModelMisbehaved(
-                    f"{_capital(self.runtime.provider.label)} answered in a way sandforge could "
-                    f"not use: {exc.message}. Try again, or set SANDFORGE_MODEL to a stronger "
-                    "model."
-                ) from exc
-            while deps.pending:
-                yield deps.pending.pop(0)
-            if failure is None:
-                self._finish(messages, usage, limit)
-                if limit is not None:
-                    yield progress("generating", str(limit), sandbox_id)
-                break
-
-            # A transient failure: wait, then resume from what the model finished so far.
-            done = _answered(messages)
-            if done > answered:
-                failures, answered = 0, done
-            failures += 1
-            provider = self.runtime.provider
-            retry_after = retry_after_of(failure)
-            if (
-                not is_retryable(failure)
-                or failures > policy.max_retries
-                or (retry_after or 0) > policy.max_retry_after
-            ):
-                self._finish(messages, usage)
-                raise explain(failure, provider, failures - 1) from failure
-            delay = policy.delay(failures, retry_after)
-            self.result.retries += 1
-            yield progress(
-                "generating",
-                f"{_capital(provider.label)}: {_failure_summary(failure)}; retrying in "
-                f"{_seconds(delay)} (retry {failures} of {policy.max_retries})",
-                sandbox_id,
-            )
+                self._finish(state.messages, state.usage, wall_time_limit(self.runtime.limits))
+                return
+            async for event in self._attempt(state, deps, remaining):
+                yield event
+            if state.failure is None:
+                self._finish(state.messages, state.usage, state.limit)
+                if state.limit is not None:
+                    yield progress("generating", str(state.limit), sandbox_id)
+                return
+            delay, note = self._retry_after_failure(state, state.failure)
+            yield progress("generating", note, sandbox_id)
             await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.0)))
-            messages = _resumable(messages)
-            if _prompt_sent(messages):
-                user_prompt = None
+            state.messages = _resumable(state.messages)
+            if _prompt_sent(state.messages):
+                state.user_prompt = None
+
+    async def _attempt(
+        self, state: _TurnState, deps: BuildDeps, remaining: float
+    ) -> AsyncIterator[Event]:
+        """One model run from the messages so far; sets `state.failure` or `state.limit`."""
+        limits = self.runtime.limits
+        state.failure, state.limit = None, None
+        try:
+            async with _AGENT.run_stream_events(
+                state.user_prompt,
+                model=self.model,
+                deps=deps,
+                instructions=system_prompt(self.template, self.agents),
+                message_history=state.messages,
+                usage=state.usage,
+                usage_limits=limits.usage_limits(),
+                timeout=remaining,
+            ) as stream:
+                try:
+                    async for event in stream:
+                        while deps.pending:
+                            yield deps.pending.pop(0)
+                        chunk = _text_chunk(event)
+                        if chunk:
+                            yield assistant_delta(chunk)
+                finally:
+                    state.messages, state.usage = _run_state(stream, state.messages, state.usage)
+        except UsageLimitExceeded as exc:
+            state.limit = limit_from_usage_error(str(exc), limits)
+        except RunTimedOut:
+            state.limit = wall_time_limit(limits)
+        except ModelAPIError as exc:
+            state.failure = exc
+        except UnexpectedModelBehavior as exc:
+            self._finish(state.messages, state.usage)
+            raise ModelMisbehaved(
+                f"{_capital(self.runtime.provider.label)} answered in a way sandforge could "
+                f"not use: {exc.message}. Try again, or set SANDFORGE_MODEL to a stronger "
+                "model."
+            ) from exc
+        while deps.pending:
+            yield deps.pending.pop(0)
+
+    def _retry_after_failure(self, state: _TurnState, failure: ModelAPIError) -> tuple[float, str]:
+        """How long to wait before resuming, and what to tell the user; raises when retries are
+        spent or the failure is not one a retry can fix."""
+        policy, provider = self.runtime.retry, self.runtime.provider
+        done = _answered(state.messages)
+        if done > state.answered:
+            state.failures, state.answered = 0, done
+        state.failures += 1
+        retry_after = retry_after_of(failure)
+        if (
+            not is_retryable(failure)
+            or state.failures > policy.max_retries
+            or (retry_after or 0) > policy.max_retry_after
+        ):
+            self._finish(state.messages, state.usage)
+            raise explain(failure, provider, state.failures - 1) from failure
+        delay = policy.delay(state.failures, retry_after)
+        self.result.retries += 1
+        note = (
+            f"{_capital(provider.label)}: {_failure_summary(failure)}; retrying in "
+            f"{_seconds(delay)} (retry {state.failures} of {policy.max_retries})"
+        )
+        return delay, note
 
     def _finish(
         self, messages: list[ModelMessage], usage: RunUsage, limit: LimitReached | None = None
