@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import sys
 from typing import Annotated, Any
 
 import httpx
 import typer
 import uvicorn
+from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
 from .config import Settings, get_settings
+from .errors import SandforgeError
 from .events import PROGRESS_ORDER, Event, decode_sse
-from .server.app import create_app
+from .server.app import SandforgeApp, create_app
 
 app = typer.Typer(
     help="Turn a prompt into a running web app, in a sandbox, with a live preview.",
@@ -47,11 +50,32 @@ def serve(
 ) -> None:
     """Start the server: the API, the pages and the preview proxy."""
     settings = _settings(host, port)
+    app = _app_or_exit(settings)
     console.print(
-        f"sandforge on [bold]http://{settings.host}:{settings.port}/create-daytona[/]  "
-        f"(data in {settings.data_dir})"
+        f"sandforge on [bold]{_base_url(settings)}/create-daytona[/]  (data in {settings.data_dir})"
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+
+
+def _app_or_exit(settings: Settings) -> SandforgeApp:
+    try:
+        return create_app(settings)
+    except SandforgeError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _base_url(settings: Settings) -> str:
+    """Where this machine reaches the server: loopback when it listens on every address."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def _auth_headers(settings: Settings) -> dict[str, str]:
+    """The CLI speaks to the API with the first of SANDFORGE_API_TOKENS, when there is one."""
+    if not settings.api_tokens:
+        return {}
+    return {"authorization": f"Bearer {settings.api_tokens[0].get_secret_value()}"}
 
 
 class ProgressView:
@@ -84,9 +108,13 @@ class ProgressView:
 
 
 async def _generate(settings: Settings, body: dict[str, Any], serve_after: bool) -> int:
+    if settings.auth_required:
+        # This process is the server's client too: it signs its own requests.
+        own = SecretStr(secrets.token_urlsafe(24))
+        settings = settings.model_copy(update={"api_tokens": [own, *settings.api_tokens]})
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+            _app_or_exit(settings), host=settings.host, port=settings.port, log_level="warning"
         )
     )
     serving = asyncio.create_task(server.serve())
@@ -97,12 +125,14 @@ async def _generate(settings: Settings, body: dict[str, Any], serve_after: bool)
             )
             return 1
         await asyncio.sleep(0.02)
-    base = f"http://{settings.host}:{settings.port}"
+    base = _base_url(settings)
     view = ProgressView()
     final: Event | None = None
     with console.status("Generating...", spinner="dots"):
         async with (
-            httpx.AsyncClient(base_url=base, timeout=None) as client,
+            httpx.AsyncClient(
+                base_url=base, timeout=None, headers=_auth_headers(settings)
+            ) as client,
             client.stream("POST", "/api/agent/stream-daytona", json=body) as response,
         ):
             if response.status_code != 200:
@@ -156,7 +186,7 @@ def generate(
 def _api(settings: Settings, method: str, path: str) -> Any:
     try:
         response = httpx.request(
-            method, f"http://{settings.host}:{settings.port}{path}", timeout=30
+            method, f"{_base_url(settings)}{path}", timeout=30, headers=_auth_headers(settings)
         )
     except httpx.ConnectError:
         err_console.print(

@@ -123,6 +123,20 @@ class Settings(BaseSettings):
     """Local sandboxes with no run and no preview request for this long are stopped (their
     files stay; opening the project's preview starts them again). 0 keeps them running."""
 
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Host names the UI and API answer to besides loopback's (comma-separated): the name
+    users reach this server by. Any other Host header is refused, against DNS rebinding."""
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Bearer tokens for API clients and the CLI (comma-separated). Setting one (or
+    `admin_password`) turns authentication on; it is required off loopback."""
+    admin_password: SecretStr | None = None
+    """The password of the UI's sign-in page."""
+    session_hours: float = Field(default=12.0, gt=0)
+    """How long a UI sign-in lasts."""
+    max_sandboxes: int = Field(default=20, ge=1)
+    """Sandboxes running at once; a run or preview that would start another is refused
+    with a 429 that says so (stop or delete one, or raise this)."""
+
     max_concurrent_runs: int = 8
     """Runs beyond this wait in a queue (and say so) instead of overloading the machine."""
     worker_recycle_after: int = 200
@@ -135,9 +149,9 @@ class Settings(BaseSettings):
     read in full (a conversation of `max_messages` long messages fits)."""
     dev_server_ready_timeout_s: float = 60.0
 
-    @field_validator("allowed_models", mode="before")
+    @field_validator("allowed_models", "allowed_hosts", "api_tokens", mode="before")
     @classmethod
-    def _split_models(cls, value: Any) -> Any:
+    def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
@@ -155,6 +169,14 @@ class Settings(BaseSettings):
     @property
     def control_socket(self) -> Path:
         return self.data_dir / "sandboxd.sock"
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.api_tokens) or self.admin_password is not None
+
+    @property
+    def session_key_file(self) -> Path:
+        return self.data_dir / "session.key"
 
     def preview_url(self, sandbox_id: str, port: int) -> str:
         return f"{self.preview_scheme}://{port}-{sandbox_id}.{self.preview_domain}:{self.port}/"

@@ -1,8 +1,9 @@
 """Ids of sandforge's own things, minted in one place; their prefix says what they name.
 
-`pj…` a project, `sb…` a local sandbox, `run…` a run. Remote providers name their
-own sandboxes (a Daytona sandbox id is a UUID), so an id without one of our prefixes
-is a foreign sandbox's. The API returns `kind` beside ids, so clients never parse them.
+`pj…` a project, `sb…` a local sandbox, `run…` a run, `sh…` a share link. Remote
+providers name their own sandboxes (a Daytona sandbox id is a UUID), so an id without
+one of our prefixes is a foreign sandbox's. The API returns `kind` beside ids, so
+clients never parse them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import re
 import secrets
 from typing import Literal
 
-Kind = Literal["project", "sandbox", "run"]
+Kind = Literal["project", "sandbox", "run", "share"]
 
-PREFIXES: dict[Kind, str] = {"project": "pj", "sandbox": "sb", "run": "run"}
-_RANDOM_BYTES: dict[Kind, int] = {"project": 6, "sandbox": 6, "run": 8}
+PREFIXES: dict[Kind, str] = {"project": "pj", "sandbox": "sb", "run": "run", "share": "sh"}
+_RANDOM_BYTES: dict[Kind, int] = {"project": 6, "sandbox": 6, "run": 8, "share": 6}
 _SHAPE = {
     kind: re.compile(rf"^{prefix}[0-9a-f]{{{_RANDOM_BYTES[kind] * 2}}}$")
     for kind, prefix in PREFIXES.items()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -18,14 +20,14 @@ from ..agent.models import allowed_model_name
 from ..agent.offline import derive_title
 from ..chat import ChatMessage
 from ..config import Settings
-from ..errors import Conflict, InvalidRequest
+from ..errors import Conflict, InvalidRequest, TooManyRequests
 from ..ids import Kind, kind_of, new_id
 from ..runs.job import RunJob
 from ..runs.request import GenerationRequest
 from ..runs.supervisor import LiveRun, Supervisor
 from ..sandbox import Sandbox, SandboxError, SandboxInfo, SandboxNotFound, SandboxState
 from ..sandbox.fleet import SandboxFleet
-from ..store.records import Flow, ProjectRecord, RunRecord, VersionRecord
+from ..store.records import Flow, ProjectRecord, RunRecord, ShareLinkRecord, VersionRecord
 from ..store.repo import Store
 from ..templates import get_template
 from .serving import ensure_serving, open_or_rebuild, project_spec
@@ -36,6 +38,11 @@ log = logging.getLogger(__name__)
 
 class RunInFlight(Conflict):
     code = "run_in_flight"
+
+
+class TooManySandboxes(SandboxError):
+    code = "too_many_sandboxes"
+    http_status = TooManyRequests.http_status
 
 
 class PromptTooLarge(InvalidRequest):
@@ -127,6 +134,8 @@ class Projects:
         if follow_up:
             history = await self.store.history(project.id)
             sandbox_id, seed = await self._plan_sandbox(project)
+        if project.flow == "sandbox" and sandbox_id is None:
+            await self._check_capacity()
         job = RunJob(
             run_id=new_id("run"),
             request=request,
@@ -191,27 +200,39 @@ class Projects:
             return await self._serving_locked(await self.store.get_project(project_id))
 
     async def _serving_locked(self, project: ProjectRecord) -> Sandbox:
-        provider = self.fleet.provider(project.provider)
         if project.sandbox_id:
             # Touched first, so the idle stop does not take back what this starts.
             self.fleet.touch(project.sandbox_id)
-            active = self.supervisor.active_run(project.id)
-            if active is not None:
-                with contextlib.suppress(SandboxNotFound):
-                    return await provider.get(project.sandbox_id)
+        sandbox = await self.project_sandbox(project)
+        if sandbox is not None and self.supervisor.active_run(project.id) is not None:
+            return sandbox  # the run brings it up
+        if sandbox is None or (await sandbox.info()).state != SandboxState.STARTED:
+            await self._check_capacity()
         template = get_template(project.project_type)
-        sandbox, rebuilt = await open_or_rebuild(
-            provider,
-            project.sandbox_id,
-            project_spec(template, self.settings, project.id),
-            lambda: self.store.files(project.id),
-        )
-        if rebuilt:
+        if sandbox is None:
+            provider = self.fleet.provider(project.provider)
+            sandbox, _ = await open_or_rebuild(
+                provider,
+                None,
+                project_spec(template, self.settings, project.id),
+                lambda: self.store.files(project.id),
+            )
             self.fleet.touch(sandbox.id)
             await self.store.set_project_sandbox(project.id, sandbox.id)
             await self.store.record_sandbox(sandbox.id, provider.name, project.id, "started")
         await ensure_serving(sandbox, template, self.settings.dev_server_ready_timeout_s)
         return sandbox
+
+    async def _check_capacity(self) -> None:
+        """Refuse to start one more sandbox than SANDFORGE_MAX_SANDBOXES."""
+        running = await self.fleet.running_count()
+        limit = self.settings.max_sandboxes
+        if running >= limit:
+            raise TooManySandboxes(
+                f"{running} sandboxes are running and the limit is {limit} "
+                "(SANDFORGE_MAX_SANDBOXES). Stop or delete one on the sandboxes page "
+                "(or `sandforge sandboxes list`), or raise the limit."
+            )
 
     async def project_sandbox(self, project: ProjectRecord) -> Sandbox | None:
         """The project's sandbox if it still exists (running or not)."""
@@ -221,6 +242,22 @@ class Projects:
             return await self.fleet.provider(project.provider).get(project.sandbox_id)
         except SandboxNotFound:
             return None
+
+    # -- sharing -------------------------------------------------------------------------------
+
+    async def share(self, project_id: str, expires_in_s: float | None) -> ShareLinkRecord:
+        """A new link to the project's preview, expiring after `expires_in_s` if given."""
+        await self.store.get_project(project_id)
+        expires_at = time.time() + expires_in_s if expires_in_s is not None else None
+        link = await self.store.create_share_link(project_id, secrets.token_urlsafe(24), expires_at)
+        self.fleet.changed(project_id)
+        return link
+
+    async def revoke_share(self, project_id: str, link_id: str) -> ShareLinkRecord:
+        """The link stops opening the preview at once, for everyone who has it."""
+        link = await self.store.revoke_share_link(project_id, link_id)
+        self.fleet.changed(project_id)
+        return link
 
     # -- reading and deleting ------------------------------------------------------------------
 

@@ -14,7 +14,14 @@ import time
 from collections.abc import Callable
 
 from ..config import SandboxProviderName, Settings
-from .base import Sandbox, SandboxInfo, SandboxNotFound, SandboxProvider, SandboxUnavailable
+from .base import (
+    Sandbox,
+    SandboxInfo,
+    SandboxNotFound,
+    SandboxProvider,
+    SandboxState,
+    SandboxUnavailable,
+)
 from .local import BwrapLauncher, ControlServer, check_isolation
 from .providers import check_provider, close_provider, make_provider
 
@@ -95,6 +102,9 @@ class SandboxFleet:
         for provider in self.configured():
             infos += await provider.list()
         return infos
+
+    async def running_count(self) -> int:
+        return sum(1 for info in await self.list() if info.state == SandboxState.STARTED)
 
     async def stop(self, sandbox: Sandbox) -> None:
         self.changed(sandbox.id)

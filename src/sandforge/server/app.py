@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,9 +12,10 @@ from starlette.types import Receive, Scope, Send
 
 from ..config import Settings, get_settings
 from . import pages
-from .api import projects, runs, sandboxes, system
+from .api import auth, projects, runs, sandboxes, system
 from .errors import install_error_handlers
 from .preview import PreviewProxy
+from .security import Guard, Sessions, check_bind
 from .services import Services
 
 
@@ -32,11 +34,16 @@ class SandforgeApp:
 def create_app(settings: Settings | None = None) -> SandforgeApp:
     settings = settings or get_settings()
     services = Services(settings)
+    check_bind(settings)
     app = FastAPI(title="sandforge")
-    proxy = PreviewProxy(app, settings.preview_domain)
+    guard = Guard(app, settings, sessions=None)
+    proxy = PreviewProxy(guard, settings.preview_domain)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.admin_password is not None:
+            guard.sessions = await asyncio.to_thread(Sessions.load, settings)
+        app.state.sessions = guard.sessions
         await services.start()
         proxy.attach(services.projects, services.fleet)
         try:
@@ -48,7 +55,9 @@ def create_app(settings: Settings | None = None) -> SandforgeApp:
     app.router.lifespan_context = lifespan
     app.state.services = services
     install_error_handlers(app)
-    for router in (runs.router, projects.router, sandboxes.router, system.router, pages.router):
-        app.include_router(router)
+    routers = (runs, projects, sandboxes, system, auth)
+    for module in routers:
+        app.include_router(module.router)
+    app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")
     return SandforgeApp(services, proxy)

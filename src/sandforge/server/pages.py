@@ -54,6 +54,11 @@ async def create_page(request: Request) -> HTMLResponse:
     return pages.TemplateResponse(request, "create.html", _context(request, "persistent"))
 
 
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, next: str = "/create-daytona") -> HTMLResponse:
+    return pages.TemplateResponse(request, "login.html", {**_context(request, ""), "next": next})
+
+
 @router.get("/sandboxes", response_class=HTMLResponse)
 async def sandboxes_page(request: Request) -> HTMLResponse:
     return pages.TemplateResponse(request, "sandboxes.html", _context(request, "sandbox"))

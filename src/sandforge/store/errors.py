@@ -21,3 +21,7 @@ class FileNotStored(NotFound):
     """A project file the store does not hold (the persistent flow's missing file)."""
 
     code = "file_not_found"
+
+
+class ShareLinkNotFound(NotFound):
+    code = "share_link_not_found"

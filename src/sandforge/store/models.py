@@ -128,3 +128,18 @@ class SandboxRow(Base):
     state: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[float] = mapped_column(Float, default=now)
     deleted_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ShareLinkRow(Base):
+    """A token that opens a project's preview, besides the project's own: for sharing."""
+
+    __tablename__ = "share_links"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    token: Mapped[str] = mapped_column(String(80), unique=True)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)

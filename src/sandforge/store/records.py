@@ -72,3 +72,16 @@ class VersionRecord:
     commit: str | None
     created_at: float
     files: int
+
+
+@dataclass(frozen=True)
+class ShareLinkRecord:
+    id: str
+    project_id: str
+    token: str
+    created_at: float
+    expires_at: float | None
+    revoked_at: float | None
+
+    def live(self, at: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > at)

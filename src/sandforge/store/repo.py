@@ -22,7 +22,13 @@ from ..chat import ChatMessage, Role
 from ..config import SandboxProviderName
 from ..ids import new_id
 from .db import database_url, make_engine, migrate, sessionmaker
-from .errors import FileNotStored, ProjectNotFound, RunNotFound, VersionNotFound
+from .errors import (
+    FileNotStored,
+    ProjectNotFound,
+    RunNotFound,
+    ShareLinkNotFound,
+    VersionNotFound,
+)
 from .models import (
     BlobRow,
     EventRow,
@@ -30,6 +36,7 @@ from .models import (
     ProjectRow,
     RunRow,
     SandboxRow,
+    ShareLinkRow,
     VersionFileRow,
     VersionRow,
     WorkingFileRow,
@@ -41,6 +48,7 @@ from .records import (
     RunRecord,
     RunState,
     SandboxLifecycle,
+    ShareLinkRecord,
     VersionRecord,
     narrow,
 )
@@ -438,3 +446,48 @@ class Store:
                 row.state = state
                 if state == "deleted":
                     row.deleted_at = now()
+
+    # -- share links -------------------------------------------------------------------------------
+
+    async def create_share_link(
+        self, project_id: str, token: str, expires_at: float | None
+    ) -> ShareLinkRecord:
+        row = ShareLinkRow(
+            id=new_id("share"),
+            project_id=project_id,
+            token=token,
+            created_at=now(),
+            expires_at=expires_at,
+        )
+        async with self._session.begin() as session:
+            session.add(row)
+        return _share_link(row)
+
+    async def share_links(self, project_id: str) -> list[ShareLinkRecord]:
+        async with self._session() as session:
+            rows = await session.scalars(
+                select(ShareLinkRow)
+                .where(ShareLinkRow.project_id == project_id)
+                .order_by(ShareLinkRow.created_at)
+            )
+            return [_share_link(r) for r in rows]
+
+    async def revoke_share_link(self, project_id: str, link_id: str) -> ShareLinkRecord:
+        async with self._session.begin() as session:
+            row = await session.get(ShareLinkRow, link_id)
+            if row is None or row.project_id != project_id:
+                raise ShareLinkNotFound(f"Project {project_id} has no share link {link_id!r}.")
+            if row.revoked_at is None:
+                row.revoked_at = now()
+            return _share_link(row)
+
+
+def _share_link(row: ShareLinkRow) -> ShareLinkRecord:
+    return ShareLinkRecord(
+        id=row.id,
+        project_id=row.project_id,
+        token=row.token,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )

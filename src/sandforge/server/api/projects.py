@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import difflib
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
 
+from ...config import Settings
 from ...events import encode_sse, encode_sse_comment
 from ...projects.serving import PreviewStatus, preview_status
+from ...store.records import ProjectRecord, ShareLinkRecord
 from ...templates import get_template
+from ..body import read_json_model
 from ..deps import ProjectsDep, SettingsDep, StoreDep, SupervisorDep
 from ..views import (
     conversation_json,
@@ -25,6 +30,7 @@ from .runs import MAX_SEQ, SSE_HEADERS
 router = APIRouter(tags=["projects"])
 
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_SEQ)]
+MAX_SHARE_SECONDS = 365 * 24 * 3600
 
 
 @router.get("/api/projects")
@@ -152,3 +158,49 @@ async def project_events(
             supervisor.feeds.unlisten(project_id, queue)
 
     return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+class ShareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expiresInSeconds: float | None = Field(default=None, gt=0, le=MAX_SHARE_SECONDS)
+    """The link stops working this long after it is made; without it, when revoked."""
+
+
+def share_json(link: ShareLinkRecord, project: ProjectRecord, settings: Settings) -> dict[str, Any]:
+    url = settings.preview_url(project.id, get_template(project.project_type).port)
+    return {
+        "id": link.id,
+        "kind": "share",
+        "url": f"{url}?token={link.token}",
+        "createdAt": link.created_at,
+        "expiresAt": link.expires_at,
+        "revokedAt": link.revoked_at,
+        "live": link.live(time.time()),
+    }
+
+
+@router.post("/api/projects/{project_id}/shares", status_code=201)
+async def create_share(
+    project_id: str, request: Request, projects: ProjectsDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """A share link to the project's preview, which can expire and be revoked."""
+    body = await read_json_model(request, ShareRequest)
+    link = await projects.share(project_id, body.expiresInSeconds)
+    return share_json(link, await projects.store.get_project(project_id), settings)
+
+
+@router.get("/api/projects/{project_id}/shares")
+async def list_shares(project_id: str, store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
+    project = await store.get_project(project_id)
+    links = await store.share_links(project_id)
+    return {"shares": [share_json(link, project, settings) for link in links]}
+
+
+@router.delete("/api/projects/{project_id}/shares/{share_id}")
+async def revoke_share(
+    project_id: str, share_id: str, projects: ProjectsDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """The link stops opening the preview at once."""
+    link = await projects.revoke_share(project_id, share_id)
+    return share_json(link, await projects.store.get_project(project_id), settings)

@@ -99,7 +99,7 @@ class PreviewProxy:
             )
         except SandboxError as exc:
             return page(502, "The preview is unavailable", exc.message)
-        if not route.public and not carries_token(connection, route.token):
+        if not route.public and not carries_token(connection, route.tokens()):
             return page(
                 401,
                 "This preview is private",
@@ -119,7 +119,9 @@ class PreviewProxy:
                 f"(or POST /api/sandboxes/{host.target_id}/start) and reload.",
             )
         except SandboxError as exc:
-            return page(502, "The preview could not be started", exc.message)
+            # Out of capacity (429, 507) is the server's state, not the dev server's fault.
+            status = 503 if exc.http_status in (429, 507) else 502
+            return page(status, "The preview could not be started", exc.message)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send, host: PreviewHost) -> None:
         connection = HTTPConnection(scope)
@@ -127,7 +129,7 @@ class PreviewProxy:
         if isinstance(route, Response):
             await route(scope, receive, send)
             return
-        if not route.public and (redirect := cookie_redirect(connection, route.token)):
+        if not route.public and (redirect := cookie_redirect(connection, route.tokens())):
             await redirect(scope, receive, send)
             return
         if route.stored:

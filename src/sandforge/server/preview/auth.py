@@ -38,20 +38,26 @@ def token_cookie(token: str, host: str, scheme: str) -> str:
     return f"{TOKEN_COOKIE}={token}; Path=/; HttpOnly; {same_site}"
 
 
-def carries_token(connection: HTTPConnection, token: str) -> bool:
-    """Whether the request carries the token in the query, the header or the cookie."""
+def _matches(value: str | None, tokens: list[str]) -> str | None:
+    if value is None:
+        return None
+    return next((token for token in tokens if _same(value, token)), None)
+
+
+def carries_token(connection: HTTPConnection, tokens: list[str]) -> bool:
+    """Whether the request carries one of the tokens in the query, the header or the cookie."""
     given = [
         connection.query_params.get(TOKEN_QUERY),
         connection.headers.get(TOKEN_HEADER),
         connection.cookies.get(TOKEN_COOKIE),
     ]
-    return any(value is not None and _same(value, token) for value in given)
+    return any(_matches(value, tokens) is not None for value in given)
 
 
-def cookie_redirect(connection: HTTPConnection, token: str) -> RedirectResponse | None:
+def cookie_redirect(connection: HTTPConnection, tokens: list[str]) -> RedirectResponse | None:
     """For a first visit with `?token=`: set the cookie and redirect to the clean URL."""
-    given = connection.query_params.get(TOKEN_QUERY)
-    if given is None or not _same(given, token):
+    token = _matches(connection.query_params.get(TOKEN_QUERY), tokens)
+    if token is None:
         return None
     rest = [(k, v) for k, v in connection.query_params.multi_items() if k != TOKEN_QUERY]
     location = connection.url.path + (f"?{urlencode(rest)}" if rest else "")

@@ -8,13 +8,14 @@ kept (the proxy's fast path) until the sandbox or project changes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from ...ids import kind_of
 from ...projects.service import Projects
 from ...sandbox import Sandbox, SandboxState
 from ...sandbox.fleet import SandboxFleet
-from ...store.records import ProjectRecord
+from ...store.records import ProjectRecord, ShareLinkRecord
 
 _HOST = re.compile(r"^(?P<port>\d{1,5})-(?P<target>[a-z0-9][a-z0-9-]*)\.(?P<domain>[^:]+)(:\d+)?$")
 
@@ -43,6 +44,12 @@ class Route:
     sandbox: Sandbox | None
     token: str
     public: bool
+    shares: list[ShareLinkRecord] = field(default_factory=list)
+    """The project's share links; each opens the preview until it expires or is revoked."""
+
+    def tokens(self) -> list[str]:
+        now = time.time()
+        return [self.token, *(link.token for link in self.shares if link.live(now))]
 
     @property
     def stored(self) -> bool:
@@ -77,7 +84,8 @@ class PreviewRoutes:
             return cached
         if kind_of(target_id) == "project":
             project = await self.projects.store.get_project(target_id)
-            route = Route(project, None, project.preview_token, project.public)
+            shares = await self.projects.store.share_links(project.id)
+            route = Route(project, None, project.preview_token, project.public, shares)
         else:
             sandbox = await self.fleet.find(target_id)
             info = await sandbox.info()
