@@ -116,6 +116,9 @@ class Settings(BaseSettings):
 
     render_check: bool = True
     """Load each finished preview in headless Chromium and report what it shows."""
+    repair_attempts: int = Field(default=3, ge=0, le=20)
+    """How often problems found after a turn (the rendered check's, the build's) go back to
+    the model to fix; 0 turns the repair loop off."""
     chromium_path: str | None = None
     """Chromium for the rendered check; found on PATH when unset."""
 

@@ -69,6 +69,9 @@ class CompleteData(_Data):
     version: int | None = None
     """The project version this turn saved."""
     render: dict[str, Any] | None = None
+    """Extension: the final rendered check (its problems, screenshot...)."""
+    repairs: dict[str, Any] | None = None
+    """Extension: what the repair loop did: `{attempts, fixed, remaining}`."""
     cacheReadTokens: int | None = None
     """Extension: the part of the input tokens in `tokensUsed` read from the prompt cache."""
     cacheWriteTokens: int | None = None

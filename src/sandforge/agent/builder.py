@@ -22,6 +22,7 @@ from pydantic_ai.exceptions import (
     UserError,
 )
 from pydantic_ai.messages import (
+    BinaryContent,
     ModelMessage,
     ModelRequest,
     ModelResponse,
@@ -29,6 +30,7 @@ from pydantic_ai.messages import (
     PartStartEvent,
     TextPart,
     TextPartDelta,
+    UserContent,
     UserPromptPart,
 )
 from pydantic_ai.models import Model
@@ -61,7 +63,7 @@ class _TurnState:
     """Where a turn stands between attempts at the model."""
 
     messages: list[ModelMessage]
-    user_prompt: str | None
+    user_prompt: str | list[UserContent] | None
     """None once the prompt is in `messages` (a resumed attempt must not send it twice)."""
     usage: RunUsage = field(default_factory=RunUsage)
     failures: int = 0
@@ -232,12 +234,19 @@ class Builder:
         history: Sequence[ChatMessage] = (),
         *,
         sandbox: Sandbox | None = None,
+        images: Sequence[bytes] = (),
     ) -> AsyncIterator[Event]:
-        """One turn over `files`; commands run in `sandbox` (none in the persistent flow)."""
+        """One turn over `files`; commands run in `sandbox` (none in the persistent flow).
+
+        `images` (PNG) go with the prompt to models that read them.
+        """
         self.result = TurnResult()
         sandbox_id = sandbox.id if sandbox is not None else None
         deps = BuildDeps(editor=FileEditor(files, sandbox))
-        state = _TurnState(messages=history_messages(history), user_prompt=prompt)
+        user_prompt: str | list[UserContent] = prompt
+        if images and self.runtime.provider.reads_images:
+            user_prompt = [prompt, *(BinaryContent(i, media_type="image/png") for i in images)]
+        state = _TurnState(messages=history_messages(history), user_prompt=user_prompt)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.runtime.limits.max_seconds
         while True:

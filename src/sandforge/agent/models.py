@@ -49,6 +49,10 @@ class ModelNotAllowed(ModelConfigError):
     code = "model_not_allowed"
 
 
+IMAGE_INPUT_KINDS = frozenset({"anthropic", "openai"})
+"""Providers whose models read images (a screenshot of a broken preview helps them)."""
+
+
 @dataclass(frozen=True)
 class ProviderInfo:
     """Who answers the model requests, in the words an error message needs."""
@@ -63,6 +67,10 @@ class ProviderInfo:
     """The variable that holds the key, e.g. ANTHROPIC_API_KEY."""
     base_url_env: str | None = None
     key_set: bool = False
+
+    @property
+    def reads_images(self) -> bool:
+        return self.kind in IMAGE_INPUT_KINDS
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,18 @@ job, because only the supervisor also sees a worker that died.
 
 from __future__ import annotations
 
+import asyncio
 import traceback
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..agent.builder import Builder
 from ..agent.edits import ProjectFiles
 from ..agent.models import ModelChoice
 from ..agent.offline import derive_title, scaffold
+from ..chat import ChatMessage
 from ..config import Settings
 from ..errors import SandforgeError
 from ..events import CompleteData, CompleteEvent, Event, error, progress
@@ -31,10 +34,10 @@ from ..projects.serving import (
     project_spec,
     start_dev_server,
 )
-from ..render import check_render, find_chromium
 from ..sandbox import Sandbox, SandboxProvider
 from ..templates import ProjectTemplate, get_template
 from .job import RunJob
+from .repair import Findings, RenderCheck, Repairs, find_problems, repair_prompt
 
 
 class MissingEntryFile(SandforgeError):
@@ -47,6 +50,8 @@ class PipelineInputs:
     job: RunJob
     settings: Settings
     model: ModelChoice
+    check: RenderCheck | None = None
+    """The rendered check; None when it is off or unavailable."""
 
     @property
     def template(self) -> ProjectTemplate:
@@ -59,9 +64,14 @@ class PipelineInputs:
 
 @dataclass
 class TurnOutcome:
+    """What the model's turns (the first, then each repair) add up to."""
+
     tokens_used: int = 0
-    extra: dict[str, Any] | None = None
-    """The `complete` event's extension fields the model's turn reported."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """The `complete` event's extension fields the last turn reported."""
+    text: str = ""
+    """What the model said, all turns together."""
+    limit_reached: str | None = None
 
 
 async def run_pipeline(
@@ -120,7 +130,7 @@ async def _sandbox_flow(inputs: PipelineInputs, provider: SandboxProvider) -> As
     if job.new_project and not inputs.model.offline:
         await _write_starter(sandbox, template, job)
     turn = TurnOutcome()
-    async for event in _model_turn(inputs, sandbox, sandbox, turn):
+    async for event in _model_turn(inputs, sandbox, sandbox, turn, job.request.prompt):
         yield event
     async for event in _check_files(sandbox, template, sandbox.id):
         yield event
@@ -128,7 +138,7 @@ async def _sandbox_flow(inputs: PipelineInputs, provider: SandboxProvider) -> As
     await install_dependencies(sandbox, template)
     yield progress("preview", f"Waiting for the dev server at {inputs.preview_url}", sandbox.id)
     await start_dev_server(sandbox, template, settings.dev_server_ready_timeout_s)
-    async for event in _finish(inputs, turn, sandbox.project_dir, sandbox.id):
+    async for event in _finish(inputs, turn, sandbox, sandbox):
         yield event
 
 
@@ -140,13 +150,13 @@ async def _persistent_flow(inputs: PipelineInputs, stored: StoredFiles) -> Async
     if new_project and not inputs.model.offline:
         await _write_starter(stored, template, job)
     turn = TurnOutcome()
-    async for event in _model_turn(inputs, stored, None, turn):
+    async for event in _model_turn(inputs, stored, None, turn, job.request.prompt):
         yield event
     async for event in _check_files(stored, template, None):
         yield event
     yield progress("starting", "Serving the stored files; no dev server needed")
     yield progress("preview", f"Preview at {inputs.preview_url}")
-    async for event in _finish(inputs, turn, "/", None):
+    async for event in _finish(inputs, turn, stored, None):
         yield event
 
 
@@ -157,9 +167,14 @@ async def _write_starter(files: ProjectFiles, template: ProjectTemplate, job: Ru
 
 
 async def _model_turn(
-    inputs: PipelineInputs, files: ProjectFiles, sandbox: Sandbox | None, turn: TurnOutcome
+    inputs: PipelineInputs,
+    files: ProjectFiles,
+    sandbox: Sandbox | None,
+    turn: TurnOutcome,
+    prompt: str,
+    images: tuple[bytes, ...] = (),
 ) -> AsyncIterator[Event]:
-    """The model's turn over the files (or the offline scaffolder's), filling in `turn`."""
+    """One turn of the model over the files (or the offline scaffolder's), added to `turn`."""
     job, template = inputs.job, inputs.template
     sandbox_id = sandbox.id if sandbox is not None else None
     if inputs.model.offline:
@@ -168,12 +183,21 @@ async def _model_turn(
             yield event
         return
     assert inputs.model.model is not None
-    yield progress("generating", f"Generating with {inputs.model.name}...", sandbox_id)
+    if not turn.text:
+        yield progress("generating", f"Generating with {inputs.model.name}...", sandbox_id)
+    history = list(job.history)
+    if turn.text:  # a repair: the model sees its first turn
+        history += [
+            ChatMessage(role="user", content=job.request.prompt),
+            ChatMessage(role="assistant", content=turn.text),
+        ]
     builder = Builder(inputs.model.model, template, job.request.agents)
-    async for event in builder.run(files, job.request.prompt, job.history, sandbox=sandbox):
+    async for event in builder.run(files, prompt, history, sandbox=sandbox, images=images):
         yield event
-    turn.tokens_used = builder.result.tokens_used
+    turn.tokens_used += builder.result.tokens_used
     turn.extra = builder.result.complete_fields()
+    turn.text += builder.result.text
+    turn.limit_reached = builder.result.limit_reached
 
 
 async def _check_files(
@@ -189,40 +213,103 @@ async def _check_files(
 
 
 async def _finish(
-    inputs: PipelineInputs, turn: TurnOutcome, project_dir: str, sandbox_id: str | None
+    inputs: PipelineInputs, turn: TurnOutcome, files: ProjectFiles, sandbox: Sandbox | None
 ) -> AsyncIterator[Event]:
-    """The rendered check, then `complete`."""
-    job, settings = inputs.job, inputs.settings
-    render = None
-    chromium = find_chromium(settings.chromium_path) if settings.render_check else None
-    if chromium is not None:
-        yield progress("preview", "Checking the rendered page in Chromium", sandbox_id)
-        report = await check_render(
-            inputs.preview_url if job.public else f"{inputs.preview_url}?token={job.preview_token}",
-            settings.data_dir / "screenshots" / f"{job.run_id}.png",
-            chromium,
+    """Check what a user would see, give what is wrong back to the model (bounded), then
+    `complete` with the final check and what the repairs did."""
+    job, settings, template = inputs.job, inputs.settings, inputs.template
+    sandbox_id = sandbox.id if sandbox is not None else None
+    url = inputs.preview_url if job.public else f"{inputs.preview_url}?token={job.preview_token}"
+    screenshot = settings.data_dir / "screenshots" / f"{job.run_id}.png"
+    repairs = Repairs()
+    while True:
+        if inputs.check is not None:
+            yield progress("preview", "Checking the rendered page in Chromium", sandbox_id)
+        findings = await find_problems(inputs.check, url, screenshot, sandbox, template)
+        if findings.render is not None:
+            yield progress("preview", _summary(findings), sandbox_id)
+        stop = _why_stop(inputs, turn, repairs, findings)
+        if stop is not None:
+            repairs.stopped_because = stop
+            break
+        repairs.attempts += 1
+        repairs.remaining = findings.problems
+        yield progress(
+            "generating",
+            f"Fixing {findings.describe()} (attempt {repairs.attempts} of "
+            f"{settings.repair_attempts})",
+            sandbox_id,
         )
-        if report.screenshot:
-            report.screenshot = f"/api/runs/{job.run_id}/screenshot"
-        render = report.to_json()
-        yield progress("preview", report.summary(), sandbox_id)
-    yield progress("complete", "Preview ready", sandbox_id)
+        images = await _screenshot(screenshot) if findings.render is not None else ()
+        async for event in _model_turn(
+            inputs, files, sandbox, turn, repair_prompt(findings.problems), images
+        ):
+            yield event
+    repairs.remaining = findings.problems
+    if findings.render is not None and findings.render.get("screenshot"):
+        findings.render["screenshot"] = f"/api/runs/{job.run_id}/screenshot"
+    message = f"Your app is live at {inputs.preview_url}"
+    if repairs.remaining:
+        stopped = f" ({repairs.stopped_because})" if repairs.stopped_because else ""
+        message += (
+            f", but automatic repair stopped{stopped} with {len(repairs.remaining)} problem(s) "
+            f"left: {repairs.remaining[0]}"
+        )
+        yield progress("complete", message, sandbox_id)
+    else:
+        yield progress("complete", "Preview ready", sandbox_id)
     yield CompleteEvent(
         data=CompleteData(
             success=True,
             sandboxId=sandbox_id or "",
-            projectDir=project_dir,
+            projectDir=sandbox.project_dir if sandbox is not None else "/",
             previewUrl=inputs.preview_url,
             accessToken=None if job.public else job.preview_token,
             tokensUsed=turn.tokens_used,
-            message=f"Your app is live at {inputs.preview_url}",
+            message=message,
             runId=job.run_id,
             projectId=job.project_id,
             model=inputs.model.name,
-            render=render,
-            **(turn.extra or {}),
+            render=findings.render,
+            repairs=repairs.to_json() if findings.problems or repairs.attempts else None,
+            **turn.extra,
         )
     )
+
+
+def _summary(findings: Findings) -> str:
+    if not findings.problems:
+        return "Rendered check: the page renders"
+    first = findings.problems[0]
+    if len(findings.problems) == 1:
+        return f"Rendered check: {first}"
+    return f"Rendered check: {len(findings.problems)} problems, first: {first}"
+
+
+def _why_stop(
+    inputs: PipelineInputs, turn: TurnOutcome, repairs: Repairs, findings: Findings
+) -> str | None:
+    """Why the repair loop ends here, or None to try another repair."""
+    if not findings.problems:
+        return "nothing to fix"
+    if inputs.model.offline:
+        return "no AI model is configured"
+    if repairs.attempts >= inputs.settings.repair_attempts:
+        if inputs.settings.repair_attempts == 0:
+            return "SANDFORGE_REPAIR_ATTEMPTS is 0"
+        return f"after {repairs.attempts} attempt(s), the limit (SANDFORGE_REPAIR_ATTEMPTS)"
+    if repairs.attempts and findings.problems == repairs.remaining:
+        return "the same problems came back unchanged"
+    if turn.limit_reached:
+        return "a run limit was reached"
+    return None
+
+
+async def _screenshot(path: Path) -> tuple[bytes, ...]:
+    try:
+        return (await asyncio.to_thread(path.read_bytes),)
+    except OSError:
+        return ()
 
 
 def _with_sandbox(event: Event, sandbox_id: str | None) -> Event:

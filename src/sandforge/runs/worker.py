@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from pydantic import SecretStr
@@ -22,11 +23,13 @@ from ..config import Settings
 from ..errors import SandforgeError
 from ..events import Event, error, to_json
 from ..projects.files import StoredFiles
+from ..render import check_render, find_chromium
 from ..sandbox.local import RemoteLauncher
 from ..sandbox.providers import close_provider, make_provider
 from ..store.repo import Store
 from .job import RunJob
 from .pipeline import PipelineInputs, run_pipeline
+from .repair import RenderCheck
 
 
 def settings_to_json(settings: Settings) -> dict[str, Any]:
@@ -38,6 +41,17 @@ def settings_to_json(settings: Settings) -> dict[str, Any]:
             value = value.get_secret_value()
         values[name] = str(value) if isinstance(value, os.PathLike) else value
     return values
+
+
+def render_check(settings: Settings) -> RenderCheck | None:
+    chromium = find_chromium(settings.chromium_path) if settings.render_check else None
+    if chromium is None:
+        return None
+
+    async def check(url: str, screenshot: Path) -> dict[str, Any] | None:
+        return (await check_render(url, screenshot, chromium)).to_json()
+
+    return check
 
 
 def _emit(out: BinaryIO, event: Event) -> None:
@@ -58,7 +72,9 @@ async def _generate(message: dict[str, Any], out: BinaryIO) -> None:
     if job.flow == "persistent":
         store = await Store.open(settings.database_url, settings.data_dir, upgrade=False)
     try:
-        inputs = PipelineInputs(job=job, settings=settings, model=model)
+        inputs = PipelineInputs(
+            job=job, settings=settings, model=model, check=render_check(settings)
+        )
         stored = StoredFiles(store, job.project_id) if store is not None else None
         async for event in run_pipeline(inputs, provider, stored):
             _emit(out, event)

@@ -31,6 +31,8 @@ class ProjectTemplate:
     lock_files: tuple[str, ...] = ()
     install_command: str | None = None
     """Installs the dependencies inside a sandbox that has no host cache (Daytona)."""
+    typecheck_command: str | None = None
+    """Reports type and syntax errors without building (TypeScript's `tsc --noEmit`)."""
 
     @property
     def files(self) -> Traversable:
@@ -94,6 +96,7 @@ REACT = ProjectTemplate(
     dependency_dir="node_modules",
     lock_files=("package.json", "package-lock.json"),
     install_command="npm ci --no-audit --no-fund",
+    typecheck_command="node node_modules/typescript/bin/tsc --noEmit -p tsconfig.json --pretty false",
 )
 
 TEMPLATES: dict[str, ProjectTemplate] = {t.name: t for t in (WEB_APP, REACT)}
