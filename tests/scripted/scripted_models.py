@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from pydantic_ai.messages import (
     ModelMessage,
@@ -216,3 +216,78 @@ def broken_vite_config() -> FunctionModel:
     """Breaks the React template's Vite config, so the dev server dies at start."""
     config = 'throw new Error("vite config exploded");\nexport default {};\n'
     return _writes("scripted-broken-vite", {"vite.config.ts": config})
+
+
+REPAIR_MARK = "does not work yet"
+"""In the repair loop's prompt: a turn that sees it is being asked to fix what it built."""
+WORKING_PAGE = "<!doctype html><title>Fixed</title><h1>It works</h1>"
+
+
+def _throws(message: str) -> str:
+    script = f'<script>throw new Error("{message}")</script>'
+    return f"<!doctype html><title>Broken</title><h1>Almost</h1>{script}"
+
+
+def _writes_per_turn(name: str, files_for: Callable[[list[str]], dict[str, str]]) -> FunctionModel:
+    """Each turn (the first, then each repair) writes `files_for(user prompts so far)`."""
+
+    async def stream(
+        messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+        last = messages[-1]
+        if isinstance(last, ModelRequest) and any(
+            isinstance(p, ToolReturnPart) for p in last.parts
+        ):
+            yield "Done."
+            return
+        prompts = _user_prompts(messages)
+        for index, (path, content) in enumerate(files_for(prompts).items()):
+            args = json.dumps({"path": path, "content": content})
+            yield {
+                index: DeltaToolCall(
+                    name="write_file", json_args=args, tool_call_id=f"t{len(prompts)}-{index}"
+                )
+            }
+
+    return FunctionModel(stream_function=stream, model_name=name)
+
+
+def _repairs(prompts: list[str]) -> int:
+    return sum(1 for p in prompts if REPAIR_MARK in p)
+
+
+def fixes_on_repair() -> FunctionModel:
+    """Writes a page that throws; the first repair turn fixes it."""
+    return _writes_per_turn(
+        "scripted-fixes",
+        lambda prompts: {
+            "index.html": WORKING_PAGE if _repairs(prompts) else _throws("calculator exploded")
+        },
+    )
+
+
+def never_fixes() -> FunctionModel:
+    """Every turn breaks the page in a new way: the loop must stop at its cap."""
+    return _writes_per_turn(
+        "scripted-never-fixes",
+        lambda prompts: {"index.html": _throws(f"exploded {_repairs(prompts)}")},
+    )
+
+
+def repeats_error() -> FunctionModel:
+    """Every turn writes the same broken page: the loop must stop on the repeat."""
+    return _writes_per_turn(
+        "scripted-repeats", lambda prompts: {"index.html": _throws("calculator exploded")}
+    )
+
+
+REACT_BROKEN_APP = "export default function App() {\n  return <h1>Almost</h1\n}\n"
+REACT_FIXED_APP = "export default function App() {\n  return <h1>React works</h1>;\n}\n"
+
+
+def react_fixes_compile_error() -> FunctionModel:
+    """Writes an App.tsx that does not compile; the repair turn fixes it."""
+    return _writes_per_turn(
+        "scripted-react-fixes",
+        lambda prompts: {"src/App.tsx": REACT_FIXED_APP if _repairs(prompts) else REACT_BROKEN_APP},
+    )
