@@ -133,6 +133,9 @@ export class PreviewPanel {
     if (this.staticFiles) return this.showsLink ? "ready" : this.generating ? "building" : "idle";
     // A run is making what the poll cannot see yet (a first run's sandbox may not even exist).
     if (this.generating && !this.showsLink) return "building";
+    // Nothing was ever built: whatever became of the sandbox, there is no preview to bring back.
+    const down = this.serverStatus === "gone" || this.serverStatus === "stopped";
+    if (down && !this.built) return "none";
     if (this.serverStatus === "gone") return this.rebuilding ? "rebuilding" : "gone";
     if (this.serverStatus === "stopped" || this.serverStatus === "crashed") return this.serverStatus;
     if (this.serverStatus === "ready" && this.showsLink) return "ready";
@@ -255,13 +258,13 @@ export class PreviewPanel {
       this.overlayContent("hammer", "", "Rebuilding the sandbox", "sandforge is restoring the saved files into a new sandbox and starting the dev server.", [skeleton()]);
       return;
     }
+    if (status === "none") {
+      this.overlayContent("screen", "", "No preview", "The run ended before the app was ready, so there is nothing to preview. Send a follow-up or try again.");
+      return;
+    }
     if (status === "gone") {
-      if (!this.built) {
-        this.overlayContent("screen", "", "No preview", "The run ended before the app was ready, and its sandbox was cleaned up. Send a follow-up or try again.");
-      } else {
-        const rebuild = h("button", { type: "button", class: "btn btn-primary", onclick: () => this.rebuild() }, "Rebuild preview");
-        this.overlayContent("trash", "warn", "This sandbox is gone", "The project's files are saved: sandforge can rebuild the sandbox at the same preview link.", [rebuild]);
-      }
+      const rebuild = h("button", { type: "button", class: "btn btn-primary", onclick: () => this.rebuild() }, "Rebuild preview");
+      this.overlayContent("trash", "warn", "This sandbox is gone", "The project's files are saved: sandforge can rebuild the sandbox at the same preview link.", [rebuild]);
       return;
     }
     if (status === "stopped") {

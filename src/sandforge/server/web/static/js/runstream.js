@@ -171,7 +171,7 @@ export class RunStream {
           this.onState("reconnecting", "The connection to the server dropped; reconnecting…");
           await this.wait(delay);
         } else {
-          this.onState("offline", "Lost the connection to the sandforge server. This run's progress shows again once it answers.");
+          this.onState("offline", "Lost the connection: this run's progress shows again once the server answers.");
           await this.connection.whenOnline(this.controller.signal);
         }
         if (this.aborted) return;

@@ -130,7 +130,8 @@ export class TurnView {
         this.complete = data;
         if (data.runId) this.runId = data.runId;
         this.setConnection("done");
-        this.setStatus("complete", data.message);
+        // The server's message says the app is live; with problems left, that is not the whole story.
+        this.setStatus("complete", this.outcome === "problems" ? "Finished, with problems left in the preview" : data.message);
         this.showComplete(data, seq);
         break;
       case "error":
@@ -287,8 +288,8 @@ export class TurnView {
   showProblems(data, problems, seq) {
     const repairs = data.repairs;
     const left = problems.length === 1 ? "1 problem is left" : `${problems.length} problems are left`;
-    let title = `Your app is live, but ${left}`;
-    let detail = "The rendered check of the preview found these:";
+    let title = `The app runs, but the preview shows problems: ${left}`;
+    let detail = "The rendered check of the preview found these. The preview stays live.";
     if (repairs) {
       const attempts = repairs.attempts === 1 ? "1 attempt" : `${repairs.attempts} attempts`;
       title = `Automatic repair stopped after ${attempts}: ${left}`;
