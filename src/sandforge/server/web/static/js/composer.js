@@ -84,6 +84,12 @@ export class Composer {
     return [...this.els.start.form.querySelectorAll("input[name=agents]:checked")].map((i) => i.value);
   }
 
+  /** A prompt given in the address (?prompt=), ready to edit or send. */
+  prefill(prompt) {
+    this.els.start.prompt.value = prompt;
+    this.updateCount(this.els.start);
+  }
+
   useExample(prompt) {
     const textarea = this.els.start.prompt;
     textarea.value = prompt;

@@ -60,7 +60,6 @@ const session = new Session({
   hooks: {
     onChange: () => render(),
     onEvent: (turn, event, { restoring }) => showEvent(event, restoring),
-    onRunEnd: () => preview.setGenerating(false),
     onForeignRun: () => toast("This project was updated in another session", "info"),
   },
 });
@@ -91,6 +90,7 @@ function render() {
   if (session.projectId || session.turns.length) setTitle(session.title);
   setRunBadge(session.runStatus);
   composer.render();
+  if (!session.active) preview.setGenerating(false);
   if (session.project) preview.setProject(session.project);
   preview.setBuilt(session.built);
   files.setSource({ sandboxId: session.liveSandboxId, projectId: session.projectId });
@@ -177,14 +177,14 @@ els.projectsDialog.addEventListener("click", (event) => {
 els.connBanner.querySelector("button").addEventListener("click", () => connection.reconnectNow());
 connection.addEventListener("change", (event) => showConnection(event.detail.online));
 
-// A project, run or sandbox id: the server says which, and returns its whole session.
+// A project or run id: the server says which, and returns the whole session.
 const params = new URLSearchParams(location.search);
-const reopen = params.get("project") || params.get("run") || params.get("sandbox");
+const reopen = params.get("project") || params.get("run");
 if (reopen) {
   openSession(reopen);
 } else {
   refreshRecent();
-  if (params.get("prompt")) els.start.querySelector("#prompt").value = params.get("prompt");
+  if (params.get("prompt")) composer.prefill(params.get("prompt"));
   // Ready to type on desktop; on touch screens, no keyboard popping up uninvited.
   if (matchMedia("(pointer: fine)").matches) $("#prompt").focus();
 }

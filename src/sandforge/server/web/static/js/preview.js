@@ -70,7 +70,6 @@ export class PreviewPanel {
     this.frame.addEventListener("load", () => {
       if (!this.frame.getAttribute("src")) return;
       this.frameLoaded = true;
-      this.rebuilding = false;
       this.render();
     });
     document.addEventListener("visibilitychange", () => {
@@ -185,6 +184,8 @@ export class PreviewPanel {
     const before = this.serverStatus;
     // "stopped" with no sandbox: the sandbox is gone (opening the link rebuilds it from the saved files).
     this.serverStatus = body.status === "stopped" && !body.sandboxId ? "gone" : body.status;
+    // A rebuild is over once the project has a sandbox again.
+    if (this.serverStatus !== "gone") this.rebuilding = false;
     this.sandboxId = body.sandboxId;
     this.onSandbox(body.sandboxId, body.status !== "stopped");
     this.setLog(body.logTail || "");

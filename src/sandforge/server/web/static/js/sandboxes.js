@@ -82,13 +82,13 @@ class SandboxesPage {
     const { url, label } = this.previewOf(sandbox);
     const project = this.projectOf(sandbox);
     const page = project?.flow === "persistent" ? "/create" : "/create-daytona";
-    const open = project ? `${page}?project=${encodeURIComponent(project.id)}` : `${page}?sandbox=${encodeURIComponent(sandbox.id)}`;
     const busy = this.busy.has(sandbox.id);
     const toggle = h("button", { type: "button", class: "btn btn-sm", "aria-label": `${started ? "Stop" : "Start"} ${sandbox.id}`, disabled: busy }, started ? "Stop" : "Start");
     toggle.addEventListener("click", () => this.act(sandbox, started ? "stop" : "start", toggle));
     const del = h("button", { type: "button", class: "btn btn-sm btn-danger", "aria-label": `Delete ${sandbox.id}`, disabled: busy }, "Delete");
     del.addEventListener("click", () => this.act(sandbox, "delete", del));
-    const actions = h("div", { class: "row-actions" }, h("a", { class: "btn btn-sm btn-ghost", href: open, "aria-label": `Open the project of ${sandbox.id}` }, "Project"), toggle, del);
+    const openProject = project ? h("a", { class: "btn btn-sm btn-ghost", href: `${page}?project=${encodeURIComponent(project.id)}`, "aria-label": `Open the project of ${sandbox.id}` }, "Project") : null;
+    const actions = h("div", { class: "row-actions" }, openProject, toggle, del);
     const name = project ? project.name || project.id : null;
     return h(
       "tr",

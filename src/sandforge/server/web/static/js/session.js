@@ -15,7 +15,6 @@ export class Session {
    * @param {object} opts.hooks
    * @param {() => void} opts.hooks.onChange  anything about the session changed: redraw from it
    * @param {(turn, event, how: {restoring: boolean}) => void} opts.hooks.onEvent  after the turn shows it
-   * @param {(turn) => void} opts.hooks.onRunEnd
    * @param {(turn) => void} opts.hooks.onForeignRun  another viewer's run was added
    */
   constructor({ endpoint, connection, conversation, hooks }) {
@@ -170,7 +169,7 @@ export class Session {
     try {
       await stream.start(this.endpoint, body);
     } finally {
-      if (accepted) await this.finish(turn);
+      if (accepted) await this.finish();
       else {
         this.active = null;
         this.hooks.onChange();
@@ -201,7 +200,7 @@ export class Session {
     this.active = { stream, turn, state: "running" };
     this.hooks.onChange();
     // Not awaited: the page is usable while a live run is followed.
-    stream.follow(run.runId).then(() => this.finish(turn));
+    stream.follow(run.runId).then(() => this.finish());
     return turn;
   }
 
@@ -253,18 +252,18 @@ export class Session {
   onEvent(turn, event, seq, restoring) {
     this.conversation.keepingBottom(() => turn.apply(event, seq));
     const data = event.data || {};
-    if (!data.clientSide) {
+    // A replayed run names the sandboxes of its day; the session record says which is current.
+    if (!data.clientSide && !restoring) {
       if (data.sandboxId) this.setSandbox(data.sandboxId);
       if (data.projectId) this.setProjectId(data.projectId);
     }
     this.hooks.onEvent(turn, event, { restoring });
   }
 
-  async finish(turn) {
+  async finish() {
     this.active = null;
     // A finished run renames the project and may have replaced or deleted its sandbox.
     await this.refresh();
-    this.hooks.onRunEnd(turn);
     this.hooks.onChange();
   }
 }
