@@ -61,9 +61,13 @@ def test_server_gone_mid_run(
     expect(page.locator(".complete-card")).to_have_count(0)
     screenshot(page, "create-daytona-server-gone")
 
-    # The server comes back: one click reconnects, and the run shows how it really ended.
+    # "Reconnect now" asks at once; the server is still down, so the page still says so.
+    with page.expect_request("**/api/health"):
+        banner.get_by_role("button", name="Reconnect now").click()
+    expect(banner).to_be_visible()
+
+    # The server comes back: the page reconnects by itself and shows how the run really ended.
     doomed_server.append(start_server(server.data_dir, model=SCRIPTED_MODEL, port=server.port))
-    banner.get_by_role("button", name="Reconnect now").click()
     card = turn.locator(".error-card")
     expect(card).to_be_visible(timeout=UI_TIMEOUT_MS)
     expect(card).to_have_attribute("data-code", "interrupted")
