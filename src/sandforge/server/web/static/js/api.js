@@ -14,7 +14,7 @@ export class ApiError extends Error {
   }
 }
 
-export const UNREACHABLE_MESSAGE = "Could not reach the sandforge server. Check that it is running and your connection is up.";
+const UNREACHABLE_MESSAGE = "Could not reach the sandforge server. Check that it is running and your connection is up.";
 
 /** Turn a failed Response into an ApiError carrying the server's own message. */
 export async function apiError(response) {

@@ -7,7 +7,7 @@ import { fixItPrompt } from "./outcome.js";
 const EMPTY_PROMPT = "Describe what to build first: the prompt is empty.";
 
 /** A refusal in words a user can act on. The server's code stays out of sight (it is on data-code). */
-export function humanMessage(err) {
+function humanMessage(err) {
   switch (err.code) {
     case "project_not_found":
     case "sandbox_not_found":

@@ -10,7 +10,7 @@ const MAX_PROBLEMS_IN_PROMPT = 10;
 const MAX_PROBLEM_CHARS = 500;
 
 /** The opening line of the follow-up that "Fix it" sends. */
-export const FIX_IT_OPENING = "Fix these problems the preview still shows:";
+const FIX_IT_OPENING = "Fix these problems the preview still shows:";
 
 /** How a finished turn ended: "succeeded", "problems", "stopped" or "failed". */
 export function outcomeOf({ complete, error }) {

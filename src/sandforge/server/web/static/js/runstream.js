@@ -5,9 +5,9 @@ import { apiError, request, runPath, ApiError } from "./api.js";
 import { readSSE } from "./sse.js";
 import { sleep } from "./dom.js";
 
-export const TERMINAL = new Set(["complete", "error"]);
-export const RUN_ID_HEADER = "x-sandforge-run-id";
-export const PROJECT_ID_HEADER = "x-sandforge-project-id";
+const TERMINAL = new Set(["complete", "error"]);
+const RUN_ID_HEADER = "x-sandforge-run-id";
+const PROJECT_ID_HEADER = "x-sandforge-project-id";
 const MAX_BACKOFF_MS = 15000;
 const MAX_ATTEMPTS_WITHOUT_RUN = 6;
 

@@ -4,7 +4,7 @@ import { renderMarkdown } from "./markdown.js";
 import { shareUrl } from "./api.js";
 import { outcomeOf, problemsOf, troubleshoot, APP_ERRORS_HINT } from "./outcome.js";
 
-export const STATUSES = ["creating", "initializing", "generating", "writing", "starting", "preview", "complete"];
+const STATUSES = ["creating", "initializing", "generating", "writing", "starting", "preview", "complete"];
 const STATUS_LABEL = {
   creating: "Creating",
   initializing: "Initializing",
