@@ -157,9 +157,11 @@ def start_server(
     model: str | None = None,
     preview_domain: str = PAGE_HOST,
     page_host: str = PAGE_HOST,
+    port: int | None = None,
 ) -> Server:
+    """A server on `port` (a free one when None; a stopped server's, to bring it back)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     settings = (
         f"Settings(data_dir=Path({str(data_dir)!r}), port={port}, "
         f"preview_domain={preview_domain!r}, dev_server_ready_timeout_s=90)"

@@ -7,6 +7,9 @@ prompt containing "heading to <text>" puts <text> in the page's heading, so a
 follow-up visibly changes the app. A prompt containing HANG_MARK says one thing
 and then thinks forever (to stop a run mid-way); one containing BREAK_MARK
 deletes index.html, so the run fails with the pipeline's missing_entry_file.
+A conversation that started with THROW_MARK gets a script that throws on load,
+whatever automatic repair asks, until a prompt opens with the UI's "Fix it"
+wording (FIX_IT_OPENING): then it writes the working counter.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ SUMMARY_CHUNKS = ("Done: ", "the counter ", "is ready.")
 CHUNK_DELAY_S = 0.25
 HANG_MARK = "[hang]"
 BREAK_MARK = "[break]"
+THROW_MARK = "[throw]"
+# The first line of the prompt the UI's "Fix it" button sends (static/js/outcome.js).
+FIX_IT_OPENING = "Fix these problems the preview still shows:"
 
 STYLES = """:root { color-scheme: light dark; font-family: system-ui, sans-serif; }
 body { display: grid; place-items: center; min-height: 100vh; margin: 0; }
@@ -48,6 +54,8 @@ document.getElementById("inc").addEventListener("click", () => {
   out.textContent = String(count);
 });
 """
+# A typo that throws on load: the page shows, but its script dies (a ReferenceError).
+THROWING_SCRIPT = SCRIPT.replace("out.textContent", "countr.textContent", 1)
 
 
 def page(heading: str) -> str:
@@ -78,6 +86,25 @@ def _latest_prompt(messages: list[ModelMessage]) -> str:
                 if isinstance(part, UserPromptPart) and isinstance(part.content, str):
                     return part.content
     return ""
+
+
+def _prompts(messages: list[ModelMessage]) -> list[str]:
+    """Every user prompt of the conversation, oldest first."""
+    return [
+        part.content
+        for message in messages
+        if isinstance(message, ModelRequest)
+        for part in message.parts
+        if isinstance(part, UserPromptPart) and isinstance(part.content, str)
+    ]
+
+
+def _script(messages: list[ModelMessage]) -> str:
+    prompts = _prompts(messages)
+    stubborn = any(THROW_MARK in p for p in prompts)
+    if stubborn and not prompts[-1].startswith(FIX_IT_OPENING):
+        return THROWING_SCRIPT
+    return SCRIPT
 
 
 def _tools_returned(messages: list[ModelMessage]) -> bool:
@@ -119,7 +146,7 @@ def build() -> FunctionModel:
         files = {
             "index.html": page(_heading(prompt)),
             "styles.css": STYLES,
-            "app.js": SCRIPT,
+            "app.js": _script(messages),
         }
         for index, (path, content) in enumerate(files.items()):
             yield {

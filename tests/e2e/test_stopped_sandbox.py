@@ -1,4 +1,4 @@
-"""A stopped sandbox: the project page says so and starts it again from the preview panel."""
+"""A stopped sandbox starts again from the preview panel; a deleted one is rebuilt from there."""
 
 from __future__ import annotations
 
@@ -25,3 +25,23 @@ def test_start_a_stopped_sandbox_from_the_preview(offline_server: Server, page: 
         "Weather App", timeout=UI_TIMEOUT_MS
     )
     expect(overlay).to_be_hidden()
+
+
+def test_rebuild_a_deleted_sandbox_from_the_preview(offline_server: Server, page: Page) -> None:
+    done = offline_server.generate("Create a notes app")[-1]["data"]
+    with offline_server.client() as client:
+        deleted = client.delete(f"/api/sandboxes/{done['sandboxId']}")
+        assert deleted.status_code == 204, deleted.text
+    page.goto(f"{offline_server.base_url}/create-daytona?project={done['projectId']}")
+    expect(page.locator(".turn")).to_have_count(1)
+    expect(page.locator("#preview-status")).to_have_text("gone", timeout=UI_TIMEOUT_MS)
+    overlay = page.locator("#preview-overlay")
+    expect(overlay).to_contain_text("This sandbox is gone")
+    screenshot(page, "create-daytona-sandbox-gone")
+    overlay.get_by_role("button", name="Rebuild preview").click()
+    expect(page.frame_locator("#preview-frame").get_by_role("heading", level=1)).to_have_text(
+        "Notes App", timeout=UI_TIMEOUT_MS
+    )
+    expect(page.locator("#preview-status")).to_have_text("ready", timeout=UI_TIMEOUT_MS)
+    expect(overlay).to_be_hidden()
+    assert done["sandboxId"] not in offline_server.sandbox_ids()

@@ -7,23 +7,29 @@ export class ApiError extends Error {
     this.status = status;
     this.code = code;
   }
+
+  /** The server could not be reached at all (as opposed to answering with an error). */
+  get unreachable() {
+    return this.status === 0;
+  }
 }
+
+const UNREACHABLE_MESSAGE = "Could not reach the sandforge server. Check that it is running and your connection is up.";
 
 /** Turn a failed Response into an ApiError carrying the server's own message. */
 export async function apiError(response) {
   let code = `http_${response.status}`;
-  let message = `${response.status} ${response.statusText || "error"}`;
+  let message = `The server answered ${response.status} ${response.statusText || ""}`.trim();
   try {
     const text = await response.text();
     try {
       const body = JSON.parse(text);
-      if (body && body.error) {
+      if (body?.error) {
         code = body.error.code || code;
         message = body.error.message || message;
-      } else if (body && typeof body.detail === "string") {
-        message = body.detail;
       }
     } catch {
+      // Not JSON: a proxy in between answered. Its text is better than nothing.
       if (text) message = text.slice(0, 500);
     }
   } catch {
@@ -32,19 +38,23 @@ export async function apiError(response) {
   return new ApiError(response.status, code, message);
 }
 
+/** fetch() that turns "the server is not there" into an ApiError (status 0) instead of a TypeError. */
+export async function request(path, init = {}) {
+  try {
+    return await fetch(path, init);
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError(0, "unreachable", UNREACHABLE_MESSAGE);
+  }
+}
+
 export async function api(path, { method = "GET", body, signal, headers } = {}) {
   const init = { method, signal, headers: { accept: "application/json", ...(headers || {}) } };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch (err) {
-    if (err.name === "AbortError") throw err;
-    throw new ApiError(0, "network", "Could not reach the sandforge server. Check that it is running and your connection is up.");
-  }
+  const response = await request(path, init);
   if (!response.ok) throw await apiError(response);
   if (response.status === 204) return null;
   const type = response.headers.get("content-type") || "";
@@ -52,29 +62,15 @@ export async function api(path, { method = "GET", body, signal, headers } = {}) 
 }
 
 export const sandboxPath = (id) => `/api/sandboxes/${encodeURIComponent(id)}`;
-export const filePath = (id, path) => `${sandboxPath(id)}/files/${path.split("/").map(encodeURIComponent).join("/")}`;
+export const projectPath = (id) => `/api/projects/${encodeURIComponent(id)}`;
+export const runPath = (id) => `/api/runs/${encodeURIComponent(id)}`;
+export const sessionPath = (id) => `/api/sessions/${encodeURIComponent(id)}`;
+export const filePath = (base, path) => `${base}/files/${path.split("/").map(encodeURIComponent).join("/")}`;
 
-// Existence checks go through the lists, so a deleted sandbox or project never costs a 404
-// (which the browser would log as a console error).
-let sandboxCache = null;
-export async function listSandboxes({ maxAgeMs = 1000 } = {}) {
-  if (sandboxCache && Date.now() - sandboxCache.at < maxAgeMs) return sandboxCache.promise;
-  const promise = api("/api/sandboxes").then((body) => body.sandboxes);
-  sandboxCache = { at: Date.now(), promise };
-  promise.catch(() => (sandboxCache = null));
-  return promise;
-}
-
-export async function findSandbox(id) {
-  return (await listSandboxes()).find((s) => s.id === id) || null;
-}
-
-/** The projects, or null when this server has no projects API. */
-export async function listProjects() {
-  try {
-    return (await api("/api/projects")).projects;
-  } catch (err) {
-    if (err instanceof ApiError && (err.status === 404 || err.status === 405)) return null;
-    throw err;
-  }
+/** Share link: the preview URL with its access token, when the preview is private. */
+export function shareUrl(previewUrl, token) {
+  if (!previewUrl || !token) return previewUrl || "";
+  const url = new URL(previewUrl);
+  url.searchParams.set("token", token);
+  return url.toString();
 }

@@ -1,13 +1,20 @@
 // Live updates of a project for everyone viewing it: GET /api/projects/{id}/events.
 // Only `complete` matters here; the page replays that run from its own event log.
+import { projectPath, request } from "./api.js";
 import { readSSE } from "./sse.js";
-import { listProjects } from "./api.js";
 import { sleep } from "./dom.js";
 
+const FIRST_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 30000;
 
 export class ProjectFeed {
-  constructor({ onForeignComplete }) {
+  /**
+   * @param {object} opts
+   * @param {import("./connection.js").ServerConnection} opts.connection
+   * @param {(event: object) => void} opts.onForeignComplete
+   */
+  constructor({ connection, onForeignComplete }) {
+    this.connection = connection;
     this.onForeignComplete = onForeignComplete;
     this.projectId = null;
     this.controller = null;
@@ -18,7 +25,7 @@ export class ProjectFeed {
     this.close();
     this.projectId = projectId;
     this.controller = new AbortController();
-    this.loop(projectId, this.controller.signal);
+    this.follow(projectId, this.controller.signal);
   }
 
   close() {
@@ -27,37 +34,27 @@ export class ProjectFeed {
     this.projectId = null;
   }
 
-  async loop(projectId, signal) {
-    let delay = 1000;
-    let first = true;
+  async follow(projectId, signal) {
+    let delay = FIRST_BACKOFF_MS;
     while (!signal.aborted) {
       try {
-        if (!first) {
-          // Reconnect only to a project that still exists (no 404 noise after a delete).
-          const projects = await listProjects();
-          if (!projects || !projects.some((p) => p.id === projectId)) return;
+        const response = await request(`${projectPath(projectId)}/events`, { headers: { accept: "text/event-stream" }, signal });
+        // The project was deleted: there is nothing left to follow.
+        if (!response.ok) return;
+        delay = FIRST_BACKOFF_MS;
+        for await (const frame of readSSE(response)) {
+          const event = JSON.parse(frame.data);
+          if (event.type === "complete") this.onForeignComplete(event);
         }
-        first = false;
-        const response = await fetch(`/api/projects/${encodeURIComponent(projectId)}/events`, {
-          headers: { accept: "text/event-stream" },
-          signal,
-        });
-        if (response.status === 404 || response.status === 405) return; // no live feed here
-        if (response.ok) {
-          delay = 1000;
-          for await (const frame of readSSE(response)) {
-            let event;
-            try {
-              event = JSON.parse(frame.data);
-            } catch {
-              continue;
-            }
-            if (event.type === "complete") this.onForeignComplete(event);
-          }
-        }
-      } catch {
+      } catch (err) {
         if (signal.aborted) return;
+        if (err.unreachable) {
+          this.connection.lost();
+          await this.connection.whenOnline(signal);
+          continue;
+        }
       }
+      // The stream ended or broke while the server still answers: try again, more slowly each time.
       await sleep(delay, signal);
       delay = Math.min(delay * 2, MAX_BACKOFF_MS);
     }

@@ -1,15 +1,22 @@
-// The Code tab: a file tree of the sandbox and a read-only, highlighted view of one file.
-import { api, ApiError, findSandbox } from "./api.js";
+// The Code tab: a file tree of the project and a read-only, highlighted view of one file.
+// Files come from the live sandbox while there is one, else from the project's saved version.
+import { api, filePath, projectPath, sandboxPath } from "./api.js";
 import { $, h, copyText, formatBytes, toast } from "./dom.js";
 import { languageOf, isBinaryPath, renderCode, LANGUAGE_BADGE } from "./highlight.js";
 
 const MAX_VIEW_BYTES = 512 * 1024;
-const COLLAPSED = new Set(["node_modules", ".git", "__pycache__", ".venv", "dist", "build", ".next", ".cache"]);
+const MAX_OPEN_DEPTH = 3;
 const ENTRY_FILES = ["index.html", "src/main.jsx", "src/main.js", "app.py", "main.py", "README.md"];
 
 export class FilesPanel {
-  constructor({ onCount } = {}) {
-    this.onCount = onCount || (() => {});
+  /**
+   * @param {object} opts
+   * @param {string[]} opts.skippedDirs  the server's one list of folders a listing leaves out
+   * @param {(files: number) => void} opts.onCount
+   */
+  constructor({ skippedDirs, onCount }) {
+    this.skippedDirs = new Set(skippedDirs);
+    this.onCount = onCount;
     this.tree = $("#file-tree");
     this.pathEl = $("#code-path");
     this.metaEl = $("#code-meta");
@@ -30,13 +37,16 @@ export class FilesPanel {
     });
   }
 
-  /** Where files come from: the live sandbox when there is one, else the project's store. */
-  setSource({ sandboxId = this.sandboxId, projectId = this.projectId } = {}) {
-    const changed = (sandboxId || null) !== this.sandboxId || (projectId || null) !== this.projectId;
+  /**
+   * Where files come from: the live sandbox when there is one (null when it is stopped or
+   * gone), else the project's saved files.
+   */
+  setSource({ sandboxId = null, projectId = null }) {
+    if (sandboxId === this.sandboxId && projectId === this.projectId) return;
     const firstSource = !this.sandboxId && !this.projectId;
-    this.sandboxId = sandboxId || null;
-    this.projectId = projectId || null;
-    if (!changed) return;
+    this.sandboxId = sandboxId;
+    this.projectId = projectId;
+    this.sourceChanged = !firstSource;
     if (firstSource) {
       this.files.clear();
       this.selected = null;
@@ -48,20 +58,23 @@ export class FilesPanel {
   }
 
   get base() {
-    if (this.sandboxId) return `/api/sandboxes/${encodeURIComponent(this.sandboxId)}`;
-    if (this.projectId) return `/api/projects/${encodeURIComponent(this.projectId)}`;
+    if (this.sandboxId) return sandboxPath(this.sandboxId);
+    if (this.projectId) return projectPath(this.projectId);
     return null;
   }
 
-  /** The live sandbox if it is running; else the project's stored copy; else null. */
-  async readableBase() {
-    if (this.sandboxId) {
-      const sandbox = await findSandbox(this.sandboxId);
-      if (sandbox && sandbox.state === "started") return `/api/sandboxes/${encodeURIComponent(this.sandboxId)}`;
-      if (!this.projectId) throw new ApiError(404, "sandbox_unavailable", sandbox ? "The sandbox is stopped: start it to read its files." : "The sandbox is gone.");
+  /**
+   * GET under the current base. A sandbox can stop or vanish between two looks (a failed run's
+   * sandbox is deleted): then the project's saved files are the truth, so read those.
+   */
+  async read(suffix, options) {
+    const base = this.base;
+    try {
+      return await api(`${base}${suffix}`, options);
+    } catch (err) {
+      if (!this.sandboxId || !this.projectId || err.unreachable) throw err;
+      return api(`${projectPath(this.projectId)}${suffix}`, options);
     }
-    if (this.projectId) return `/api/projects/${encodeURIComponent(this.projectId)}`;
-    return null;
   }
 
   cancelRefresh() {
@@ -81,25 +94,31 @@ export class FilesPanel {
     if (!base) return;
     let body;
     try {
-      const from = await this.readableBase();
-      if (!from) return;
-      body = await api(`${from}/files`);
+      body = await this.read("/files");
     } catch (err) {
       if (base !== this.base) return;
       if (!this.files.size) this.tree.replaceChildren(h("p", { class: "code-empty" }, `Files unavailable: ${err.message}`));
       return;
     }
     if (base !== this.base) return;
-    this.files = new Map(body.files.map((f) => [f.path, f]));
-    this.onCount(body.files.filter((f) => !f.isDir).length);
+    const shown = body.files.filter((f) => !f.path.split("/").some((part) => this.skippedDirs.has(part)));
+    this.files = new Map(shown.map((f) => [f.path, f]));
+    this.onCount(shown.filter((f) => !f.isDir).length);
     this.renderTree();
     const changed = [...this.changed];
     this.changed.clear();
     if (this.selected && changed.includes(this.selected)) this.open(this.selected, { quiet: true });
     if (this.selected && !this.files.has(this.selected)) {
       this.selected = null;
-      this.showPlaceholder("That file was deleted.");
+      this.showPlaceholder(this.sourceChanged ? "That file is not in the project's saved files." : "That file was deleted.");
     }
+    this.sourceChanged = false;
+  }
+
+  emptyNote() {
+    if (!this.base) return "No project open.";
+    if (!this.sandboxId) return "No saved files yet: a version is saved each time a run finishes.";
+    return "No files yet.";
   }
 
   /** Open the entry file if nothing is open yet (when the tab is first shown). */
@@ -130,14 +149,14 @@ export class FilesPanel {
 
   renderTree() {
     if (!this.files.size) {
-      this.tree.replaceChildren(h("p", { class: "code-empty" }, this.base ? "No files yet." : "No project open."));
+      this.tree.replaceChildren(h("p", { class: "code-empty" }, this.emptyNote()));
       return;
     }
     const render = (node, prefix, depth) => {
       const ul = h("ul", {});
       for (const name of [...node.dirs.keys()].sort((a, b) => a.localeCompare(b))) {
         const path = prefix + name;
-        const open = this.expanded.has(path) ? this.expanded.get(path) : !COLLAPSED.has(name) && depth < 3;
+        const open = this.expanded.has(path) ? this.expanded.get(path) : depth < MAX_OPEN_DEPTH;
         const btn = h(
           "button",
           { type: "button", class: "tree-item dir", "aria-expanded": String(open), dataset: { path }, onclick: () => { this.expanded.set(path, !open); this.renderTree(); } },
@@ -202,9 +221,7 @@ export class FilesPanel {
     if (!quiet) this.scroll.replaceChildren(h("div", { class: "code-empty" }, h("span", { class: "spinner", "aria-label": "Loading" })));
     let text;
     try {
-      const from = await this.readableBase();
-      if (!from) return;
-      text = await api(`${from}/files/${path.split("/").map(encodeURIComponent).join("/")}`, { headers: { accept: "text/plain" } });
+      text = await this.read(filePath("", path), { headers: { accept: "text/plain" } });
     } catch (err) {
       if (seq !== this.openSeq) return;
       this.showPlaceholder(`Could not read ${path}: ${err.message}`);

@@ -1,7 +1,10 @@
 // The preview panel: iframe, share link, status badge (polled) and the dev server's log tail.
-import { api, sandboxPath, ApiError, findSandbox } from "./api.js";
+//
+// One rule keeps the badge, the overlay and the share link from contradicting each other:
+// the link and the frame are shown once there is something to show (a finished version, or a
+// dev server that answers), and everything on the panel is drawn from the same state.
+import { api, projectPath, sandboxPath, shareUrl } from "./api.js";
 import { $, h, copyText, toast } from "./dom.js";
-import { shareUrl } from "./turn.js";
 
 const FAST_POLL_MS = 1500;
 const SLOW_POLL_MS = 5000;
@@ -12,15 +15,22 @@ const ICONS = {
   alert: '<svg viewBox="0 0 24 24"><path d="M12 9v4M12 17h.01"/><path d="M10.3 3.9 1.8 18a2 2 0 0 0 1.7 3h17a2 2 0 0 0 1.7-3L13.7 3.9a2 2 0 0 0-3.4 0z"/></svg>',
   pause: '<svg viewBox="0 0 24 24"><circle cx="12" cy="12" r="9"/><path d="M10 9v6M14 9v6"/></svg>',
   trash: '<svg viewBox="0 0 24 24"><path d="M3 6h18M8 6V4h8v2M19 6l-1 14H6L5 6"/></svg>',
+  unplug: '<svg viewBox="0 0 24 24"><path d="m19 5 3-3M2 22l3-3M6.3 20.3a2.4 2.4 0 0 0 3.4 0L12 18l-6-6-2.3 2.3a2.4 2.4 0 0 0 0 3.4zM7.5 13.5 10 11M10.5 16.5 13 14M12 6l6 6 2.3-2.3a2.4 2.4 0 0 0 0-3.4l-2.6-2.6a2.4 2.4 0 0 0-3.4 0z"/></svg>',
 };
 
 export class PreviewPanel {
-  constructor({ onShowLogs, onRebuilt } = {}) {
-    this.onShowLogs = onShowLogs || (() => {});
-    this.onRebuilt = onRebuilt || (() => {});
-    this.staticFiles = false; // the persistent flow: served from stored files, no dev server
-    this.projectId = null;
-    this.rebuilding = false;
+  /**
+   * @param {object} opts
+   * @param {import("./connection.js").ServerConnection} opts.connection
+   * @param {boolean} opts.staticFiles  the persistent flow: served from stored files, no dev server
+   * @param {() => void} opts.onShowLogs
+   * @param {(sandboxId: string|null, running: boolean) => void} opts.onSandbox  what the poll saw (null: gone)
+   */
+  constructor({ connection, staticFiles, onShowLogs, onSandbox }) {
+    this.connection = connection;
+    this.staticFiles = staticFiles;
+    this.onShowLogs = onShowLogs;
+    this.onSandbox = onSandbox;
     this.badge = $("#preview-status");
     this.urlInput = $("#share-url");
     this.copyBtn = $("#copy-link");
@@ -32,21 +42,22 @@ export class PreviewPanel {
     this.overlayInner = $("#preview-overlay-inner");
     this.logTail = $("#log-tail");
     this.logsUpdated = $("#logs-updated");
+
+    this.projectId = null;
+    this.link = ""; // the project's share link; shown once there is something behind it
+    this.built = false; // a run finished: the project has a version to serve
+    this.serverStatus = "idle"; // the last poll: booting | ready | crashed | stopped | gone
     this.sandboxId = null;
-    this.share = null;
-    this.status = "idle";
-    this.frameLoaded = false;
     this.generating = false;
+    this.phaseMessage = "";
+    this.frameLoaded = false;
+    this.loadedLink = "";
+    this.rebuilding = false;
     this.timer = null;
     this.pollSeq = 0;
 
-    this.copyBtn.addEventListener("click", async () => {
-      if (!this.share) return;
-      const ok = await copyText(this.share);
-      this.copyBtn.textContent = ok ? "Copied" : "Copy failed";
-      toast(ok ? "Share link copied" : "Could not copy; select the link and copy it", ok ? "ok" : "error");
-      setTimeout(() => (this.copyBtn.textContent = "Copy"), 1600);
-    });
+    if (staticFiles) this.logTail.dataset.empty = "No dev server: this project's preview is served from its stored files.";
+    this.copyBtn.addEventListener("click", () => this.copy());
     this.urlInput.addEventListener("focus", () => this.urlInput.select());
     this.reloadBtn.addEventListener("click", () => this.loadFrame());
     for (const [id, device] of [["#device-desktop", "desktop"], ["#device-mobile", "mobile"]]) {
@@ -57,66 +68,155 @@ export class PreviewPanel {
       });
     }
     this.frame.addEventListener("load", () => {
-      if (this.frame.getAttribute("src")) this.frameLoaded = true;
-      if (this.rebuilding) {
-        this.rebuilding = false;
-        this.onRebuilt();
-      }
+      if (!this.frame.getAttribute("src")) return;
+      this.frameLoaded = true;
       this.render();
     });
     document.addEventListener("visibilitychange", () => {
-      if (!document.hidden && this.sandboxId) this.poll();
+      if (!document.hidden) this.poll();
+    });
+    connection.addEventListener("change", (event) => {
+      if (event.detail.online) {
+        // The frame showed the browser's error page while the server was away.
+        if (this.showsLink) this.loadFrame();
+        this.poll();
+      }
+      this.render();
     });
   }
 
-  /** The sandbox whose dev server is polled (null: none, e.g. the persistent flow). */
-  setSandbox(sandboxId) {
-    sandboxId = sandboxId || null;
-    if (sandboxId === this.sandboxId) return;
-    this.sandboxId = sandboxId;
-    this.logTail.textContent = "";
-    if (sandboxId) {
-      this.setStatus(this.status === "ready" ? "ready" : "booting");
+  /** The project whose preview this is: `{id, previewUrl, accessToken}`. */
+  setProject(project) {
+    this.link = shareUrl(project.previewUrl, project.accessToken);
+    if (project.id !== this.projectId) {
+      this.projectId = project.id;
+      this.logTail.textContent = "";
       this.poll();
-    } else {
-      clearTimeout(this.timer);
-      this.setStatus(this.staticFiles && this.share ? "ready" : "idle");
-      this.render();
     }
+    this.syncFrame();
+    this.render();
   }
 
-  setProject(projectId) {
-    this.projectId = projectId || null;
-  }
-
-  /** The persistent flow serves stored files: no dev server, no log. */
-  setStaticFiles(staticFiles) {
-    this.staticFiles = staticFiles;
-    if (staticFiles) this.logTail.textContent = "";
-    this.logTail.dataset.empty = staticFiles ? "No dev server: this project's preview is served from its stored files." : "";
+  /** Whether the project has a finished version (so its link serves something). */
+  setBuilt(built) {
+    this.built = built;
+    this.syncFrame();
+    this.render();
   }
 
   /** A run is (or is no longer) working on this project. */
-  setGenerating(generating, message) {
+  setGenerating(generating, message = "") {
     this.generating = generating;
-    this.phaseMessage = message;
-    if (generating && !this.share && (this.status === "idle" || this.status === "booting")) this.setStatus("building");
-    if (!generating && this.status === "building" && !this.sandboxId) this.setStatus(this.share ? "ready" : "idle");
+    if (message) this.phaseMessage = message;
     this.render();
-    if (generating && this.sandboxId) this.schedule(FAST_POLL_MS);
+    if (generating) this.schedule(FAST_POLL_MS);
   }
 
-  setShare(previewUrl, token) {
-    const url = shareUrl(previewUrl, token);
-    this.share = url;
-    this.setShareUi(url);
-    this.loadFrame(); // also after a follow-up: show the new version
-    if (this.sandboxId) this.poll();
-    else if (this.staticFiles) this.setStatus("ready");
+  /** A run just finished a version: show it. */
+  showVersion() {
+    this.built = true;
+    this.loadFrame();
+    this.poll();
   }
 
-  setShareUi(url) {
-    this.urlInput.value = url || "";
+  /** The link works once a version exists or the dev server answers; before that it leads nowhere. */
+  get showsLink() {
+    if (!this.link || this.serverStatus === "gone") return false;
+    if (this.staticFiles) return this.built;
+    return this.built || this.serverStatus === "ready";
+  }
+
+  /** What the badge says: one word for the state the rest of the panel shows. */
+  get status() {
+    if (!this.connection.online) return "offline";
+    if (this.staticFiles) return this.showsLink ? "ready" : this.generating ? "building" : "idle";
+    // A run is making what the poll cannot see yet (a first run's sandbox may not even exist).
+    if (this.generating && !this.showsLink) return "building";
+    // Nothing was ever built: whatever became of the sandbox, there is no preview to bring back.
+    const down = this.serverStatus === "gone" || this.serverStatus === "stopped";
+    if (down && !this.built) return "none";
+    if (this.serverStatus === "gone") return this.rebuilding ? "rebuilding" : "gone";
+    if (this.serverStatus === "stopped" || this.serverStatus === "crashed") return this.serverStatus;
+    if (this.serverStatus === "ready" && this.showsLink) return "ready";
+    return this.built ? "booting" : "idle";
+  }
+
+  /** Load the link once it serves something, unless the frame already shows it. */
+  syncFrame() {
+    const serving = this.staticFiles || this.serverStatus === "ready";
+    if (this.showsLink && serving && this.loadedLink !== this.link) this.loadFrame();
+  }
+
+  loadFrame() {
+    if (!this.showsLink) return;
+    this.frameLoaded = false;
+    this.loadedLink = this.link;
+    // Assigning src (even the same value) navigates the frame again.
+    this.frame.src = this.link;
+    this.render();
+  }
+
+  schedule(ms) {
+    clearTimeout(this.timer);
+    if (!this.projectId || this.staticFiles) return;
+    this.timer = setTimeout(() => this.poll(), ms);
+  }
+
+  async poll() {
+    clearTimeout(this.timer);
+    const projectId = this.projectId;
+    if (!projectId || this.staticFiles || document.hidden) return; // resumes on visibilitychange
+    const mySeq = ++this.pollSeq;
+    let body;
+    try {
+      body = await api(`${projectPath(projectId)}/preview`);
+    } catch (err) {
+      if (mySeq !== this.pollSeq || projectId !== this.projectId) return;
+      if (err.unreachable) {
+        this.connection.lost(); // its "online" event polls again
+        this.render();
+      } else {
+        this.schedule(SLOW_POLL_MS);
+      }
+      return;
+    }
+    if (mySeq !== this.pollSeq || projectId !== this.projectId) return;
+    const before = this.serverStatus;
+    // "stopped" with no sandbox: the sandbox is gone (opening the link rebuilds it from the saved files).
+    this.serverStatus = body.status === "stopped" && !body.sandboxId ? "gone" : body.status;
+    // A rebuild is over once the project has a sandbox again.
+    if (this.serverStatus !== "gone") this.rebuilding = false;
+    this.sandboxId = body.sandboxId;
+    this.onSandbox(body.sandboxId, body.status !== "stopped");
+    this.setLog(body.logTail || "");
+    // The dev server came back: whatever the frame showed meanwhile is stale.
+    if (this.serverStatus === "ready" && before !== "ready" && this.loadedLink) this.loadFrame();
+    else this.syncFrame();
+    this.render();
+    const settled = this.serverStatus === "ready" || this.serverStatus === "stopped" || this.serverStatus === "crashed";
+    this.schedule(settled && !this.generating ? SLOW_POLL_MS : FAST_POLL_MS);
+  }
+
+  setLog(text) {
+    const atBottom = this.logTail.scrollHeight - this.logTail.scrollTop - this.logTail.clientHeight < 24;
+    if (this.logTail.textContent !== text) {
+      this.logTail.textContent = text;
+      if (atBottom) this.logTail.scrollTop = this.logTail.scrollHeight;
+    }
+    this.logsUpdated.textContent = `updated ${new Date().toLocaleTimeString()}`;
+  }
+
+  async copy() {
+    if (!this.showsLink) return;
+    const ok = await copyText(this.link);
+    this.copyBtn.textContent = ok ? "Copied" : "Copy failed";
+    toast(ok ? "Share link copied" : "Could not copy; select the link and copy it", ok ? "ok" : "error");
+    setTimeout(() => (this.copyBtn.textContent = "Copy"), 1600);
+  }
+
+  renderLink() {
+    const url = this.showsLink ? this.link : "";
+    this.urlInput.value = url;
     this.copyBtn.disabled = !url;
     this.reloadBtn.disabled = !url;
     if (url) {
@@ -130,108 +230,50 @@ export class PreviewPanel {
     }
   }
 
-  loadFrame() {
-    if (!this.share) return;
-    this.frameLoaded = false;
-    // Assigning src (even the same value) navigates the frame again.
-    this.frame.src = this.share;
-    this.render();
-  }
-
-  setStatus(status) {
-    this.status = status;
+  renderBadge() {
+    const status = this.status;
     this.badge.dataset.status = status;
     this.badge.textContent = status;
     this.badge.setAttribute("aria-label", `Preview status: ${status}`);
   }
 
-  schedule(ms) {
-    clearTimeout(this.timer);
-    if (!this.sandboxId) return;
-    this.timer = setTimeout(() => this.poll(), ms);
-  }
-
-  async poll() {
-    clearTimeout(this.timer);
-    const sandboxId = this.sandboxId;
-    if (!sandboxId) return;
-    if (document.hidden) return; // resumes on visibilitychange
-    const mySeq = ++this.pollSeq;
-    let next = FAST_POLL_MS;
-    try {
-      if (!(await findSandbox(sandboxId))) throw new ApiError(404, "sandbox_not_found", "gone");
-      const body = await api(`${sandboxPath(sandboxId)}/preview`);
-      if (mySeq !== this.pollSeq || sandboxId !== this.sandboxId) return;
-      const before = this.status;
-      // "booting" with no run going and nothing to serve means: not started, and not about to.
-      let status = body.status;
-      if (status === "booting" && !this.share) status = this.generating ? "building" : "idle";
-      this.setStatus(status);
-      this.setLog(body.logTail || "");
-      if (body.status === "ready") {
-        next = this.generating ? FAST_POLL_MS : SLOW_POLL_MS;
-        if (before !== "ready" && this.share && !this.generating) this.loadFrame();
-      } else if (body.status === "stopped" || body.status === "crashed") {
-        next = SLOW_POLL_MS;
-      }
-    } catch (err) {
-      if (mySeq !== this.pollSeq || sandboxId !== this.sandboxId) return;
-      if (err instanceof ApiError && err.status === 404) {
-        this.setStatus("deleted");
-        this.render();
-        return; // nothing left to poll
-      }
-      next = SLOW_POLL_MS;
-    }
-    this.render();
-    this.schedule(next);
-  }
-
-  setLog(text) {
-    const atBottom = this.logTail.scrollHeight - this.logTail.scrollTop - this.logTail.clientHeight < 24;
-    if (this.logTail.textContent !== text) {
-      this.logTail.textContent = text;
-      if (atBottom) this.logTail.scrollTop = this.logTail.scrollHeight;
-    }
-    this.logsUpdated.textContent = `updated ${new Date().toLocaleTimeString()}`;
-  }
-
   overlayContent(icon, tone, title, text, extra = []) {
-    const ico = h("div", { class: `big-ico ${tone || ""}` });
+    const ico = h("div", { class: `big-ico ${tone}` });
     ico.innerHTML = ICONS[icon];
     this.overlayInner.replaceChildren(ico, h("h3", {}, title), text ? h("p", {}, text) : null, ...extra);
     this.overlay.dataset.kind = title;
+    this.overlay.hidden = false;
   }
 
   render() {
-    const s = this.status;
-    if (s === "deleted" && this.rebuilding) {
-      this.overlay.hidden = false;
-      this.overlayContent("hammer", "", "Rebuilding the sandbox", "sandforge is restoring the saved files into a new sandbox and starting the dev server.", [
-        h("div", { class: "skeleton", "aria-hidden": "true" }, h("span"), h("span"), h("span")),
-      ]);
+    this.renderBadge();
+    this.renderLink();
+    const status = this.status;
+    const skeleton = () => h("div", { class: "skeleton", "aria-hidden": "true" }, h("span"), h("span"), h("span"));
+    if (status === "offline") {
+      const retry = h("button", { type: "button", class: "btn btn-primary", onclick: () => this.connection.reconnectNow() }, "Reconnect now");
+      this.overlayContent("unplug", "bad", "The sandforge server is not answering", "It may have stopped or restarted. The preview comes back as soon as the server answers again.", [retry]);
       return;
     }
-    if (s === "deleted") {
-      this.overlay.hidden = false;
-      if (!this.share) {
-        this.overlayContent("screen", "", "No preview", "The run ended before the app was ready, and its sandbox was cleaned up. Send a follow-up or try again.");
-      } else if (this.projectId) {
-        const rebuild = h("button", { type: "button", class: "btn btn-primary", onclick: () => this.rebuild() }, "Rebuild preview");
-        this.overlayContent("trash", "warn", "This sandbox is gone", "The project's files are saved: sandforge can rebuild the sandbox at the same preview link.", [rebuild]);
-      } else {
-        this.overlayContent("trash", "bad", "This sandbox was deleted", "Its files and preview are gone. Start a new project to build it again.");
-      }
+    if (status === "rebuilding") {
+      this.overlayContent("hammer", "", "Rebuilding the sandbox", "sandforge is restoring the saved files into a new sandbox and starting the dev server.", [skeleton()]);
       return;
     }
-    if (s === "stopped") {
-      this.overlay.hidden = false;
+    if (status === "none") {
+      this.overlayContent("screen", "", "No preview", "The run ended before the app was ready, so there is nothing to preview. Send a follow-up or try again.");
+      return;
+    }
+    if (status === "gone") {
+      const rebuild = h("button", { type: "button", class: "btn btn-primary", onclick: () => this.rebuild() }, "Rebuild preview");
+      this.overlayContent("trash", "warn", "This sandbox is gone", "The project's files are saved: sandforge can rebuild the sandbox at the same preview link.", [rebuild]);
+      return;
+    }
+    if (status === "stopped") {
       const start = h("button", { type: "button", class: "btn btn-primary", onclick: () => this.startSandbox(start) }, "Start sandbox");
       this.overlayContent("pause", "warn", "This sandbox is stopped", "Start it again to bring the preview back.", [start]);
       return;
     }
-    if (s === "crashed" && !this.generating) {
-      this.overlay.hidden = false;
+    if (status === "crashed" && !this.generating) {
       const tail = this.logTail.textContent.trim().split("\n").slice(-8).join("\n");
       this.overlayContent("alert", "bad", "The dev server crashed", "It exited. Its last lines:", [
         tail ? h("pre", {}, tail) : null,
@@ -239,26 +281,22 @@ export class PreviewPanel {
       ]);
       return;
     }
-    if (this.share && this.frameLoaded && !this.generating) {
+    if (this.showsLink && this.frameLoaded) {
+      // Also while a follow-up runs: the last version stays in view until the next one is ready.
       this.overlay.hidden = true;
       return;
     }
-    if (this.share && this.frameLoaded && this.generating) {
-      // Keep showing the last version while the next one is built.
-      this.overlay.hidden = true;
+    if (this.showsLink) {
+      this.overlayContent("hammer", "", "Loading preview", "Loading the preview…", [skeleton()]);
       return;
     }
-    this.overlay.hidden = false;
-    if (this.generating || (this.share && !this.frameLoaded)) {
-      const msg = this.share ? "Loading the preview…" : this.phaseMessage || "The agent is writing your app.";
-      this.overlayContent("hammer", "", this.share ? "Loading preview" : "Building your app", msg, [
-        h("div", { class: "skeleton", "aria-hidden": "true" }, h("span"), h("span"), h("span")),
-      ]);
+    if (this.generating) {
+      this.overlayContent("hammer", "", "Building your app", this.phaseMessage || "The agent is writing your app.", [skeleton()]);
       return;
     }
-    if (this.sandboxId && !this.share) {
+    if (this.projectId && !this.built) {
       const open = h("button", { type: "button", class: "btn btn-sm", onclick: () => this.onShowLogs() }, "Open logs");
-      this.overlayContent("screen", "", "No preview link yet", "The last run did not finish with a preview. Send a follow-up to try again.", [h("div", { class: "actions" }, open)]);
+      this.overlayContent("screen", "", "No preview yet", "The last run did not finish with a preview. Send a follow-up to try again.", [h("div", { class: "actions" }, open)]);
       return;
     }
     this.overlayContent("screen", "", "Your preview appears here", "Once the dev server is up, the app loads in this frame.");
@@ -267,8 +305,9 @@ export class PreviewPanel {
   rebuild() {
     // Visiting the project's preview URL rebuilds its sandbox from the stored files.
     this.rebuilding = true;
-    this.render();
+    this.serverStatus = "booting";
     this.loadFrame();
+    this.schedule(FAST_POLL_MS);
   }
 
   async startSandbox(button) {
@@ -277,7 +316,7 @@ export class PreviewPanel {
     try {
       await api(`${sandboxPath(this.sandboxId)}/start`, { method: "POST" });
       toast("Sandbox started", "ok");
-      this.setStatus("booting");
+      this.serverStatus = "booting";
       this.loadFrame(); // the project's preview URL starts the dev server again
       this.poll();
     } catch (err) {
@@ -285,10 +324,5 @@ export class PreviewPanel {
       button.disabled = false;
       button.textContent = "Start sandbox";
     }
-  }
-
-  stop() {
-    clearTimeout(this.timer);
-    this.sandboxId = null;
   }
 }

@@ -1,38 +1,44 @@
 // Follows one run's events: the POST that starts it, then, if the connection drops,
 // GET /api/runs/{runId}/events with Last-Event-ID until a terminal event arrives.
 // Stopping a RunStream only stops reading; the run itself goes on (POST /cancel stops it).
-import { apiError, ApiError } from "./api.js";
+import { apiError, request, runPath, ApiError } from "./api.js";
 import { readSSE } from "./sse.js";
 import { sleep } from "./dom.js";
 
-export const TERMINAL = new Set(["complete", "error"]);
-export const RUN_ID_HEADER = "x-sandforge-run-id";
-export const PROJECT_ID_HEADER = "x-sandforge-project-id";
+const TERMINAL = new Set(["complete", "error"]);
+const RUN_ID_HEADER = "x-sandforge-run-id";
+const PROJECT_ID_HEADER = "x-sandforge-project-id";
 const MAX_BACKOFF_MS = 15000;
 const MAX_ATTEMPTS_WITHOUT_RUN = 6;
 
 export class RunStream {
   /**
    * @param {object} hooks
+   * @param {import("./connection.js").ServerConnection} hooks.connection  told when the server is unreachable
    * @param {(event: object, seq: number) => void} hooks.onEvent   each event once, in order
-   * @param {(state: string, detail?: string) => void} [hooks.onState]  connecting|streaming|reconnecting|done|failed
+   * @param {(state: string, detail?: string) => void} [hooks.onState]
+   *   connecting | streaming | reconnecting (the stream dropped) | offline (the server does not answer) | done | failed
    * @param {(runId: string) => void} [hooks.onRunId]
+   * @param {(projectId: string) => void} [hooks.onProjectId]
    * @param {Set<string>} [hooks.knownRunIds]  runs of this project that are not this one
    */
-  constructor({ onEvent, onState, onRunId, onProjectId, knownRunIds } = {}) {
+  constructor({ connection, onEvent, onState, onRunId, onProjectId, knownRunIds } = {}) {
+    this.connection = connection;
     this.onEvent = onEvent;
     this.onState = onState || (() => {});
     this.onRunId = onRunId || (() => {});
     this.onProjectId = onProjectId || (() => {});
-    this.projectId = null;
     this.knownRunIds = knownRunIds || new Set();
+    this.projectId = null;
     this.lastSeq = 0;
     this.runId = null;
     this.sandboxId = null;
     this.prompt = null;
+    this.startedAt = undefined;
     this.finished = false;
     this.retryMs = 1000;
     this.controller = new AbortController();
+    this.wake = null; // aborts the wait before the next reconnect attempt
   }
 
   get aborted() {
@@ -42,6 +48,12 @@ export class RunStream {
   /** Stop reading (e.g. the user opened another project). The run is not cancelled. */
   stop() {
     this.controller.abort();
+  }
+
+  /** Try again now instead of at the next scheduled attempt. */
+  reconnectNow() {
+    this.connection.reconnectNow();
+    this.wake?.abort();
   }
 
   setRunId(runId) {
@@ -58,16 +70,16 @@ export class RunStream {
     }
   }
 
-  /** Start a run with a POST. Throws ApiError when the server refuses the request. */
-  async start(path, body, sandboxId = null) {
+  /** Start a run with a POST. Throws ApiError when the server refuses (or cannot take) the request. */
+  async start(path, body) {
     this.prompt = body.messages[body.messages.length - 1].content;
-    this.sandboxId = sandboxId;
+    this.sandboxId = body.sandboxId || null;
     this.projectId = body.projectId || null;
     this.startedAt = Date.now() / 1000;
     this.onState("connecting");
     let response;
     try {
-      response = await fetch(path, {
+      response = await request(path, {
         method: "POST",
         headers: { "content-type": "application/json", accept: "text/event-stream" },
         body: JSON.stringify(body),
@@ -75,7 +87,8 @@ export class RunStream {
       });
     } catch (err) {
       if (this.aborted) return;
-      throw new ApiError(0, "network", "Could not reach the sandforge server. Check that it is running, then try again.");
+      if (err instanceof ApiError) this.connection.lost();
+      throw err;
     }
     if (!response.ok) throw await apiError(response);
     this.setRunId(response.headers.get(RUN_ID_HEADER));
@@ -113,8 +126,7 @@ export class RunStream {
           return;
         }
       }
-    } catch (err) {
-      if (this.aborted) return;
+    } catch {
       // The connection dropped mid-stream; the caller reconnects.
     }
   }
@@ -128,7 +140,8 @@ export class RunStream {
 
   /** Find this run when the server did not name it: the newest run with our prompt (and sandbox). */
   async discover() {
-    const response = await fetch("/api/runs", { signal: this.controller.signal });
+    const query = this.projectId ? `?projectId=${encodeURIComponent(this.projectId)}` : "";
+    const response = await request(`/api/runs${query}`, { signal: this.controller.signal });
     if (!response.ok) throw await apiError(response);
     const { runs } = await response.json();
     const candidates = runs.filter(
@@ -136,11 +149,16 @@ export class RunStream {
         r.prompt === this.prompt &&
         !this.knownRunIds.has(r.runId) &&
         (!this.sandboxId || !r.sandboxId || r.sandboxId === this.sandboxId) &&
-        (!this.projectId || !r.projectId || r.projectId === this.projectId) &&
         (this.startedAt === undefined || r.createdAt >= this.startedAt - 300),
     );
     candidates.sort((a, b) => b.createdAt - a.createdAt);
     return candidates[0]?.runId || null;
+  }
+
+  async wait(ms) {
+    this.wake = new AbortController();
+    const both = AbortSignal.any([this.wake.signal, this.controller.signal]);
+    await sleep(ms, both);
   }
 
   async reconnect(immediate = false) {
@@ -149,8 +167,13 @@ export class RunStream {
     let first = immediate;
     while (!this.finished && !this.aborted) {
       if (!first) {
-        this.onState("reconnecting", "Connection lost; reconnecting…");
-        await sleep(delay, this.controller.signal);
+        if (this.connection.online) {
+          this.onState("reconnecting", "The connection to the server dropped; reconnecting…");
+          await this.wait(delay);
+        } else {
+          this.onState("offline", "Lost the connection: this run's progress shows again once the server answers.");
+          await this.connection.whenOnline(this.controller.signal);
+        }
         if (this.aborted) return;
       }
       first = false;
@@ -165,13 +188,10 @@ export class RunStream {
         } else {
           const headers = { accept: "text/event-stream" };
           if (this.lastSeq > 0) headers["Last-Event-ID"] = String(this.lastSeq);
-          const response = await fetch(`/api/runs/${encodeURIComponent(this.runId)}/events`, {
-            headers,
-            signal: this.controller.signal,
-          });
+          const response = await request(`${runPath(this.runId)}/events`, { headers, signal: this.controller.signal });
           if (response.status === 404) {
             const err = await apiError(response);
-            this.fail(err.code, `${err.message}. The server no longer knows this run (it may have restarted).`);
+            this.fail(err.code, `${err.message} The server no longer knows this run (its data may have been reset).`);
             return;
           }
           if (!response.ok) throw await apiError(response);
@@ -182,6 +202,7 @@ export class RunStream {
         }
       } catch (err) {
         if (this.aborted) return;
+        if (err instanceof ApiError && err.unreachable) this.connection.lost();
       }
       delay = Math.min(Math.max(delay, 500) * 2, MAX_BACKOFF_MS);
     }

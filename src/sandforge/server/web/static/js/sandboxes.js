@@ -1,184 +1,140 @@
 // /sandboxes: list every sandbox with its state, age and preview link; stop, start, delete.
-import { api, sandboxPath } from "./api.js";
+import { api, sandboxPath, shareUrl } from "./api.js";
 import { $, h, duration, toast } from "./dom.js";
 
 const REFRESH_MS = 5000;
-const tbody = $("#sandboxes tbody");
-const table = $("#sandboxes");
-const empty = $("#empty");
-const stats = $("#stats");
-const dialog = $("#confirm-dialog");
-let fetchedAt = 0;
-let sandboxes = [];
-let timer = null;
-let signature = "";
-const busy = new Set();
-const shareLinks = new Map(); // sandboxId -> share URL with token, from the runs' complete events
-let projectsBySandbox = null; // sandboxId -> project, when the server has the projects API
-const readRuns = new Set(); // runs whose events were already searched for a share link
+const AGE_TICK_MS = 1000;
+const BUSY_LABEL = { stop: "Stopping…", start: "Starting…", delete: "Deleting…" };
 
-function ageOf(s) {
-  return s.ageSeconds + (Date.now() - fetchedAt) / 1000;
-}
+class SandboxesPage {
+  constructor() {
+    this.tbody = $("#sandboxes tbody");
+    this.table = $("#sandboxes");
+    this.empty = $("#empty");
+    this.stats = $("#stats");
+    this.dialog = $("#confirm-dialog");
+    this.sandboxes = [];
+    this.projects = new Map(); // project id -> project
+    this.fetchedAt = 0;
+    this.timer = null;
+    this.signature = "";
+    this.busy = new Set();
 
-function withToken(previewUrl, token) {
-  if (!token) return previewUrl;
-  const url = new URL(previewUrl);
-  url.searchParams.set("token", token);
-  return url.toString();
-}
+    setInterval(() => this.tickAges(), AGE_TICK_MS);
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) this.load();
+    });
+    $("#refresh-btn").addEventListener("click", () => this.load());
+  }
 
-function projectOf(s) {
-  return projectsBySandbox?.get(s.id) || null;
-}
+  ageOf(sandbox) {
+    return sandbox.ageSeconds + (Date.now() - this.fetchedAt) / 1000;
+  }
 
-/** The link that opens the preview: the project's share link, else the sandbox's. */
-function previewOf(s) {
-  if (s.shareUrl) return { url: s.shareUrl, label: s.previewUrl };
-  const project = projectOf(s);
-  if (project?.previewUrl) return { url: withToken(project.previewUrl, project.accessToken), label: project.previewUrl };
-  if (s.accessToken) return { url: withToken(s.previewUrl, s.accessToken), label: s.previewUrl };
-  return { url: shareLinks.get(s.id) || null, label: s.previewUrl };
-}
+  projectOf(sandbox) {
+    return this.projects.get(sandbox.projectId) || null;
+  }
 
-function confirmDelete(id) {
-  return new Promise((resolve) => {
-    $("#confirm-text").textContent = `Sandbox ${id} and all its files will be deleted. Its preview link stops working. This cannot be undone.`;
-    dialog.returnValue = "";
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
-    dialog.showModal();
-  });
-}
+  /** The link that opens the preview: the project's stable share link, else the sandbox's own URL. */
+  previewOf(sandbox) {
+    const project = this.projectOf(sandbox);
+    if (project) return { url: shareUrl(project.previewUrl, project.accessToken), label: project.previewUrl };
+    return { url: sandbox.previewUrl, label: sandbox.previewUrl };
+  }
 
-async function act(s, action, button) {
-  if (action === "delete" && !(await confirmDelete(s.id))) return;
-  busy.add(s.id);
-  button.disabled = true;
-  const label = button.textContent;
-  button.replaceChildren(h("span", { class: "spinner", "aria-hidden": "true" }), { stop: "Stopping…", start: "Starting…", delete: "Deleting…" }[action]);
-  const row = button.closest("tr");
-  try {
-    if (action === "delete") {
-      await api(sandboxPath(s.id), { method: "DELETE" });
-      row?.classList.add("leaving");
-      toast(`Deleted ${s.id}`, "ok");
-    } else {
-      await api(`${sandboxPath(s.id)}/${action}`, { method: "POST" });
-      toast(action === "stop" ? `Stopped ${s.id}` : `Started ${s.id}`, "ok");
+  confirmDelete(id) {
+    return new Promise((resolve) => {
+      $("#confirm-text").textContent = `Sandbox ${id} and all its files will be deleted. Its preview link stops working. This cannot be undone.`;
+      this.dialog.returnValue = "";
+      this.dialog.addEventListener("close", () => resolve(this.dialog.returnValue === "confirm"), { once: true });
+      this.dialog.showModal();
+    });
+  }
+
+  async act(sandbox, action, button) {
+    if (action === "delete" && !(await this.confirmDelete(sandbox.id))) return;
+    this.busy.add(sandbox.id);
+    button.disabled = true;
+    const label = button.textContent;
+    button.replaceChildren(h("span", { class: "spinner", "aria-hidden": "true" }), BUSY_LABEL[action]);
+    const row = button.closest("tr");
+    try {
+      if (action === "delete") {
+        await api(sandboxPath(sandbox.id), { method: "DELETE" });
+        row?.classList.add("leaving");
+        toast(`Deleted ${sandbox.id}`, "ok");
+      } else {
+        await api(`${sandboxPath(sandbox.id)}/${action}`, { method: "POST" });
+        toast(action === "stop" ? `Stopped ${sandbox.id}` : `Started ${sandbox.id}`, "ok");
+      }
+    } catch (err) {
+      toast(err.message, "error", 6000);
+      button.textContent = label;
+      button.disabled = false;
+    } finally {
+      this.busy.delete(sandbox.id);
+      await this.load();
     }
-  } catch (err) {
-    toast(err.message, "error", 6000);
-    button.textContent = label;
-    button.disabled = false;
-  } finally {
-    busy.delete(s.id);
-    await load();
   }
-}
 
-function render(force = false) {
-  // Re-render only when something changed, so keyboard focus survives the auto-refresh.
-  const next = JSON.stringify(sandboxes.map((s) => [s.id, s.state, previewOf(s).url, projectOf(s)?.name, busy.has(s.id)]));
-  if (!force && next === signature) return;
-  signature = next;
-  const running = sandboxes.filter((s) => s.state === "started").length;
-  stats.replaceChildren(
-    h("div", { class: "stat" }, h("b", {}, String(sandboxes.length)), h("span", {}, sandboxes.length === 1 ? "sandbox" : "sandboxes")),
-    h("div", { class: "stat" }, h("b", {}, String(running)), h("span", {}, "running")),
-    h("div", { class: "stat" }, h("b", {}, String(sandboxes.length - running)), h("span", {}, "stopped")),
-  );
-  empty.hidden = sandboxes.length > 0;
-  table.hidden = sandboxes.length === 0;
-  tbody.replaceChildren(
-    ...sandboxes.map((s) => {
-      const started = s.state === "started";
-      const { url: share, label: previewLabel } = previewOf(s);
-      const project = projectOf(s);
-      const page = project?.flow === "persistent" ? "/create" : "/create-daytona";
-      const actions = h("div", { class: "row-actions" });
-      const toggle = h("button", { type: "button", class: "btn btn-sm", "aria-label": `${started ? "Stop" : "Start"} ${s.id}`, disabled: busy.has(s.id) }, started ? "Stop" : "Start");
-      toggle.addEventListener("click", () => act(s, started ? "stop" : "start", toggle));
-      const del = h("button", { type: "button", class: "btn btn-sm btn-danger", "aria-label": `Delete ${s.id}`, disabled: busy.has(s.id) }, "Delete");
-      del.addEventListener("click", () => act(s, "delete", del));
-      actions.append(h("a", { class: "btn btn-sm btn-ghost", href: `${page}?project=${encodeURIComponent(project?.id || s.id)}`, "aria-label": `Open the project of ${s.id}` }, "Project"), toggle, del);
-      const name = project ? project.name || project.id : null;
-      return h(
-        "tr",
-        { dataset: { id: s.id, state: s.state } },
-        h("td", {}, h("div", { class: "sb-id" }, s.id), h("div", { class: "sb-name" }, [name, s.provider].filter(Boolean).join(" · "))),
-        h("td", {}, h("span", { class: "badge", dataset: { status: s.state } }, s.state)),
-        h("td", { class: "num", dataset: { age: "" } }, duration(ageOf(s))),
-        h(
-          "td",
-          {},
-          h("a", { class: "sb-link", href: share || previewLabel, target: "_blank", rel: "noopener", title: share ? "Opens with its access token" : "Private previews need the share link with its token: open the project to get it" }, previewLabel),
-        ),
-        h("td", {}, actions),
-      );
-    }),
-  );
-}
-
-async function loadShareLinks() {
-  // The list API has no token; the runs' complete events do. Best effort.
-  try {
-    const { runs } = await api("/api/runs");
-    const missing = new Set(sandboxes.filter((s) => !previewOf(s).url).map((s) => s.id));
-    const wanted = runs.filter((r) => missing.has(r.sandboxId) && r.state === "succeeded" && !readRuns.has(r.runId));
-    for (const r of wanted) readRuns.add(r.runId);
-    await Promise.all(
-      wanted.map(async (r) => {
-        const response = await fetch(`/api/runs/${encodeURIComponent(r.runId)}/events`);
-        if (!response.ok) return;
-        const text = await response.text();
-        for (const line of text.split(/\r?\n/)) {
-          if (!line.startsWith("data:")) continue;
-          try {
-            const event = JSON.parse(line.slice(5));
-            if (event.type === "complete" && event.data.previewUrl && event.data.accessToken) {
-              const url = new URL(event.data.previewUrl);
-              url.searchParams.set("token", event.data.accessToken);
-              shareLinks.set(event.data.sandboxId, url.toString());
-            }
-          } catch {
-            /* not JSON */
-          }
-        }
-      }),
+  row(sandbox) {
+    const started = sandbox.state === "started";
+    const { url, label } = this.previewOf(sandbox);
+    const project = this.projectOf(sandbox);
+    const page = project?.flow === "persistent" ? "/create" : "/create-daytona";
+    const busy = this.busy.has(sandbox.id);
+    const toggle = h("button", { type: "button", class: "btn btn-sm", "aria-label": `${started ? "Stop" : "Start"} ${sandbox.id}`, disabled: busy }, started ? "Stop" : "Start");
+    toggle.addEventListener("click", () => this.act(sandbox, started ? "stop" : "start", toggle));
+    const del = h("button", { type: "button", class: "btn btn-sm btn-danger", "aria-label": `Delete ${sandbox.id}`, disabled: busy }, "Delete");
+    del.addEventListener("click", () => this.act(sandbox, "delete", del));
+    const openProject = project ? h("a", { class: "btn btn-sm btn-ghost", href: `${page}?project=${encodeURIComponent(project.id)}`, "aria-label": `Open the project of ${sandbox.id}` }, "Project") : null;
+    const actions = h("div", { class: "row-actions" }, openProject, toggle, del);
+    const name = project ? project.name || project.id : null;
+    return h(
+      "tr",
+      { dataset: { id: sandbox.id, state: sandbox.state } },
+      h("td", {}, h("div", { class: "sb-id" }, sandbox.id), h("div", { class: "sb-name" }, [name, sandbox.provider].filter(Boolean).join(" · "))),
+      h("td", {}, h("span", { class: "badge", dataset: { status: sandbox.state } }, sandbox.state)),
+      h("td", { class: "num", dataset: { age: "" } }, duration(this.ageOf(sandbox))),
+      h("td", {}, h("a", { class: "sb-link", href: url, target: "_blank", rel: "noopener", title: project ? "Opens the preview with its access token" : "A sandbox without a project: its preview may be private" }, label)),
+      h("td", {}, actions),
     );
-  } catch {
-    /* links fall back to the bare preview URL */
+  }
+
+  render() {
+    // Re-render only when something changed, so keyboard focus survives the auto-refresh.
+    const next = JSON.stringify(this.sandboxes.map((s) => [s.id, s.state, this.previewOf(s).url, this.projectOf(s)?.name, this.busy.has(s.id)]));
+    if (next === this.signature) return;
+    this.signature = next;
+    const running = this.sandboxes.filter((s) => s.state === "started").length;
+    const stat = (count, label) => h("div", { class: "stat" }, h("b", {}, String(count)), h("span", {}, label));
+    this.stats.replaceChildren(stat(this.sandboxes.length, this.sandboxes.length === 1 ? "sandbox" : "sandboxes"), stat(running, "running"), stat(this.sandboxes.length - running, "stopped"));
+    this.empty.hidden = this.sandboxes.length > 0;
+    this.table.hidden = this.sandboxes.length === 0;
+    this.tbody.replaceChildren(...this.sandboxes.map((s) => this.row(s)));
+  }
+
+  tickAges() {
+    for (const cell of this.tbody.querySelectorAll("td[data-age]")) {
+      const sandbox = this.sandboxes.find((s) => s.id === cell.closest("tr").dataset.id);
+      if (sandbox) cell.textContent = duration(this.ageOf(sandbox));
+    }
+  }
+
+  async load() {
+    clearTimeout(this.timer);
+    try {
+      const [{ sandboxes }, { projects }] = await Promise.all([api("/api/sandboxes"), api("/api/projects")]);
+      this.fetchedAt = Date.now();
+      this.sandboxes = sandboxes.sort((a, b) => b.createdAt - a.createdAt);
+      this.projects = new Map(projects.map((p) => [p.id, p]));
+      this.render();
+    } catch (err) {
+      this.signature = "";
+      this.tbody.replaceChildren(h("tr", {}, h("td", { colspan: "5", class: "muted" }, `Could not load sandboxes: ${err.message}`)));
+    }
+    if (!document.hidden) this.timer = setTimeout(() => this.load(), REFRESH_MS);
   }
 }
 
-async function load() {
-  clearTimeout(timer);
-  try {
-    const [body, projects] = await Promise.all([
-      api("/api/sandboxes"),
-      api("/api/projects").catch(() => null),
-    ]);
-    fetchedAt = Date.now();
-    sandboxes = body.sandboxes.sort((a, b) => b.createdAt - a.createdAt);
-    projectsBySandbox = projects ? new Map(projects.projects.filter((p) => p.sandboxId).map((p) => [p.sandboxId, p])) : null;
-    if (sandboxes.some((s) => !previewOf(s).url)) await loadShareLinks();
-    render();
-  } catch (err) {
-    signature = "";
-    tbody.replaceChildren(h("tr", {}, h("td", { colspan: "5", class: "muted" }, `Could not load sandboxes: ${err.message}`)));
-  }
-  if (!document.hidden) timer = setTimeout(load, REFRESH_MS);
-}
-
-setInterval(() => {
-  for (const cell of tbody.querySelectorAll("td[data-age]")) {
-    const s = sandboxes.find((x) => x.id === cell.closest("tr").dataset.id);
-    if (s) cell.textContent = duration(ageOf(s));
-  }
-}, 1000);
-
-document.addEventListener("visibilitychange", () => {
-  if (!document.hidden) load();
-});
-$("#refresh-btn").addEventListener("click", () => load());
-load();
+new SandboxesPage().load();

@@ -1,8 +1,10 @@
 // One turn of the conversation: the user's prompt and everything the run streamed back.
 import { h, brandAvatar } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
+import { shareUrl } from "./api.js";
+import { outcomeOf, problemsOf, troubleshoot, APP_ERRORS_HINT } from "./outcome.js";
 
-export const STATUSES = ["creating", "initializing", "generating", "writing", "starting", "preview", "complete"];
+const STATUSES = ["creating", "initializing", "generating", "writing", "starting", "preview", "complete"];
 const STATUS_LABEL = {
   creating: "Creating",
   initializing: "Initializing",
@@ -14,72 +16,29 @@ const STATUS_LABEL = {
 };
 const VERB = { read: "Read", create: "Created", update: "Edited", delete: "Deleted", run: "Ran" };
 const ICON = { read: "◎", create: "+", update: "~", delete: "−", run: "›" };
-
-// The seed's Troubleshooting section, matched to the error that occurred.
-const SEED_EXIT_STEPS = [
-  "Check Anthropic API key is valid (or the key of the model in SANDFORGE_MODEL)",
-  "Check Daytona API key is valid (when the Daytona provider is used)",
-  "Check console logs for detailed error messages (the sandforge server's output)",
-  "Verify network connectivity",
-];
-const SEED_PREVIEW_STEPS = [
-  "Wait a few seconds - server may still be starting",
-  "Check if sandbox was created successfully (see the Sandboxes page)",
-  "Verify port 3000 is being used",
-  "Try opening in a new tab",
-];
-
-export function troubleshoot(data) {
-  const message = data.message || "";
-  const code = data.code || "";
-  if (/DAYTONA_API_KEY/.test(message)) {
-    return { title: "Daytona is not configured", steps: ["Add DAYTONA_API_KEY to your .env file and restart the sandforge server."] };
-  }
-  if (code === "worker_exited" || /Generation process exited with code/.test(message)) {
-    return { title: "The generation process stopped", steps: SEED_EXIT_STEPS };
-  }
-  if (code === "dev_server_failed" || /dev server/i.test(message)) {
-    return { title: "The preview did not come up", steps: ["Read the dev server's log in the Logs tab", ...SEED_PREVIEW_STEPS] };
-  }
-  if (code === "cancelled") {
-    return { title: "The run was stopped", steps: ["Send the prompt again to start over."] };
-  }
-  if (code === "missing_entry_file") {
-    return { title: "Nothing to preview", steps: ["Try again, or ask for index.html explicitly in the prompt."] };
-  }
-  if (code === "lost_run" || code === "run_not_found") {
-    return { title: "Lost track of the run", steps: ["Check that the sandforge server is running.", "Reopen the project from Projects to see what it produced."] };
-  }
-  if (code === "model_config" || /api[_ ]?key|authentication|unauthori[sz]ed|401/i.test(message)) {
-    return { title: "The model could not be used", steps: ["Check Anthropic API key is valid (ANTHROPIC_API_KEY), or SANDFORGE_MODEL and its key", "Restart the sandforge server after changing .env"] };
-  }
-  if (/bwrap|bubblewrap|namespace/i.test(message)) {
-    return { title: "The sandbox could not start", steps: ["Install bubblewrap (apt-get install bubblewrap) and allow unprivileged user namespaces", "Run `sandforge doctor` to check the set-up"] };
-  }
-  if (/network|connect|timed? ?out/i.test(message)) {
-    return { title: "Something did not answer", steps: ["Verify network connectivity", "Check console logs for detailed error messages", "Try again"] };
-  }
-  return { title: "The generation failed", steps: ["Check console logs for detailed error messages (the sandforge server's output)", "Try again; if it keeps failing, rephrase the prompt"] };
-}
+const STEPPER_ICON = { succeeded: "✓", problems: "!", failed: "✕", stopped: "■" };
 
 export class TurnView {
   /**
    * @param {object} opts
    * @param {string} opts.prompt
    * @param {(path: string) => void} opts.onFileClick
-   * @param {(turn: TurnView) => void} opts.onRetry
-   * @param {(turn: TurnView) => void} opts.onOpenPreview
+   * @param {(turn: TurnView) => void} opts.onRetry       send this turn's prompt again
+   * @param {(problems: string[]) => void} opts.onFixIt   ask for a fix of what the run left
+   * @param {() => void} opts.onOpenPreview
+   * @param {() => void} opts.onReconnect                 try the lost connection again now
    */
-  constructor({ prompt, onFileClick, onRetry, onOpenPreview }) {
+  constructor({ prompt, onFileClick, onRetry, onFixIt, onOpenPreview, onReconnect }) {
     this.prompt = prompt;
     this.onFileClick = onFileClick;
     this.onRetry = onRetry;
+    this.onFixIt = onFixIt;
     this.onOpenPreview = onOpenPreview;
     this.text = ""; // all assistant text of this turn
     this.status = null;
+    this.furthest = -1; // the furthest step reached: a step back to "generating" is a repair pass
     this.complete = null;
     this.error = null;
-    this.sandboxId = null;
     this.runId = null;
     this.events = 0;
     this.currentText = null; // {el, source}
@@ -98,7 +57,14 @@ export class TurnView {
       this.stepTrack,
     );
     this.blocks = h("div", { class: "blocks assistant-blocks" });
-    this.connNote = h("div", { class: "conn-note", hidden: true }, h("span", { class: "spinner", "aria-hidden": "true" }), h("span", { class: "conn-text" }, "Reconnecting…"));
+    this.connText = h("span", { class: "conn-text" });
+    this.connNote = h(
+      "div",
+      { class: "conn-note", role: "status", hidden: true },
+      h("span", { class: "spinner", "aria-hidden": "true" }),
+      this.connText,
+      h("button", { type: "button", class: "btn btn-sm", onclick: () => onReconnect() }, "Reconnect now"),
+    );
     this.result = h("div", { class: "result" });
     this.logList = h("ol", { class: "runlog-list" });
     this.logSummary = h("summary", {}, "Run log");
@@ -116,27 +82,40 @@ export class TurnView {
     return Boolean(this.complete || this.error);
   }
 
+  /** "running" until the run ends; then succeeded, problems, stopped or failed. */
+  get outcome() {
+    return outcomeOf(this) || "running";
+  }
+
   /** The assistant side of this turn, for the next request's `messages`. */
   get assistantContent() {
     if (this.text.trim()) return this.text.trim();
     if (this.complete) return this.complete.message || "Done.";
+    if (this.outcome === "stopped") return "The previous attempt was stopped before it finished.";
     if (this.error) return `The previous attempt failed: ${this.error.message}`;
     return "";
   }
 
+  /** The stream's connection: a note while it is down (the run itself goes on without us). */
   setConnection(state, detail) {
-    const show = state === "reconnecting";
-    this.connNote.hidden = !show;
-    if (show) this.connNote.querySelector(".conn-text").textContent = detail || "Connection lost; reconnecting…";
+    const down = (state === "reconnecting" || state === "offline") && !this.done;
+    this.connNote.hidden = !down;
+    this.connNote.dataset.state = down ? state : "";
+    if (down) this.connText.textContent = detail;
+  }
+
+  /** The user asked to stop the run; the stopped card comes when the run has actually stopped. */
+  setStopping() {
+    if (!this.done) this.setStatus(this.status, "Stopping the run…");
   }
 
   apply(event, seq) {
     this.events += 1;
     const data = event.data || {};
-    if (data.sandboxId) this.sandboxId = data.sandboxId;
     this.logEvent(event, seq);
     switch (event.type) {
       case "progress":
+        if (data.status === "generating" && this.furthest > STATUSES.indexOf("generating")) this.addRepairNote(data.message, seq);
         this.setStatus(data.status, data.message);
         if (/^WARNING:/.test(data.message || "")) this.warn(data.message);
         break;
@@ -150,13 +129,17 @@ export class TurnView {
         this.finishText();
         this.complete = data;
         if (data.runId) this.runId = data.runId;
-        this.setStatus("complete", data.message);
+        this.setConnection("done");
+        // The server's message says the app is live; with problems left, that is not the whole story.
+        this.setStatus("complete", this.outcome === "problems" ? "Finished, with problems left in the preview" : data.message);
         this.showComplete(data, seq);
         break;
       case "error":
         this.finishText();
         this.error = data;
-        this.showError(data, seq);
+        this.setConnection("done");
+        if (this.outcome === "stopped") this.showStopped(data, seq);
+        else this.showError(data, seq);
         break;
       default:
         break;
@@ -165,27 +148,26 @@ export class TurnView {
 
   setStatus(status, message) {
     if (status) this.status = status;
-    const failed = Boolean(this.error);
-    const index = this.status ? STATUSES.indexOf(this.status) : failed ? 0 : -1;
-    const finished = this.status === "complete" && this.complete;
+    const outcome = outcomeOf(this);
+    const index = this.status ? STATUSES.indexOf(this.status) : outcome ? 0 : -1;
+    this.furthest = Math.max(this.furthest, index);
     STATUSES.forEach((s, i) => {
       let state = "todo";
-      if (i < index || (i === index && finished)) state = "done";
-      else if (i === index) state = failed ? "failed" : "active";
+      if (i < index || (i === index && this.complete)) state = "done";
+      else if (i === index) state = { failed: "failed", stopped: "stopped" }[outcome] || "active";
       this.stepTrack.children[i].dataset.state = state;
     });
-    if (this.status) this.stepName.textContent = STATUS_LABEL[this.status];
+    this.stepName.textContent = outcome === "stopped" ? "Stopped" : this.status ? STATUS_LABEL[this.status] : "Starting";
     this.stepCount.textContent = index >= 0 ? `${index + 1}/${STATUSES.length}` : "";
     if (message !== undefined) {
       this.stepMsg.textContent = message;
       this.stepMsg.title = message;
     }
     this.stepper.dataset.status = this.status || "";
-    let icon = "spinner";
-    if (failed) icon = "cross";
-    else if (finished) icon = "check";
+    this.stepper.dataset.outcome = outcome || "";
+    const icon = outcome || "spinner";
     if (this.stepIcon.dataset.kind !== icon) {
-      const next = icon === "spinner" ? h("span", { class: "spinner", "aria-hidden": "true" }) : h("span", { class: icon, "aria-hidden": "true" }, icon === "check" ? "✓" : "✕");
+      const next = icon === "spinner" ? h("span", { class: "spinner", "aria-hidden": "true" }) : h("span", { class: `step-icon ${icon}`, "aria-hidden": "true" }, STEPPER_ICON[icon]);
       next.dataset.kind = icon;
       this.stepIcon.replaceWith(next);
       this.stepIcon = next;
@@ -232,6 +214,13 @@ export class TurnView {
     this.currentText = null;
   }
 
+  /** A repair pass started (the run went back to generating after its rendered check). */
+  addRepairNote(message, seq) {
+    this.finishText();
+    this.currentTools = null;
+    this.blocks.append(h("p", { class: "repair-note", dataset: { seq } }, h("span", { class: "repair-ico", "aria-hidden": "true" }, "↻"), message));
+  }
+
   addTool(data, seq) {
     this.finishText();
     if (!this.currentTools) {
@@ -261,27 +250,79 @@ export class TurnView {
     this.blocks.append(h("div", { class: "callout callout-warn", role: "note" }, h("p", { class: "callout-title" }, "⚠ Running without isolation"), h("p", {}, message.replace(/^WARNING:\s*/, ""))));
   }
 
-  showComplete(data, seq) {
-    const share = data.previewUrl ? shareUrl(data.previewUrl, data.accessToken) : "";
+  previewActions(data) {
+    const share = shareUrl(data.previewUrl, data.accessToken);
+    return [
+      h("button", { type: "button", class: "btn btn-sm", onclick: () => this.onOpenPreview() }, "Show preview"),
+      share ? h("a", { class: "btn btn-sm", href: share, target: "_blank", rel: "noopener", title: data.previewUrl }, "Open ↗") : null,
+    ];
+  }
+
+  completeMeta(data) {
     const bits = [];
     if (typeof data.version === "number") bits.push(`version ${data.version}`);
     if (typeof data.tokensUsed === "number" && data.tokensUsed > 0) bits.push(`${data.tokensUsed.toLocaleString("en-US")} tokens`);
     if (data.model) bits.push(data.model);
+    return bits.length ? h("p", { class: "meta" }, bits.join(" · ")) : null;
+  }
+
+  showComplete(data, seq) {
+    const problems = problemsOf(data);
+    if (problems.length) {
+      this.showProblems(data, problems, seq);
+      return;
+    }
+    // The check could not run at all: the app may be fine, but nobody looked.
+    const unchecked = data.render?.error ? h("p", { class: "meta" }, `The rendered check could not run: ${data.render.error}`) : null;
     const card = h(
       "div",
-      { class: "callout callout-success complete-card", dataset: { seq } },
+      { class: "callout callout-success complete-card", dataset: { seq, outcome: "succeeded" } },
+      h("div", { class: "complete-row" }, h("p", { class: "callout-title" }, "✓ Your app is live"), h("div", { class: "actions" }, this.previewActions(data))),
+      unchecked,
+      this.completeMeta(data),
+    );
+    this.result.replaceChildren(card);
+  }
+
+  /** The run finished and the preview is up, but it still has problems: say so, offer a fix. */
+  showProblems(data, problems, seq) {
+    const repairs = data.repairs;
+    const left = problems.length === 1 ? "1 problem is left" : `${problems.length} problems are left`;
+    let title = `The app runs, but the preview shows problems: ${left}`;
+    let detail = "The rendered check of the preview found these. The preview stays live.";
+    if (repairs) {
+      const attempts = repairs.attempts === 1 ? "1 attempt" : `${repairs.attempts} attempts`;
+      title = `Automatic repair stopped after ${attempts}: ${left}`;
+      const fixed = repairs.fixed ? ` It fixed ${repairs.fixed === 1 ? "1 problem" : `${repairs.fixed} problems`}.` : "";
+      detail = `The preview stays live.${fixed} Still there:`;
+    }
+    const card = h(
+      "div",
+      { class: "callout callout-warn problems-card", dataset: { seq, outcome: "problems" } },
+      h("p", { class: "callout-title" }, `⚠ ${title}`),
+      h("p", {}, detail),
+      h("ul", { class: "problem-list" }, problems.map((p) => h("li", {}, p))),
+      h("p", { class: "meta" }, APP_ERRORS_HINT),
       h(
         "div",
-        { class: "complete-row" },
-        h("p", { class: "callout-title" }, "✓ Your app is live"),
-        h(
-          "div",
-          { class: "actions" },
-          h("button", { type: "button", class: "btn btn-sm", onclick: () => this.onOpenPreview(this) }, "Show preview"),
-          share ? h("a", { class: "btn btn-sm", href: share, target: "_blank", rel: "noopener", title: data.previewUrl }, "Open ↗") : null,
-        ),
+        { class: "actions" },
+        h("button", { type: "button", class: "btn btn-sm btn-primary fix-it-btn", onclick: () => this.onFixIt(problems) }, "Fix it"),
+        this.previewActions(data),
       ),
-      bits.length ? h("p", { class: "meta" }, bits.join(" · ")) : null,
+      this.completeMeta(data),
+    );
+    this.result.replaceChildren(card);
+  }
+
+  /** Stopped on request: not an error, nothing to troubleshoot. */
+  showStopped(data, seq) {
+    this.setStatus(this.status, "You stopped this run.");
+    const card = h(
+      "div",
+      { class: "callout callout-neutral stopped-card", dataset: { seq, outcome: "stopped" } },
+      h("p", { class: "callout-title" }, "■ Stopped"),
+      h("p", {}, "You stopped this run before it finished. Send a new prompt to carry on, or run this one again."),
+      h("div", { class: "actions" }, h("button", { type: "button", class: "btn btn-sm retry-btn", onclick: () => this.onRetry(this) }, "Run it again")),
     );
     this.result.replaceChildren(card);
   }
@@ -291,7 +332,7 @@ export class TurnView {
     this.setStatus(this.status, data.message);
     const card = h(
       "div",
-      { class: "callout callout-error error-card", role: "alert", dataset: { seq, code: data.code || "" } },
+      { class: "callout callout-error error-card", role: "alert", dataset: { seq, code: data.code || "", outcome: "failed" } },
       h("p", { class: "callout-title" }, `✕ ${help.title}`),
       h("p", { class: "error-message" }, data.message || "Unknown error"),
       h("p", { class: "meta" }, "What to do next:"),
@@ -330,11 +371,4 @@ export class TurnView {
     }
     this.logSummary.textContent = `Run log · ${this.events} events`;
   }
-}
-
-export function shareUrl(previewUrl, token) {
-  if (!token) return previewUrl;
-  const url = new URL(previewUrl);
-  url.searchParams.set("token", token);
-  return url.toString();
 }
