@@ -41,7 +41,7 @@ async def test_an_app_that_throws_is_fixed_on_the_first_repair(make_server: Any)
     server: LiveServer = await make_server(render_check=True, model=SCRIPTED + "fixes_on_repair")
     events, complete = await build(server)
     assert fixing_messages(events) == ["Fixing uncaught exception (attempt 1 of 3)"]
-    assert complete.repairs == {"attempts": 1, "fixed": True, "remaining": []}
+    assert complete.repairs == {"attempts": 1, "fixed": 1, "remaining": []}
     assert complete.render["ok"] and complete.render["problems"] == []
     page = await server.preview_get(complete.projectId, token=complete.accessToken)
     assert "It works" in page.text
@@ -53,7 +53,7 @@ async def test_a_model_that_never_fixes_it_stops_at_the_cap_and_says_so(
     server: LiveServer = await make_server(render_check=True, model=SCRIPTED + "never_fixes")
     events, complete = await build(server)
     assert len(fixing_messages(events)) == 3
-    assert complete.repairs["attempts"] == 3 and not complete.repairs["fixed"]
+    assert complete.repairs["attempts"] == 3 and complete.repairs["remaining"]
     assert any("exploded 3" in p for p in complete.repairs["remaining"])
     assert "automatic repair stopped" in complete.message
     assert "SANDFORGE_REPAIR_ATTEMPTS" in complete.message
@@ -85,5 +85,5 @@ async def test_a_react_compile_error_goes_back_and_is_fixed(make_server: Any) ->
     events, complete = await build(server, "react")
     fixing = fixing_messages(events)
     assert len(fixing) == 1, fixing
-    assert complete.repairs["fixed"], complete.repairs
+    assert complete.repairs["fixed"] >= 1 and not complete.repairs["remaining"], complete.repairs
     assert complete.render["ok"], complete.render

@@ -226,14 +226,15 @@ async def _finish(
         if inputs.check is not None:
             yield progress("preview", "Checking the rendered page in Chromium", sandbox_id)
         findings = await find_problems(inputs.check, url, screenshot, sandbox, template)
+        previous = repairs.remaining
+        repairs.found(findings.problems)
         if findings.render is not None:
             yield progress("preview", _summary(findings), sandbox_id)
-        stop = _why_stop(inputs, turn, repairs, findings)
+        stop = _why_stop(inputs, turn, repairs, previous)
         if stop is not None:
             repairs.stopped_because = stop
             break
         repairs.attempts += 1
-        repairs.remaining = findings.problems
         yield progress(
             "generating",
             f"Fixing {findings.describe()} (attempt {repairs.attempts} of "
@@ -245,7 +246,6 @@ async def _finish(
             inputs, files, sandbox, turn, repair_prompt(findings.problems), images
         ):
             yield event
-    repairs.remaining = findings.problems
     if findings.render is not None and findings.render.get("screenshot"):
         findings.render["screenshot"] = f"/api/runs/{job.run_id}/screenshot"
     message = f"Your app is live at {inputs.preview_url}"
@@ -271,7 +271,7 @@ async def _finish(
             projectId=job.project_id,
             model=inputs.model.name,
             render=findings.render,
-            repairs=repairs.to_json() if findings.problems or repairs.attempts else None,
+            repairs=repairs.to_json() if repairs.seen else None,
             **turn.extra,
         )
     )
@@ -287,10 +287,10 @@ def _summary(findings: Findings) -> str:
 
 
 def _why_stop(
-    inputs: PipelineInputs, turn: TurnOutcome, repairs: Repairs, findings: Findings
+    inputs: PipelineInputs, turn: TurnOutcome, repairs: Repairs, previous: list[str]
 ) -> str | None:
     """Why the repair loop ends here, or None to try another repair."""
-    if not findings.problems:
+    if not repairs.remaining:
         return "nothing to fix"
     if inputs.model.offline:
         return "no AI model is configured"
@@ -298,7 +298,7 @@ def _why_stop(
         if inputs.settings.repair_attempts == 0:
             return "SANDFORGE_REPAIR_ATTEMPTS is 0"
         return f"after {repairs.attempts} attempt(s), the limit (SANDFORGE_REPAIR_ATTEMPTS)"
-    if repairs.attempts and findings.problems == repairs.remaining:
+    if repairs.attempts and repairs.remaining == previous:
         return "the same problems came back unchanged"
     if turn.limit_reached:
         return "a run limit was reached"

@@ -47,12 +47,18 @@ class Findings:
 class Repairs:
     attempts: int = 0
     remaining: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    """Every problem any check found; those not remaining were fixed."""
     stopped_because: str | None = None
+
+    def found(self, problems: list[str]) -> None:
+        self.remaining = problems
+        self.seen.update(problems)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "attempts": self.attempts,
-            "fixed": self.attempts > 0 and not self.remaining,
+            "fixed": len(self.seen - set(self.remaining)),
             "remaining": self.remaining,
         }
 

@@ -70,7 +70,8 @@ async def project_preview(
         return preview_json(PreviewStatus("ready"), url, None, render)
     sandbox = await projects.project_sandbox(project)
     if sandbox is None:
-        return preview_json(PreviewStatus("stopped"), url, None, render)
+        # Gone: opening the preview (or a follow-up) rebuilds it from the stored files.
+        return {**preview_json(PreviewStatus("stopped"), url, None, render), "sandboxGone": True}
     return preview_json(await preview_status(sandbox, port), url, sandbox.id, render)
 
 
