@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ..agent.prompts import PERSONAS
 from ..chat import ChatMessage
@@ -49,10 +56,11 @@ class GenerationRequest(BaseModel):
             _check_text(message.content, "a message")
         return value
 
-    @field_validator("projectName")
+    @field_validator("projectName", "projectId", "sandboxId", "model")
     @classmethod
-    def _readable_name(cls, value: str | None) -> str | None:
-        return None if value is None else _check_text(value, "projectName")
+    def _readable_field(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # The ids are looked up in the store, which cannot encode a lone surrogate.
+        return None if value is None else _check_text(value, str(info.field_name))
 
     @field_validator("projectType")
     @classmethod
