@@ -13,6 +13,7 @@ from ..config import Settings, get_settings
 from . import pages
 from .api import projects, runs, sandboxes, system
 from .errors import install_error_handlers
+from .openapi import install_openapi
 from .preview import PreviewProxy
 from .services import Services
 
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> SandforgeApp:
     app.router.lifespan_context = lifespan
     app.state.services = services
     install_error_handlers(app)
+    install_openapi(app)
     for router in (runs.router, projects.router, sandboxes.router, system.router, pages.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")

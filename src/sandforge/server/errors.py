@@ -14,27 +14,13 @@ from collections.abc import Mapping
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from ..errors import InsufficientStorage, InvalidRequest, SandforgeError
 
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-
-
-class ErrorDetail(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: str = Field(description="Stable and machine-readable, e.g. `run_not_found`.")
-    message: str = Field(description="What happened and what to do about it.")
-
-
-class ErrorBody(BaseModel):
-    """The body of every API failure (the OpenAPI document's `Error`)."""
-
-    model_config = ConfigDict(extra="forbid", title="Error")
-
-    error: ErrorDetail
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def error_response(
@@ -68,6 +54,20 @@ def _is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers at this path.
+
+    Starlette's 405 names only the methods of the first route whose path matched, so
+    `PUT /api/runs` would say `Allow: POST` although `GET /api/runs` exists too.
+    """
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SandforgeError)
     async def _sandforge_error(request: Request, exc: SandforgeError) -> JSONResponse:
@@ -83,9 +83,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        # Headers pass through: a 405 carries `Allow`.
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+        return error_response(exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
