@@ -161,6 +161,11 @@ async def test_a_last_event_id_that_is_not_an_event_number_is_a_400(server: Live
     for value in values:
         response = await server.client.get(path, headers={"last-event-id": value})
         assert_error(response, 400, "invalid_last_event_id")
+        # `?after=` wins over the header, but does not make a bad one acceptable.
+        response = await server.client.get(
+            path, params={"after": 0}, headers={"last-event-id": value}
+        )
+        assert_error(response, 400, "invalid_last_event_id")
 
 
 async def test_numbers_past_64_bits_are_400s(server: LiveServer) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
@@ -213,6 +214,11 @@ class Health(BaseModel):
     model: str
 
 
+def operation_id(route: APIRoute) -> str:
+    """The handler's name (`get_run`): stable ids that links and clients can name."""
+    return route.name
+
+
 def ref(name: str) -> dict[str, str]:
     return {"$ref": COMPONENTS + name}
 
@@ -333,6 +339,12 @@ def _components() -> dict[str, Any]:
     for (name, _mode), schema in mapping.items():
         if schema != ref(name):  # A model is its own definition already; a union is inline.
             schemas[name] = schema
+    # Every event carries its `type` (the discriminator), default or not; pydantic leaves a
+    # field with a default out of `required`.
+    discriminator = schemas["Event"]["discriminator"]
+    for target in discriminator["mapping"].values():
+        member = schemas[target.removeprefix(COMPONENTS)]
+        member["required"] = [discriminator["propertyName"], *member["required"]]
     return schemas
 
 

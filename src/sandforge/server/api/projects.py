@@ -26,6 +26,7 @@ from ..openapi import (
     errors,
     event_stream,
     first_file_link,
+    operation_id,
 )
 from ..views import (
     conversation_json,
@@ -36,7 +37,7 @@ from ..views import (
 )
 from .runs import MAX_SEQ, SSE_HEADERS
 
-router = APIRouter(tags=["projects"], generate_unique_id_function=lambda route: route.name)
+router = APIRouter(tags=["projects"], generate_unique_id_function=operation_id)
 
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_SEQ)]
 

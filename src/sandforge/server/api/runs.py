@@ -19,10 +19,19 @@ from ...runs.supervisor import LiveRun
 from ...store.records import Flow
 from ..body import read_json_model
 from ..deps import ProjectsDep, SettingsDep, StoreDep, SupervisorDep
-from ..openapi import Run, Runs, RunStarted, errors, event_stream, json_body, run_links
+from ..openapi import (
+    Run,
+    Runs,
+    RunStarted,
+    errors,
+    event_stream,
+    json_body,
+    operation_id,
+    run_links,
+)
 from ..views import run_json
 
-router = APIRouter(tags=["runs"], generate_unique_id_function=lambda route: route.name)
+router = APIRouter(tags=["runs"], generate_unique_id_function=operation_id)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 MAX_SEQ = 2**63 - 1

@@ -9,15 +9,15 @@ from fastapi import APIRouter, Query, Response
 from ...projects.serving import preview_status
 from ...templates import WEB_APP
 from ..deps import FleetDep, SettingsDep, StoreDep
-from ..openapi import Files, Preview, Sandbox, Sandboxes, errors, first_file_link
+from ..openapi import Files, Preview, Sandbox, Sandboxes, errors, first_file_link, operation_id
 from ..views import preview_json, sandbox_json
 
-router = APIRouter(tags=["sandboxes"], generate_unique_id_function=lambda route: route.name)
+router = APIRouter(tags=["sandboxes"], generate_unique_id_function=operation_id)
 
 Port = Annotated[int, Query(ge=1, le=65535)]
 
 
-@router.get("/api/sandboxes", responses={200: {"model": Sandboxes}, **errors(400, 409)})
+@router.get("/api/sandboxes", responses={200: {"model": Sandboxes}, **errors(409)})
 async def list_sandboxes(fleet: FleetDep, settings: SettingsDep) -> dict[str, Any]:
     return {"sandboxes": [sandbox_json(i, settings) for i in await fleet.list()]}
 

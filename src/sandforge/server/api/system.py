@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request
 
 from ...agent.models import configured_model_name
 from ..deps import services
-from ..openapi import Health, errors
+from ..openapi import Health, errors, operation_id
 
-router = APIRouter(tags=["system"], generate_unique_id_function=lambda route: route.name)
+router = APIRouter(tags=["system"], generate_unique_id_function=operation_id)
 
 
 @router.get("/api/health", responses={200: {"model": Health}, **errors()})
