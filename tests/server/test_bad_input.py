@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +194,7 @@ async def test_a_preview_port_out_of_range_is_a_400(server: LiveServer) -> None:
 
 async def test_an_unexpected_failure_answers_a_json_500(server: LiveServer) -> None:
     # A store that lost a table: nothing the API expects, so no handler of its own catches it.
-    with sqlite3.connect(server.settings.data_dir / "sandforge.db") as db:
+    with closing(sqlite3.connect(server.settings.data_dir / "sandforge.db")) as db:
         db.execute("ALTER TABLE projects RENAME TO projects_lost")
     response = await server.client.get("/api/projects")
     assert_error(response, 500, "internal")
