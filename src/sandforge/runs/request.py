@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from collections.abc import Iterable
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ..agent.prompts import PERSONAS
 from ..chat import ChatMessage
@@ -23,6 +33,10 @@ def _check_text(text: str, what: str) -> str:
     return text
 
 
+def _choices(names: Iterable[str]) -> list[JsonValue]:
+    return [*sorted(names)]
+
+
 class GenerationRequest(BaseModel):
     """The seed's `{messages, projectType, agents, projectName}`.
 
@@ -30,11 +44,33 @@ class GenerationRequest(BaseModel):
     and `model`.
     """
 
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(
+        strict=True,
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {"messages": [{"role": "user", "content": "Build a calculator"}]},
+                {
+                    "messages": [
+                        {"role": "user", "content": "Build a todo list"},
+                        {"role": "assistant", "content": "Done: a todo list with a form."},
+                        {"role": "user", "content": "Add a button that clears the list"},
+                    ],
+                    "projectType": "web-app",
+                    "agents": ["frontend-dev"],
+                    "projectName": "Todo",
+                },
+            ]
+        },
+    )
 
     messages: list[ChatMessage] = Field(min_length=1)
-    projectType: str = "web-app"
-    agents: list[str] = Field(default_factory=lambda: ["frontend-dev"])
+    # Validated below with messages that list the choices; the enums document them.
+    projectType: str = Field(default="web-app", json_schema_extra={"enum": _choices(TEMPLATES)})
+    agents: list[str] = Field(
+        default_factory=lambda: ["frontend-dev"],
+        json_schema_extra={"items": {"type": "string", "enum": _choices(PERSONAS)}},
+    )
     projectName: str | None = Field(default=None, max_length=MAX_PROJECT_NAME)
     sandbox: SandboxProviderName | None = None
     projectId: str | None = None
@@ -49,10 +85,11 @@ class GenerationRequest(BaseModel):
             _check_text(message.content, "a message")
         return value
 
-    @field_validator("projectName")
+    @field_validator("projectName", "projectId", "sandboxId", "model")
     @classmethod
-    def _readable_name(cls, value: str | None) -> str | None:
-        return None if value is None else _check_text(value, "projectName")
+    def _readable_field(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # The ids are looked up in the store, which cannot encode a lone surrogate.
+        return None if value is None else _check_text(value, str(info.field_name))
 
     @field_validator("projectType")
     @classmethod

@@ -14,6 +14,7 @@ from ..config import Settings, get_settings
 from . import pages
 from .api import auth, projects, runs, sandboxes, system
 from .errors import install_error_handlers
+from .openapi import install_openapi
 from .preview import PreviewProxy
 from .security import Guard, Sessions, check_bind
 from .services import Services
@@ -55,8 +56,8 @@ def create_app(settings: Settings | None = None) -> SandforgeApp:
     app.router.lifespan_context = lifespan
     app.state.services = services
     install_error_handlers(app)
-    routers = (runs, projects, sandboxes, system, auth)
-    for module in routers:
+    install_openapi(app)
+    for module in (runs, projects, sandboxes, system, auth):
         app.include_router(module.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")

@@ -6,23 +6,18 @@ import asyncio
 import hmac
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict
 
 from ...errors import InvalidRequest, Unauthorized
+from ..bodies import SignIn
 from ..body import read_json_model
 from ..deps import services
+from ..openapi import errors, json_body, operation_id
 from ..security import SESSION_COOKIE, Sessions
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], generate_unique_id_function=operation_id)
 
 FAILED_SIGN_IN_DELAY_S = 1.0
 """Each wrong password costs this long, so guessing is slow."""
-
-
-class SignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    password: str
 
 
 class WrongPassword(Unauthorized):
@@ -38,7 +33,13 @@ def _sessions(request: Request) -> Sessions | None:
     return sessions
 
 
-@router.post("/api/login", status_code=204, response_class=Response)
+@router.post(
+    "/api/login",
+    status_code=204,
+    response_class=Response,
+    openapi_extra=json_body(SignIn),
+    responses=errors(400, 401, 413, 415),
+)
 async def sign_in(request: Request) -> Response:
     """Sign in with SANDFORGE_ADMIN_PASSWORD; sets the session cookie."""
     body = await read_json_model(request, SignIn)
@@ -55,7 +56,7 @@ async def sign_in(request: Request) -> Response:
     return response
 
 
-@router.post("/api/logout", status_code=204, response_class=Response)
+@router.post("/api/logout", status_code=204, response_class=Response, responses=errors())
 async def sign_out(request: Request) -> Response:
     response = Response(status_code=204)
     response.headers.append(

@@ -9,15 +9,33 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from ...config import Settings
 from ...events import encode_sse, encode_sse_comment
 from ...projects.serving import PreviewStatus, preview_status
 from ...store.records import ProjectRecord, ShareLinkRecord
 from ...templates import get_template
+from ..bodies import ShareRequest
 from ..body import read_json_model
 from ..deps import ProjectsDep, SettingsDep, StoreDep, SupervisorDep
+from ..openapi import (
+    PROJECT_LINKS,
+    Diff,
+    Files,
+    Preview,
+    Projects,
+    ProjectWithConversation,
+    Restored,
+    Session,
+    Share,
+    Shares,
+    Versions,
+    errors,
+    event_stream,
+    first_file_link,
+    json_body,
+    operation_id,
+)
 from ..views import (
     conversation_json,
     preview_json,
@@ -27,37 +45,50 @@ from ..views import (
 )
 from .runs import MAX_SEQ, SSE_HEADERS
 
-router = APIRouter(tags=["projects"])
+router = APIRouter(tags=["projects"], generate_unique_id_function=operation_id)
 
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_SEQ)]
-MAX_SHARE_SECONDS = 365 * 24 * 3600
 
 
-@router.get("/api/projects")
+@router.get("/api/projects", responses={200: {"model": Projects}, **errors()})
 async def list_projects(store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
     return {"projects": [project_json(p, settings) for p in await store.list_projects()]}
 
 
-@router.get("/api/projects/{project_id}")
+@router.get(
+    "/api/projects/{project_id}",
+    responses={
+        200: {"model": ProjectWithConversation, "links": PROJECT_LINKS},
+        **errors(404),
+    },
+)
 async def get_project(project_id: str, store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
     project = await store.get_project(project_id)
     messages = conversation_json(await store.history(project_id))
     return {**project_json(project, settings), "messages": messages}
 
 
-@router.delete("/api/projects/{project_id}", status_code=204, response_class=Response)
+@router.delete(
+    "/api/projects/{project_id}",
+    status_code=204,
+    response_class=Response,
+    responses=errors(400, 404, 409, 507),
+)
 async def delete_project(project_id: str, projects: ProjectsDep) -> Response:
     await projects.delete(project_id)
     return Response(status_code=204)
 
 
-@router.get("/api/sessions/{any_id}")
+@router.get("/api/sessions/{any_id}", responses={200: {"model": Session}, **errors(400, 404, 409)})
 async def get_session(any_id: str, projects: ProjectsDep, settings: SettingsDep) -> dict[str, Any]:
     """Everything the UI needs to reopen a project, from the id of it, its run or its sandbox."""
     return session_json(await projects.session(any_id), any_id, settings)
 
 
-@router.get("/api/projects/{project_id}/preview")
+@router.get(
+    "/api/projects/{project_id}/preview",
+    responses={200: {"model": Preview}, **errors(400, 404, 409)},
+)
 async def project_preview(
     project_id: str, projects: ProjectsDep, store: StoreDep, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -75,7 +106,13 @@ async def project_preview(
     return preview_json(await preview_status(sandbox, port), url, sandbox.id, render)
 
 
-@router.get("/api/projects/{project_id}/files")
+@router.get(
+    "/api/projects/{project_id}/files",
+    responses={
+        200: {"model": Files, "links": first_file_link("read_project_file", "project_id")},
+        **errors(404),
+    },
+)
 async def list_project_files(project_id: str, store: StoreDep) -> dict[str, Any]:
     await store.get_project(project_id)
     sizes = await store.file_sizes(project_id)
@@ -85,14 +122,16 @@ async def list_project_files(project_id: str, store: StoreDep) -> dict[str, Any]
 @router.get(
     "/api/projects/{project_id}/files/{path:path}",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}},
+    responses={200: {"content": {"text/plain": {}}}, **errors(404)},
 )
 async def read_project_file(project_id: str, path: str, store: StoreDep) -> Response:
     content = await store.read_file(project_id, path)
     return Response(content, media_type="text/plain; charset=utf-8")
 
 
-@router.get("/api/projects/{project_id}/versions")
+@router.get(
+    "/api/projects/{project_id}/versions", responses={200: {"model": Versions}, **errors(404)}
+)
 async def list_versions(project_id: str, store: StoreDep) -> dict[str, Any]:
     await store.get_project(project_id)
     return {"versions": [version_json(v) for v in await store.list_versions(project_id)]}
@@ -104,7 +143,7 @@ def _text(content: bytes | None) -> list[str]:
     return content.decode("utf-8", errors="replace").splitlines(keepends=True)
 
 
-@router.get("/api/projects/{project_id}/diff")
+@router.get("/api/projects/{project_id}/diff", responses={200: {"model": Diff}, **errors(400, 404)})
 async def diff_versions(
     project_id: str,
     store: StoreDep,
@@ -128,7 +167,10 @@ async def diff_versions(
     return {"from": from_version, "to": to_version, "files": files}
 
 
-@router.post("/api/projects/{project_id}/versions/{number}/restore")
+@router.post(
+    "/api/projects/{project_id}/versions/{number}/restore",
+    responses={200: {"model": Restored}, **errors(400, 404, 409, 413, 507)},
+)
 async def restore_version(
     project_id: str, number: VersionNumber, projects: ProjectsDep
 ) -> dict[str, Any]:
@@ -138,7 +180,15 @@ async def restore_version(
 
 
 @router.get(
-    "/api/projects/{project_id}/events", responses={200: {"content": {"text/event-stream": {}}}}
+    "/api/projects/{project_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: event_stream(
+            "Live: every event of the project's runs from now on, numbered from 1 for this "
+            "listener. It does not end; close it when done."
+        ),
+        **errors(404),
+    },
 )
 async def project_events(
     project_id: str, store: StoreDep, supervisor: SupervisorDep
@@ -161,13 +211,6 @@ async def project_events(
     return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-class ShareRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    expiresInSeconds: float | None = Field(default=None, gt=0, le=MAX_SHARE_SECONDS)
-    """The link stops working this long after it is made; without it, when revoked."""
-
-
 def share_json(link: ShareLinkRecord, project: ProjectRecord, settings: Settings) -> dict[str, Any]:
     url = settings.preview_url(project.id, get_template(project.project_type).port)
     return {
@@ -181,7 +224,12 @@ def share_json(link: ShareLinkRecord, project: ProjectRecord, settings: Settings
     }
 
 
-@router.post("/api/projects/{project_id}/shares", status_code=201)
+@router.post(
+    "/api/projects/{project_id}/shares",
+    status_code=201,
+    openapi_extra=json_body(ShareRequest),
+    responses={201: {"model": Share}, **errors(400, 404, 413, 415)},
+)
 async def create_share(
     project_id: str, request: Request, projects: ProjectsDep, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -191,14 +239,17 @@ async def create_share(
     return share_json(link, await projects.store.get_project(project_id), settings)
 
 
-@router.get("/api/projects/{project_id}/shares")
+@router.get("/api/projects/{project_id}/shares", responses={200: {"model": Shares}, **errors(404)})
 async def list_shares(project_id: str, store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
     project = await store.get_project(project_id)
     links = await store.share_links(project_id)
     return {"shares": [share_json(link, project, settings) for link in links]}
 
 
-@router.delete("/api/projects/{project_id}/shares/{share_id}")
+@router.delete(
+    "/api/projects/{project_id}/shares/{share_id}",
+    responses={200: {"model": Share}, **errors(404)},
+)
 async def revoke_share(
     project_id: str, share_id: str, projects: ProjectsDep, settings: SettingsDep
 ) -> dict[str, Any]:

@@ -19,20 +19,37 @@ from ...runs.supervisor import LiveRun
 from ...store.records import Flow
 from ..body import read_json_model
 from ..deps import ProjectsDep, SettingsDep, StoreDep, SupervisorDep
+from ..openapi import (
+    Run,
+    Runs,
+    RunStarted,
+    errors,
+    event_stream,
+    json_body,
+    operation_id,
+    run_links,
+)
 from ..views import run_json
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], generate_unique_id_function=operation_id)
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 MAX_SEQ = 2**63 - 1
-GENERATION_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": GenerationRequest.model_json_schema()}},
-    }
-}
-STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The run's events", "content": {"text/event-stream": {}}}
+RUN_ID_HEADER = "x-sandforge-run-id"
+PROJECT_ID_HEADER = "x-sandforge-project-id"
+GENERATION_ERRORS = errors(400, 404, 409, 413, 415, 429, 507)
+"""A bad body, an unknown projectId or sandboxId, a run already in flight, a full disk."""
+NEW_RUN_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        **event_stream(
+            "The new run's events, until it ends.",
+            headers={RUN_ID_HEADER: "The run's id.", PROJECT_ID_HEADER: "Its project's id."},
+        ),
+        "links": run_links(
+            f"$response.header.{RUN_ID_HEADER}", f"$response.header.{PROJECT_ID_HEADER}"
+        ),
+    },
+    **GENERATION_ERRORS,
 }
 
 
@@ -53,7 +70,7 @@ def sse_response(
 
     headers = dict(SSE_HEADERS)
     if run is not None:
-        headers |= {"x-sandforge-run-id": run.id, "x-sandforge-project-id": run.job.project_id}
+        headers |= {RUN_ID_HEADER: run.id, PROJECT_ID_HEADER: run.job.project_id}
     return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
 
 
@@ -62,37 +79,58 @@ async def _start(request: Request, projects: ProjectsDep, flow: Flow) -> LiveRun
     return await projects.start_run(generation, flow)
 
 
-@router.post("/api/agent/stream-daytona", openapi_extra=GENERATION_BODY, responses=STREAM_RESPONSE)
+@router.post(
+    "/api/agent/stream-daytona",
+    response_class=StreamingResponse,
+    openapi_extra=json_body(GenerationRequest),
+    responses=NEW_RUN_STREAM,
+)
 async def stream_daytona(request: Request, projects: ProjectsDep) -> StreamingResponse:
     """The seed's sandbox flow: a new run (or a follow-up), streamed."""
     run = await _start(request, projects, "sandbox")
     return sse_response(run.log.follow(), run)
 
 
-@router.post("/api/agent/stream", openapi_extra=GENERATION_BODY, responses=STREAM_RESPONSE)
+@router.post(
+    "/api/agent/stream",
+    response_class=StreamingResponse,
+    openapi_extra=json_body(GenerationRequest),
+    responses=NEW_RUN_STREAM,
+)
 async def stream_persistent(request: Request, projects: ProjectsDep) -> StreamingResponse:
     """The seed's persistent flow: files go to the database and are served from there."""
     run = await _start(request, projects, "persistent")
     return sse_response(run.log.follow(), run)
 
 
-@router.post("/api/runs", status_code=202, openapi_extra=GENERATION_BODY)
+@router.post(
+    "/api/runs",
+    status_code=202,
+    openapi_extra=json_body(GenerationRequest),
+    responses={
+        202: {
+            "model": RunStarted,
+            "links": run_links("$response.body#/runId", "$response.body#/projectId"),
+        },
+        **GENERATION_ERRORS,
+    },
+)
 async def create_run(request: Request, projects: ProjectsDep) -> JSONResponse:
     """Start a run in a sandbox and answer at once; follow it at /api/runs/{id}/events."""
     run = await _start(request, projects, "sandbox")
     return JSONResponse(
         {"runId": run.id, "kind": "run", "projectId": run.job.project_id},
         status_code=202,
-        headers={"x-sandforge-run-id": run.id, "x-sandforge-project-id": run.job.project_id},
+        headers={RUN_ID_HEADER: run.id, PROJECT_ID_HEADER: run.job.project_id},
     )
 
 
-@router.get("/api/runs")
+@router.get("/api/runs", responses={200: {"model": Runs}, **errors()})
 async def list_runs(store: StoreDep, projectId: str | None = None) -> dict[str, Any]:
     return {"runs": [run_json(r) for r in await store.list_runs(projectId)]}
 
 
-@router.get("/api/runs/{run_id}")
+@router.get("/api/runs/{run_id}", responses={200: {"model": Run}, **errors(404)})
 async def get_run(run_id: str, store: StoreDep) -> dict[str, Any]:
     return run_json(await store.get_run(run_id))
 
@@ -105,22 +143,34 @@ def _last_event_id(header: str | None) -> int | None:
     return int(header)
 
 
-@router.get("/api/runs/{run_id}/events", responses=STREAM_RESPONSE)
+@router.get(
+    "/api/runs/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: event_stream("The run's events after Last-Event-ID (or `after`), until it ends."),
+        **errors(400, 404),
+    },
+)
 async def run_events(
     run_id: str,
     store: StoreDep,
     supervisor: SupervisorDep,
     after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
-    last_event_id: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            description="Resume after this event (the `id:` of the last one received).",
+            json_schema_extra={"pattern": "^[0-9]+$"},
+        ),
+    ] = None,
 ) -> StreamingResponse:
     """Replays what comes after Last-Event-ID (or `?after=`), then tails."""
     await store.get_run(run_id)
-    if after is None:
-        after = _last_event_id(last_event_id)
-    return sse_response(supervisor.events(run_id, after or 0))
+    resume = _last_event_id(last_event_id) or 0  # checked even when `after` wins
+    return sse_response(supervisor.events(run_id, resume if after is None else after))
 
 
-@router.post("/api/runs/{run_id}/cancel")
+@router.post("/api/runs/{run_id}/cancel", responses={200: {"model": Run}, **errors(404, 507)})
 async def cancel_run(run_id: str, store: StoreDep, supervisor: SupervisorDep) -> dict[str, Any]:
     """Cancel a run; answers once it has ended (or after a bounded wait) with its state."""
     record = await store.get_run(run_id)
@@ -137,7 +187,7 @@ async def cancel_run(run_id: str, store: StoreDep, supervisor: SupervisorDep) ->
 @router.get(
     "/api/runs/{run_id}/screenshot",
     response_class=FileResponse,
-    responses={200: {"content": {"image/png": {}}}},
+    responses={200: {"content": {"image/png": {}}}, **errors(404)},
 )
 async def run_screenshot(run_id: str, store: StoreDep, settings: SettingsDep) -> FileResponse:
     """The rendered check's screenshot of the run's preview."""
