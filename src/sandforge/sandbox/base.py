@@ -18,7 +18,9 @@ from ..errors import (
     NotFound,
     PayloadTooLarge,
     SandforgeError,
+    error_for_code,
 )
+from . import wire
 
 SKIPPED_DIRS = frozenset(
     {"node_modules", ".git", "__pycache__", ".venv", "dist", "build", ".next", ".cache"}
@@ -191,10 +193,18 @@ class SandboxFileTooLarge(SandboxError):
     http_status = PayloadTooLarge.http_status
 
 
-class SandboxDiskFull(SandboxError):
+class SandboxDiskFull(SandboxError, InsufficientStorage):
     """The sandbox's filesystem (`disk_mb`) is full."""
 
     code = "disk_full"
+    http_status = InsufficientStorage.http_status
+
+
+class HostDiskFull(SandboxError, InsufficientStorage):
+    """The host's disk has no room for another sandbox: it is full, or it has less free space
+    than the floor (SANDFORGE_MIN_FREE_DISK_MB)."""
+
+    code = "host_disk_full"
     http_status = InsufficientStorage.http_status
 
 
@@ -238,6 +248,15 @@ class SandboxProvider(Protocol):
     async def create(self, spec: SandboxSpec) -> Sandbox: ...
     async def get(self, sandbox_id: str) -> Sandbox: ...
     async def list(self, labels: dict[str, str] | None = None) -> list[SandboxInfo]: ...
+
+
+def check_reply(reply: wire.Message, family: type[SandforgeError] = SandboxError) -> wire.Message:
+    """`reply` if it says it worked; otherwise the error it reports, as `family`'s class for its
+    code (`disk_full` comes back as SandboxDiskFull), or `family` itself for a code it lacks."""
+    failure = wire.failure(reply)
+    if failure is not None:
+        raise error_for_code(failure.code, failure.message, family)
+    return reply
 
 
 def normalize_relative(path: str) -> str:

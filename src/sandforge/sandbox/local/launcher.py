@@ -53,9 +53,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import errno
 import fcntl
 import functools
 import json
+import logging
 import os
 import shutil
 import signal
@@ -66,7 +68,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..base import SandboxError, SandboxSpec, SandboxUnavailable, normalize_relative
+from ...errors import SandforgeError
+from .. import wire
+from ..base import (
+    HostDiskFull,
+    SandboxError,
+    SandboxSpec,
+    SandboxUnavailable,
+    check_reply,
+    normalize_relative,
+)
 from . import cgroups, disk, seccomp
 from .unix import listen_unix
 
@@ -74,6 +85,7 @@ PROJECT_DIR = "/workspace"
 HOME_DIR = "/home/user"
 RUN_DIR = "/run/sandforge"
 TOOLBOX_PATH = "/opt/sandforge/toolbox.py"
+WIRE_PATH = "/opt/sandforge/sandforge_wire.py"
 SANDBOX_UID = 1000
 HOST_UID_BASE = 1_000_000_000
 HOST_UID_RANGE = 1 << 24
@@ -86,6 +98,10 @@ SLIRP_MTU = 65520
 SLIRP_DNS = "10.0.2.3"
 LOG_NAME = "sandbox.log"
 STOP_GRACE_S = 2.0
+
+CONTROL_MESSAGE_BYTES = 1 << 20
+
+log = logging.getLogger(__name__)
 
 _NS_GET_USERNS = 0xB701
 
@@ -283,15 +299,21 @@ def _memfd(name: str, data: bytes) -> int:
     return fd
 
 
+_TOOLBOX_FILE = Path(__file__).with_name("toolbox.py")
+_WIRE_FILE = Path(wire.__file__)
+
+
 @functools.cache
-def _toolbox_source() -> bytes:
-    return Path(__file__).with_name("toolbox.py").read_bytes()
+def _source(path: Path) -> bytes:
+    return path.read_bytes()
 
 
 def _daemon_args(
-    spec: SandboxSpec, root: str, run_dir: str, listen_fd: int, ready_fd: int
+    spec: SandboxSpec, root: str, run_dir: str, listen_fd: int, ready_fd: int, wire_path: str
 ) -> list[str]:
     return [
+        "--wire",
+        wire_path,
         "--root",
         root,
         "--run-dir",
@@ -389,9 +411,11 @@ def _bwrap_argv(
     ]
     for relative, host_dir in spec.readonly_mounts.items():
         argv += ["--ro-bind", host_dir, f"{PROJECT_DIR}/{normalize_relative(relative)}"]
-    toolbox_fd = _memfd("toolbox.py", _toolbox_source())
-    spawn.pass_fds.append(toolbox_fd)
-    argv += ["--ro-bind-data", str(toolbox_fd), TOOLBOX_PATH, *python_binds, "--remount-ro", "/"]
+    for path, source in ((TOOLBOX_PATH, _TOOLBOX_FILE), (WIRE_PATH, _WIRE_FILE)):
+        fd = _memfd(source.name, _source(source))
+        spawn.pass_fds.append(fd)
+        argv += ["--ro-bind-data", str(fd), path]
+    argv += [*python_binds, "--remount-ro", "/"]
     program = seccomp.program()
     if program is not None:
         seccomp_fd = _memfd("seccomp", program)
@@ -403,7 +427,7 @@ def _bwrap_argv(
     for key, value in sandbox_env(spec).items():
         argv += ["--setenv", key, value]
     argv += [python, "-I", "-S", TOOLBOX_PATH]
-    argv += _daemon_args(spec, PROJECT_DIR, RUN_DIR, listen_fd, ready_fd)
+    argv += _daemon_args(spec, PROJECT_DIR, RUN_DIR, listen_fd, ready_fd, WIRE_PATH)
     return argv
 
 
@@ -433,9 +457,14 @@ def unisolated_argv(
         sys.executable,
         "-I",
         "-S",
-        str(Path(__file__).with_name("toolbox.py")),
+        str(_TOOLBOX_FILE),
         *_daemon_args(
-            spec, str(sandbox_dir / "workspace"), str(sandbox_dir / "run"), listen_fd, ready_fd
+            spec,
+            str(sandbox_dir / "workspace"),
+            str(sandbox_dir / "run"),
+            listen_fd,
+            ready_fd,
+            str(_WIRE_FILE),
         ),
     ]
 
@@ -515,7 +544,17 @@ class BwrapLauncher:
     async def _start(self, state: _Running, spec: SandboxSpec) -> None:
         # The spawns stay on the event loop's thread: --die-with-parent follows the thread
         # that forked bwrap, and a pool thread may exit long before the server does.
-        spawn = await asyncio.to_thread(self._prepare, state, spec)
+        try:
+            spawn = await asyncio.to_thread(self._prepare, state, spec)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise HostDiskFull(
+                f"sandbox {state.sandbox_dir.name} cannot start: the disk holding "
+                f"{state.sandbox_dir.parent} is full ({exc.strerror}). Free some space, for "
+                "example by deleting sandboxes you no longer need (`sandforge sandboxes delete "
+                "<id>`), and try again."
+            ) from exc
         try:
             state.proc = await asyncio.create_subprocess_exec(
                 *spawn.argv,
@@ -846,7 +885,9 @@ class ControlServer:
             self.socket_path.unlink()
         old_umask = os.umask(0o077)
         try:
-            self._server = await asyncio.start_unix_server(self._handle, path=str(self.socket_path))
+            self._server = await asyncio.start_unix_server(
+                self._handle, path=str(self.socket_path), limit=CONTROL_MESSAGE_BYTES + 1
+            )
         finally:
             os.umask(old_umask)
 
@@ -859,35 +900,39 @@ class ControlServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = json.loads(await reader.readline())
-            reply: dict[str, Any]
             try:
-                sandbox_id = str(request["sandbox_id"])
-                if "/" in sandbox_id or sandbox_id.startswith("."):
-                    raise SandboxError(f"bad sandbox id {sandbox_id!r}")
-                op = request["op"]
-                if op == "launch":
-                    try:
-                        spec = SandboxSpec(**request["spec"])
-                    except (TypeError, ValueError) as exc:
-                        raise SandboxError(f"bad sandbox spec: {exc}") from exc
-                    await self.launcher.launch(self.sandboxes_dir / sandbox_id, spec)
-                    reply = {"ok": True}
-                elif op == "terminate":
-                    await self.launcher.terminate(sandbox_id)
-                    reply = {"ok": True}
-                elif op == "is_running":
-                    reply = {"ok": True, "running": await self.launcher.is_running(sandbox_id)}
-                else:
-                    reply = {"ok": False, "error": f"unknown op {op!r}", "code": "bad_request"}
-            except SandboxError as exc:
-                reply = {"ok": False, "error": str(exc), "code": exc.code}
-            writer.write(json.dumps(reply).encode() + b"\n")
+                reply = await self._serve(await wire.read(reader, CONTROL_MESSAGE_BYTES))
+            except (SandforgeError, wire.Failure) as exc:
+                reply = wire.error(exc.code, exc.message)
+            except Exception as exc:
+                # The worker that asked must hear why, not see the connection drop.
+                log.exception("the sandbox control socket failed a request")
+                reply = wire.error("internal", f"the sandbox launcher failed: {exc!r}")
+            writer.write(wire.encode(reply))
             await writer.drain()
-        except (ConnectionError, ValueError, KeyError, TypeError):
+        except ConnectionError:
             pass
         finally:
             writer.close()
+
+    async def _serve(self, request: wire.Message) -> wire.Message:
+        sandbox_id = str(request.get("sandbox_id"))
+        if "/" in sandbox_id or sandbox_id.startswith("."):
+            raise SandboxError(f"bad sandbox id {sandbox_id!r}")
+        op = request.get("op")
+        if op == "launch":
+            try:
+                spec = SandboxSpec(**request["spec"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise SandboxError(f"bad sandbox spec: {exc}") from exc
+            await self.launcher.launch(self.sandboxes_dir / sandbox_id, spec)
+            return wire.ok()
+        if op == "terminate":
+            await self.launcher.terminate(sandbox_id)
+            return wire.ok()
+        if op == "is_running":
+            return wire.ok(running=await self.launcher.is_running(sandbox_id))
+        raise SandboxError(f"the sandbox control socket has no operation {op!r}")
 
 
 class RemoteLauncher:
@@ -896,31 +941,30 @@ class RemoteLauncher:
     def __init__(self, socket_path: Path) -> None:
         self.socket_path = socket_path
 
-    async def _call(self, **request: Any) -> dict[str, Any]:
+    async def _call(self, op: str, **params: Any) -> wire.Message:
         try:
-            reader, writer = await asyncio.open_unix_connection(str(self.socket_path))
+            reader, writer = await asyncio.open_unix_connection(
+                str(self.socket_path), limit=CONTROL_MESSAGE_BYTES + 1
+            )
         except OSError as exc:
             raise SandboxUnavailable(
                 f"the sandforge server's sandbox control socket {self.socket_path} is not answering"
             ) from exc
         try:
-            writer.write(json.dumps(request).encode() + b"\n")
+            writer.write(wire.encode(wire.request(op, **params)))
             await writer.drain()
-            reply: dict[str, Any] = json.loads(await reader.readline())
+            reply = await wire.read(reader, CONTROL_MESSAGE_BYTES)
+        except wire.Failure as exc:
+            raise SandboxError(f"the sandbox control socket sent no proper reply: {exc}") from exc
         finally:
             writer.close()
-        if not reply.get("ok"):
-            error = (
-                SandboxUnavailable if reply.get("code") == "sandbox_unavailable" else SandboxError
-            )
-            raise error(str(reply.get("error")))
-        return reply
+        return check_reply(reply)
 
     async def launch(self, sandbox_dir: Path, spec: SandboxSpec) -> None:
-        await self._call(op="launch", sandbox_id=sandbox_dir.name, spec=asdict(spec))
+        await self._call("launch", sandbox_id=sandbox_dir.name, spec=asdict(spec))
 
     async def terminate(self, sandbox_id: str) -> None:
-        await self._call(op="terminate", sandbox_id=sandbox_id)
+        await self._call("terminate", sandbox_id=sandbox_id)
 
     async def is_running(self, sandbox_id: str) -> bool:
-        return bool((await self._call(op="is_running", sandbox_id=sandbox_id))["running"])
+        return bool((await self._call("is_running", sandbox_id=sandbox_id))["running"])

@@ -7,8 +7,9 @@ PID 2, and the sandbox ends when it does.
 
 The host talks to it over a unix socket it never sees by path: the host creates the
 listening socket in a directory only the host can reach and hands the daemon the file
-descriptor (`--listen-fd`). One JSON request line and one JSON reply line per
-connection, the way Daytona's toolbox API serves exec, file and process requests.
+descriptor (`--listen-fd`). One request and one reply per connection, in the message
+format of sandbox/wire.py, the way Daytona's toolbox API serves exec, file and process
+requests.
 
 `forward` bridges previews: the host creates a listening socket for a port in its own
 directory, passes the descriptor along with the request (SCM_RIGHTS), and the daemon
@@ -25,7 +26,6 @@ from __future__ import annotations
 import binascii
 import contextlib
 import errno
-import json
 import os
 import posixpath
 import resource
@@ -37,10 +37,31 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-MAX_REQUEST_BYTES = 64 << 20
+
+def _load_wire() -> types.ModuleType:
+    """sandbox/wire.py, from the file the launcher names with `--wire`.
+
+    The daemon runs with `-I -S` on the system Python, where sandforge is not importable:
+    the launcher binds wire.py read-only next to this file and passes its path.
+    """
+    path = sys.argv[sys.argv.index("--wire") + 1]
+    module = types.ModuleType("sandforge_wire")
+    module.__file__ = path
+    with open(path, "rb") as source:
+        code = compile(source.read(), path, "exec")
+    exec(code, module.__dict__)
+    return module
+
+
+if TYPE_CHECKING:
+    from .. import wire
+else:
+    wire = _load_wire()
+
 REQUEST_TIMEOUT_S = 60.0
 MAX_FDS = 4
 LOG_TAIL_BYTES = 8192
@@ -55,12 +76,6 @@ Reply = dict[str, Any]
 Op = Callable[[dict[str, Any], list[int]], Reply]
 
 
-class ToolboxError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def _b64encode(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).decode()
 
@@ -69,7 +84,7 @@ def _b64decode(text: str) -> bytes:
     try:
         return binascii.a2b_base64(text)
     except binascii.Error as exc:
-        raise ToolboxError("bad_request", f"content is not base64: {exc}") from exc
+        raise wire.Failure("bad_request", f"content is not base64: {exc}") from exc
 
 
 class Toolbox:
@@ -90,12 +105,12 @@ class Toolbox:
 
     def _parts(self, path: Any) -> list[str]:
         if not isinstance(path, str) or not path or "\x00" in path or path.startswith("/"):
-            raise ToolboxError("path_escape", f"{path!r} is not a path relative to the project dir")
+            raise wire.Failure("path_escape", f"{path!r} is not a path relative to the project dir")
         clean = posixpath.normpath(path)
         if clean == ".":
             return []
         if clean == ".." or clean.startswith("../"):
-            raise ToolboxError("path_escape", f"{path!r} points outside the project dir")
+            raise wire.Failure("path_escape", f"{path!r} points outside the project dir")
         return clean.split("/")
 
     def _open_dir(self, parts: list[str], create: bool = False) -> int:
@@ -109,7 +124,7 @@ class Toolbox:
                     child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
                 except OSError as exc:
                     if _is_symlink(part, fd):
-                        raise ToolboxError(
+                        raise wire.Failure(
                             "path_escape",
                             f"{part!r} is a symlink; file operations do not follow symlinks",
                         ) from exc
@@ -131,7 +146,7 @@ class Toolbox:
     def read_file(self, req: dict[str, Any], fds: list[int]) -> Reply:
         parts = self._parts(req["path"])
         if not parts:
-            raise ToolboxError("is_directory", "the project dir itself is not a file")
+            raise wire.Failure("is_directory", "the project dir itself is not a file")
         dfd = self._open_dir(parts[:-1])
         try:
             fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dfd)
@@ -142,12 +157,12 @@ class Toolbox:
         with os.fdopen(fd, "rb") as f:
             mode = os.fstat(f.fileno()).st_mode
             if stat.S_ISDIR(mode):
-                raise ToolboxError("is_directory", f"{req['path']!r} is a directory")
+                raise wire.Failure("is_directory", f"{req['path']!r} is a directory")
             if not stat.S_ISREG(mode):
-                raise ToolboxError("not_a_file", f"{req['path']!r} is not a regular file")
+                raise wire.Failure("not_a_file", f"{req['path']!r} is not a regular file")
             data = f.read(self.max_file_bytes + 1)
         if len(data) > self.max_file_bytes:
-            raise ToolboxError(
+            raise wire.Failure(
                 "file_too_large",
                 f"{req['path']!r} is over the {self.max_file_bytes}-byte file limit",
             )
@@ -156,10 +171,10 @@ class Toolbox:
     def write_file(self, req: dict[str, Any], fds: list[int]) -> Reply:
         parts = self._parts(req["path"])
         if not parts:
-            raise ToolboxError("is_directory", "the project dir itself is not a file")
+            raise wire.Failure("is_directory", "the project dir itself is not a file")
         data = _b64decode(req["content_b64"])
         if len(data) > self.max_file_bytes:
-            raise ToolboxError(
+            raise wire.Failure(
                 "file_too_large",
                 f"{len(data)} bytes is over the {self.max_file_bytes}-byte file limit",
             )
@@ -169,7 +184,7 @@ class Toolbox:
             try:
                 st = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
                 if stat.S_ISLNK(st.st_mode):
-                    raise ToolboxError(
+                    raise wire.Failure(
                         "path_escape",
                         f"{req['path']!r} is a symlink; file operations do not follow symlinks",
                     )
@@ -184,7 +199,7 @@ class Toolbox:
             os.close(dfd)
         with os.fdopen(fd, "wb") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ToolboxError("not_a_file", f"{req['path']!r} is not a regular file")
+                raise wire.Failure("not_a_file", f"{req['path']!r} is not a regular file")
             try:
                 f.truncate(0)
                 f.write(data)
@@ -196,7 +211,7 @@ class Toolbox:
     def delete_file(self, req: dict[str, Any], fds: list[int]) -> Reply:
         parts = self._parts(req["path"])
         if not parts:
-            raise ToolboxError("path_escape", "refusing to delete the project dir itself")
+            raise wire.Failure("path_escape", "refusing to delete the project dir itself")
         dfd = self._open_dir(parts[:-1])
         try:
             st = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
@@ -244,11 +259,11 @@ class Toolbox:
     ) -> subprocess.Popen[bytes]:
         cmd = req["cmd"]
         if not isinstance(cmd, str):
-            raise ToolboxError("bad_request", "cmd must be a string")
+            raise wire.Failure("bad_request", "cmd must be a string")
         env = dict(os.environ)
         extra = req.get("env") or {}
         if not isinstance(extra, dict):
-            raise ToolboxError("bad_request", "env must be an object")
+            raise wire.Failure("bad_request", "env must be an object")
         env.update({str(k): str(v) for k, v in extra.items()})
         # Children inherit the OOM score at fork, so the daemon raises its own around the
         # spawn: when the sandbox runs out of memory, commands go before the daemon that
@@ -267,11 +282,11 @@ class Toolbox:
                     close_fds=True,
                 )
             except FileNotFoundError as exc:
-                raise ToolboxError(
+                raise wire.Failure(
                     "file_not_found", f"cwd {req.get('cwd')!r} does not exist"
                 ) from exc
             except OSError as exc:
-                raise ToolboxError(
+                raise wire.Failure(
                     "spawn_failed", f"cannot start the command: {exc.strerror}"
                 ) from exc
             finally:
@@ -346,7 +361,7 @@ class Toolbox:
         )
         try:
             if not stat.S_ISREG(os.fstat(log_fd).st_mode):
-                raise ToolboxError("not_a_file", f"the log of {name!r} is not a regular file")
+                raise wire.Failure("not_a_file", f"the log of {name!r} is not a regular file")
             proc = self._spawn(req, log_fd, subprocess.STDOUT)
         finally:
             os.close(log_fd)
@@ -359,7 +374,7 @@ class Toolbox:
         with self.lock:
             proc = self.processes.get(name)
         if proc is None:
-            raise ToolboxError("process_not_found", f"no process named {name!r}")
+            raise wire.Failure("process_not_found", f"no process named {name!r}")
         code = proc.poll()
         tail = b""
         with contextlib.suppress(OSError):
@@ -400,7 +415,7 @@ class Toolbox:
     def forward(self, req: dict[str, Any], fds: list[int]) -> Reply:
         port = int(req["port"])
         if not 1 <= port <= 65535:
-            raise ToolboxError("bad_port", f"{port} is not a TCP port")
+            raise wire.Failure("bad_port", f"{port} is not a TCP port")
         with self.lock:
             active = port in self.forwards
             if not fds or active:
@@ -408,7 +423,7 @@ class Toolbox:
             listener = socket.socket(fileno=fds.pop(0))
             if listener.family != socket.AF_UNIX or listener.type != socket.SOCK_STREAM:
                 listener.close()
-                raise ToolboxError("bad_request", "forward needs a listening unix stream socket")
+                raise wire.Failure("bad_request", "forward needs a listening unix stream socket")
             listener.setblocking(True)
             self.forwards[port] = listener
         _thread(self._accept_forward, listener, port)
@@ -468,24 +483,24 @@ def _thread(target: Callable[..., None], *args: Any) -> threading.Thread:
     return thread
 
 
-def _path_error(exc: OSError, path: str) -> ToolboxError:
+def _path_error(exc: OSError, path: str) -> wire.Failure:
     if exc.errno == errno.ELOOP:
-        return ToolboxError(
+        return wire.Failure(
             "path_escape", f"{path!r} is a symlink; file operations do not follow symlinks"
         )
     if exc.errno == errno.ENOENT:
-        return ToolboxError("file_not_found", f"{path!r} does not exist")
+        return wire.Failure("file_not_found", f"{path!r} does not exist")
     if exc.errno == errno.ENOTDIR:
-        return ToolboxError("file_not_found", f"{path!r} is not a directory")
+        return wire.Failure("file_not_found", f"{path!r} is not a directory")
     if exc.errno == errno.EISDIR:
-        return ToolboxError("is_directory", f"{path!r} is a directory")
+        return wire.Failure("is_directory", f"{path!r} is a directory")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return ToolboxError("disk_full", f"{path!r}: the sandbox's disk is full")
+        return wire.Failure("disk_full", f"{path!r}: the sandbox's disk is full")
     if exc.errno == errno.EFBIG:
-        return ToolboxError("file_too_large", f"{path!r}: over the sandbox's file size limit")
+        return wire.Failure("file_too_large", f"{path!r}: over the sandbox's file size limit")
     if exc.errno == errno.ENXIO:
-        return ToolboxError("not_a_file", f"{path!r} is not a regular file")
-    return ToolboxError("os_error", f"{path!r}: {exc.strerror}")
+        return wire.Failure("not_a_file", f"{path!r} is not a regular file")
+    return wire.Failure("os_error", f"{path!r}: {exc.strerror}")
 
 
 def _is_symlink(name: str, dir_fd: int) -> bool:
@@ -507,44 +522,31 @@ def _set_oom_score(value: int) -> None:
 
 def _process_name(name: Any) -> str:
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
-        raise ToolboxError("bad_name", f"{name!r} is not a process name (letters, digits, - and _)")
+        raise wire.Failure("bad_name", f"{name!r} is not a process name (letters, digits, - and _)")
     return name
 
 
 # -- serving ------------------------------------------------------------------------------------
 
 
-def _read_request(conn: socket.socket, fds: list[int]) -> bytes:
-    buf = bytearray()
-    conn.settimeout(REQUEST_TIMEOUT_S)
-    while b"\n" not in buf:
-        data, received, _, _ = socket.recv_fds(conn, 1 << 16, MAX_FDS)
-        fds.extend(received)
-        if not data:
-            break
-        buf += data
-        if len(buf) > MAX_REQUEST_BYTES:
-            raise ToolboxError("bad_request", f"request over {MAX_REQUEST_BYTES} bytes")
-    conn.settimeout(None)
-    return bytes(buf.partition(b"\n")[0])
-
-
 def handle(ops: dict[str, Op], conn: socket.socket) -> None:
     fds: list[int] = []
     try:
+        conn.settimeout(REQUEST_TIMEOUT_S)
         try:
-            req = json.loads(_read_request(conn, fds))
-            op = ops.get(str(req.get("op"))) if isinstance(req, dict) else None
+            req = wire.receive(conn, fds=fds, max_fds=MAX_FDS)
+            conn.settimeout(None)
+            op = ops.get(str(req.get("op")))
             if op is None:
-                raise ToolboxError("bad_request", "unknown op")
-            reply: Reply = {"ok": True, **op(req, fds)}
-        except ToolboxError as exc:
-            reply = {"ok": False, "code": exc.code, "error": str(exc)}
+                raise wire.Failure("bad_request", f"unknown op {req.get('op')!r}")
+            reply = wire.ok(**op(req, fds))
+        except wire.Failure as exc:
+            reply = wire.error(exc.code, exc.message)
         except (KeyError, TypeError, ValueError) as exc:
-            reply = {"ok": False, "code": "bad_request", "error": f"bad request: {exc!r}"}
+            reply = wire.error("bad_request", f"bad request: {exc!r}")
         except OSError as exc:
-            reply = {"ok": False, "code": "os_error", "error": str(exc)}
-        conn.sendall(json.dumps(reply).encode() + b"\n")
+            reply = wire.error("os_error", str(exc))
+        wire.send(conn, reply)
     except OSError:
         pass
     finally:
