@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sandforge.sandbox.local.launcher import SLIRP_DNS, host_uid
+from sandforge.sandbox.local import host_uid
+from sandforge.sandbox.local.slirp import SLIRP_DNS
 from tests.sandbox.conftest import AssertAlive, HostListener, Rig
 from tests.sandbox.helpers import python
 

@@ -25,8 +25,8 @@ from sandforge.sandbox.base import (
     SandboxError,
     SandboxFileTooLarge,
 )
+from sandforge.sandbox.local import host_uid
 from sandforge.sandbox.local.disk import IMAGE_NAME
-from sandforge.sandbox.local.launcher import host_uid
 from sandforge.sandbox.local.unix import NoFollowUnixBackend, connect_unix
 from tests.sandbox.conftest import AssertAlive, HostListener, Rig
 from tests.sandbox.helpers import SECRETS, python

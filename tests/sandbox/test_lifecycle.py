@@ -24,9 +24,9 @@ from sandforge.sandbox.base import (
     SandboxUnavailable,
 )
 from sandforge.sandbox.http import upstream_client, wait_until_ready
-from sandforge.sandbox.local import BwrapLauncher, LocalSandboxProvider
+from sandforge.sandbox.local import BwrapLauncher, LocalSandboxProvider, host_uid
 from sandforge.sandbox.local.disk import IMAGE_NAME, attached_loops, stage_dir
-from sandforge.sandbox.local.launcher import Isolation, Mode, host_uid, probe_isolation
+from sandforge.sandbox.local.isolation import Isolation, Mode, probe_isolation
 from tests.sandbox.conftest import Rig, require_isolation
 from tests.sandbox.helpers import SECRETS, wait_for
 

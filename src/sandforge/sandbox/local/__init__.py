@@ -1,6 +1,8 @@
 """The embedded local sandbox: bwrap plus an in-sandbox toolbox daemon."""
 
-from .launcher import BwrapLauncher, ControlServer, Launcher, RemoteLauncher, check_isolation
+from .bwrap import BwrapLauncher, Launcher
+from .control import ControlServer, RemoteLauncher
+from .isolation import check_isolation, host_uid
 from .provider import LocalSandbox, LocalSandboxProvider
 
 __all__ = [
@@ -11,4 +13,5 @@ __all__ = [
     "LocalSandboxProvider",
     "RemoteLauncher",
     "check_isolation",
+    "host_uid",
 ]

@@ -34,8 +34,10 @@ from ..base import (
     Upstream,
     normalize_relative,
 )
+from .bwrap import CTL_DIR, TOOLBOX_SOCKET, Launcher
 from .client import ToolboxClient
-from .launcher import CTL_DIR, PROJECT_DIR, TOOLBOX_SOCKET, Launcher, host_uid
+from .command import PROJECT_DIR
+from .isolation import host_uid
 from .unix import listen_unix
 
 SANDBOX_ID_BYTES = 6
