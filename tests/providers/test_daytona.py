@@ -26,6 +26,7 @@ from sandforge.sandbox import (
     SandboxState,
     SandboxStopped,
     SandboxUnavailable,
+    providers,
 )
 from sandforge.sandbox.daytona import (
     LABEL_CREATE,
@@ -37,7 +38,6 @@ from sandforge.sandbox.daytona import (
 )
 from sandforge.sandbox.http import wait_until_ready
 from sandforge.sandbox.local import BwrapLauncher
-from sandforge.sandbox.providers import make_provider
 from tests.fakes.daytona_api import FakeDaytona
 from tests.providers.conftest import PROJECT_DIR, daytona_options, free_port
 
@@ -175,7 +175,7 @@ async def test_reserved_labels_and_bad_env_names_are_refused_before_any_request(
     assert fake_daytona.requests == []
 
 
-async def test_from_settings(fake_daytona: FakeDaytona, tmp_path: Path) -> None:
+async def test_made_from_settings(fake_daytona: FakeDaytona, tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path,
         daytona_api_key=SecretStr(fake_daytona.api_key),
@@ -183,7 +183,7 @@ async def test_from_settings(fake_daytona: FakeDaytona, tmp_path: Path) -> None:
         daytona_target="us",
         daytona_project_dir="/home/daytona/app/",
     )
-    provider = make_provider("daytona", settings, BwrapLauncher())
+    provider = providers.make_provider("daytona", settings, BwrapLauncher())
     assert isinstance(provider, DaytonaProvider)
     try:
         sandbox = await provider.create(SandboxSpec())
@@ -195,9 +195,9 @@ async def test_from_settings(fake_daytona: FakeDaytona, tmp_path: Path) -> None:
         await provider.aclose()
 
     with pytest.raises(SandboxUnavailable, match="DAYTONA_API_KEY not configured"):
-        make_provider("daytona", Settings(data_dir=tmp_path), BwrapLauncher())
+        providers.make_provider("daytona", Settings(data_dir=tmp_path), BwrapLauncher())
     with pytest.raises(SandboxUnavailable, match="DAYTONA_API_KEY not configured"):
-        DaytonaProvider.from_settings(Settings(data_dir=tmp_path))
+        providers.daytona_options(Settings(data_dir=tmp_path))
 
 
 # -- paths and commands ----------------------------------------------------------------------

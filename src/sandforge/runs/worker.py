@@ -22,7 +22,7 @@ from ..config import Settings
 from ..events import Event, error, to_json
 from ..sandbox import SandboxError
 from ..sandbox.local import RemoteLauncher
-from ..sandbox.providers import close_provider, make_provider
+from ..sandbox.providers import make_provider
 from ..store.repo import Store
 from ..store.workspace import StoredWorkspace
 from .job import RunJob
@@ -72,7 +72,7 @@ async def _generate(message: dict[str, Any], out: BinaryIO) -> None:
         async for event in run_pipeline(ctx):
             _emit(out, event)
     finally:
-        await close_provider(provider)
+        await provider.aclose()
         if store is not None:
             await store.close()
 

@@ -1,7 +1,7 @@
 """The Daytona provider: the Sandbox protocol over the official `daytona` SDK (AsyncDaytona).
 
 Inside a Daytona sandbox
-    <project_dir>        `Settings.daytona_project_dir`, `/home/daytona/project` by default. Every
+    <project_dir>        `DaytonaOptions.project_dir`, `/home/daytona/project` by default. Every
                          relative path (files, cwd) resolves against it; an escaping path is a
                          PathEscapeError before any request is made.
     sessions             one per named process, `sandforge-<name>`. The process is the session's
@@ -54,8 +54,9 @@ from daytona import (
     SessionExecuteRequest,
 )
 
-from ..config import SandboxProviderName, Settings
+from ..config import SandboxProviderName
 from .base import (
+    SKIPPED_DIRS,
     ExecResult,
     FileEntry,
     PathEscapeError,
@@ -84,7 +85,6 @@ SESSION_PREFIX = "sandforge-"
 LOG_TAIL_CHARS = 8192
 # The same listing rules as the local toolbox, so both providers list alike.
 LIST_LIMIT = 5000
-LIST_SKIP = frozenset({"node_modules", ".git", "__pycache__", ".venv", "dist", ".next"})
 LIST_CONCURRENCY = 8
 
 LIFECYCLE_TIMEOUT_S = 120.0
@@ -420,7 +420,7 @@ class DaytonaSandbox:
     async def list_files(self, path: str = ".") -> list[FileEntry]:
         """Everything under `path`, relative to the project dir, one level at a time.
 
-        Directories in LIST_SKIP (node_modules and the like) are left out, as locally.
+        Directories in SKIPPED_DIRS (node_modules and the like) are left out, as locally.
         """
         level = [normalize_relative(path)]
         gate = asyncio.Semaphore(LIST_CONCURRENCY)
@@ -429,7 +429,7 @@ class DaytonaSandbox:
             listings = await asyncio.gather(*(self._list_dir(rel, gate) for rel in level))
             below: list[str] = []
             for parent, children in zip(level, listings, strict=True):
-                dirs = sorted(n for n, _, d in children if d and n not in LIST_SKIP)
+                dirs = sorted(n for n, _, d in children if d and n not in SKIPPED_DIRS)
                 files = sorted((n, s) for n, s, d in children if not d)
                 for name in dirs:
                     rel = name if parent == "." else f"{parent}/{name}"
@@ -498,26 +498,6 @@ class DaytonaProvider:
     def __init__(self, options: DaytonaOptions) -> None:
         self.options = options
         self._daytona: AsyncDaytona | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DaytonaProvider:
-        if settings.daytona_api_key is None:
-            raise SandboxUnavailable(
-                "DAYTONA_API_KEY not configured: add DAYTONA_API_KEY to your .env "
-                "(or environment) and restart sandforge"
-            )
-        return cls(
-            DaytonaOptions(
-                api_key=settings.daytona_api_key.get_secret_value(),
-                api_url=settings.daytona_api_url,
-                target=settings.daytona_target,
-                image=settings.daytona_image,
-                snapshot=settings.daytona_snapshot,
-                project_dir=settings.daytona_project_dir.rstrip("/") or "/",
-                create_timeout_s=settings.daytona_create_timeout_s,
-                cleanup_grace_s=settings.daytona_cleanup_grace_s,
-            )
-        )
 
     def _client(self) -> AsyncDaytona:
         # Made on first use, inside the event loop the SDK's HTTP session binds to.

@@ -19,7 +19,7 @@ from ..sandbox import (
     SandboxUnavailable,
 )
 from ..sandbox.local import BwrapLauncher, ControlServer, check_isolation
-from ..sandbox.providers import check_provider, close_provider, make_provider
+from ..sandbox.providers import check_provider, make_provider
 from ..store.records import ProjectRecord
 from ..store.repo import Store
 from ..templates import get_template
@@ -83,7 +83,7 @@ class Services:
         await self.control.close()
         await self.launcher.close()
         for provider in self._providers.values():
-            await close_provider(provider)
+            await provider.aclose()
         if self._store is not None:
             await self._store.close()
 

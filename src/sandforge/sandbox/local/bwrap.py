@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ... import ids
 from ..base import HostDiskFull, SandboxError, SandboxSpec, SandboxUnavailable
 from . import cgroups, disk
 from .command import Spawn, bwrap_argv, link_readonly_mounts, sandbox_env, unisolated_argv
@@ -288,7 +289,7 @@ class BwrapLauncher:
         if self._mode_or_none() is not Mode.FULL:
             return []
         cleaned = []
-        directories = await asyncio.to_thread(_sandbox_dirs, sandboxes_dir)
+        directories = await asyncio.to_thread(sandbox_dirs, sandboxes_dir)
         for directory in directories:
             sandbox_id = directory.name
             if await self.is_running(sandbox_id):
@@ -356,8 +357,11 @@ def _kill_children(pid: int) -> None:
             os.close(pidfd)
 
 
-def _sandbox_dirs(sandboxes_dir: Path) -> list[Path]:
-    return sorted(sandboxes_dir.glob("sb*")) if sandboxes_dir.is_dir() else []
+def sandbox_dirs(sandboxes_dir: Path) -> list[Path]:
+    """The directories of local sandboxes under `sandboxes_dir` (named by their ids)."""
+    if not sandboxes_dir.is_dir():
+        return []
+    return sorted(p for p in sandboxes_dir.iterdir() if ids.is_id(p.name, "sandbox"))
 
 
 def _is_stale(sandbox_id: str) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import wire
-from ..base import SandboxSpec, normalize_relative
+from ..base import SKIPPED_DIRS, SandboxSpec, normalize_relative
 from . import seccomp
 from .isolation import system_links, tool
 from .slirp import SLIRP_DNS
@@ -95,6 +95,9 @@ def _daemon_args(
         str(spec.max_file_bytes),
         "--fsize-limit",
         str(spec.disk_mb << 20),
+        # A folder's name never holds a "/": the one separator that needs no escaping.
+        "--skip-dirs",
+        "/".join(sorted(SKIPPED_DIRS)),
     ]
 
 

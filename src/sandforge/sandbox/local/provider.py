@@ -21,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ... import ids
 from ...config import SandboxProviderName
 from ..base import (
     ExecResult,
@@ -34,21 +35,11 @@ from ..base import (
     Upstream,
     normalize_relative,
 )
-from .bwrap import CTL_DIR, TOOLBOX_SOCKET, Launcher
+from .bwrap import CTL_DIR, TOOLBOX_SOCKET, Launcher, sandbox_dirs
 from .client import ToolboxClient
 from .command import PROJECT_DIR
 from .isolation import host_uid
 from .unix import listen_unix
-
-SANDBOX_ID_BYTES = 6
-
-
-def _new_id() -> str:
-    return "sb" + secrets.token_hex(SANDBOX_ID_BYTES)
-
-
-def _valid_id(sandbox_id: str) -> bool:
-    return sandbox_id.startswith("sb") and sandbox_id[2:].isalnum() and sandbox_id.islower()
 
 
 class LocalSandbox:
@@ -204,11 +195,9 @@ def _prepare_dir(directory: Path, meta: dict[str, Any]) -> None:
 
 def _unused_id(sandboxes_dir: Path) -> str:
     """A new id whose host uid no other sandbox here has."""
-    taken = set()
-    if sandboxes_dir.is_dir():
-        taken = {host_uid(p.name) for p in sandboxes_dir.glob("sb*") if _valid_id(p.name)}
+    taken = {host_uid(p.name) for p in sandbox_dirs(sandboxes_dir)}
     while True:
-        sandbox_id = _new_id()
+        sandbox_id = ids.new_id("sandbox")
         if host_uid(sandbox_id) not in taken:
             return sandbox_id
 
@@ -238,7 +227,7 @@ class LocalSandboxProvider:
         return sandbox
 
     async def get(self, sandbox_id: str) -> LocalSandbox:
-        if not _valid_id(sandbox_id):
+        if not ids.is_id(sandbox_id, "sandbox"):
             raise SandboxNotFound(f"no sandbox {sandbox_id!r}")
         directory = self.sandboxes_dir / sandbox_id
         try:
@@ -249,12 +238,12 @@ class LocalSandboxProvider:
 
     async def list(self, labels: dict[str, str] | None = None) -> list[SandboxInfo]:
         def scan() -> list[tuple[str, dict[str, Any]]]:
-            if not self.sandboxes_dir.exists():
-                return []
             found = []
-            for meta_path in self.sandboxes_dir.glob("sb*/meta.json"):
+            for directory in sandbox_dirs(self.sandboxes_dir):
                 try:
-                    found.append((meta_path.parent.name, json.loads(meta_path.read_text())))
+                    found.append(
+                        (directory.name, json.loads((directory / "meta.json").read_text()))
+                    )
                 except (OSError, ValueError):
                     continue
             return found
@@ -269,3 +258,6 @@ class LocalSandboxProvider:
                 _info(sandbox_id, meta, SandboxState.STARTED if running else SandboxState.STOPPED)
             )
         return sorted(infos, key=lambda i: i.created_at)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the launcher, not the provider, owns the sandboxes' processes."""

@@ -66,7 +66,6 @@ REQUEST_TIMEOUT_S = 60.0
 MAX_FDS = 4
 LOG_TAIL_BYTES = 8192
 LIST_LIMIT = 5000
-LIST_SKIP = {"node_modules", ".git", "__pycache__", ".venv", "dist", ".next"}
 DRAIN_AFTER_EXIT_S = 0.5
 THREAD_STACK_BYTES = 512 << 10
 BRIDGE_CONNECT_TIMEOUT_S = 10.0
@@ -88,11 +87,19 @@ def _b64decode(text: str) -> bytes:
 
 
 class Toolbox:
-    def __init__(self, root: str, run_dir: str, output_cap: int, max_file_bytes: int) -> None:
+    def __init__(
+        self,
+        root: str,
+        run_dir: str,
+        output_cap: int,
+        max_file_bytes: int,
+        skipped_dirs: frozenset[str],
+    ) -> None:
         self.root = root
         self.run_dir = run_dir
         self.output_cap = output_cap
         self.max_file_bytes = max_file_bytes
+        self.skipped_dirs = skipped_dirs
         self.lock = threading.Lock()
         self.spawn_lock = threading.Lock()
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -234,7 +241,7 @@ class Toolbox:
         entries: list[dict[str, Any]] = []
         try:
             for top, dirs, files, topfd in os.fwalk(".", dir_fd=dfd, follow_symlinks=False):
-                dirs[:] = sorted(d for d in dirs if d not in LIST_SKIP)
+                dirs[:] = sorted(d for d in dirs if d not in self.skipped_dirs)
                 rel_top = posixpath.normpath(posixpath.join(prefix, top)) if prefix else top
                 for name in dirs + sorted(files):
                     rel = posixpath.normpath(posixpath.join(rel_top, name))
@@ -621,6 +628,7 @@ def main() -> None:
         args["run-dir"],
         int(args.get("output-cap", 1 << 20)),
         int(args.get("max-file-bytes", 10 << 20)),
+        frozenset(filter(None, args.get("skip-dirs", "").split("/"))),
     )
     listener = socket.socket(fileno=int(args["listen-fd"]))
     listener.setblocking(True)
