@@ -7,6 +7,7 @@ proxy and the API only ever see these protocols.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
@@ -137,6 +138,14 @@ class Upstream:
     base_url: str
     uds: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    """Added to every request server-side. A client's own header of the same name must
+    never be forwarded in their place."""
+    refresh: Callable[[], Awaitable[Upstream]] | None = field(
+        default=None, compare=False, repr=False
+    )
+    """Asks the provider again; its headers can change while the sandbox lives (Daytona
+    issues a new preview token when a sandbox restarts). `upstream_client` calls it when
+    the upstream answers 401."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ Labels
                          may still appear; it is found by this label and deleted.
     `sandforge-preview`  the token our preview proxy accepts (`SandboxInfo.preview_token`, the
                          `accessToken` of `complete`). Daytona's own preview token never leaves
-                         the server: `upstream()` hands it to the proxy as a header.
+                         the server: `upstream()` hands it to the proxy as a header,
+                         with the header that skips Daytona's browser warning page.
 
 Errors are translated: a 401 becomes DaytonaAuthError (check DAYTONA_API_KEY), a missing
 sandbox SandboxNotFound, a missing file SandboxFileNotFound. An exec that times out returns
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import re
@@ -80,6 +82,8 @@ LABEL_PREVIEW = "sandforge-preview"
 LABEL_LANGUAGE = "code-toolbox-language"  # the SDK adds it to every sandbox
 INTERNAL_LABELS = frozenset({LABEL_CREATE, LABEL_PREVIEW, LABEL_LANGUAGE})
 PREVIEW_TOKEN_HEADER = "x-daytona-preview-token"
+SKIP_PREVIEW_WARNING_HEADER = "x-daytona-skip-preview-warning"
+"""Without it, Daytona's proxy answers a browser with its own warning page, not the app."""
 
 SESSION_PREFIX = "sandforge-"
 LOG_TAIL_CHARS = 8192
@@ -471,9 +475,18 @@ class DaytonaSandbox:
         return DaytonaPreview(url=signed.url, token=signed.token)
 
     async def upstream(self, port: int) -> Upstream:
+        """Daytona's preview of `port`, with the headers our proxy adds for every visitor.
+
+        The token is fetched now, never cached here: Daytona issues a new one whenever the
+        sandbox restarts, and `refresh` fetches it again for a client that got a 401.
+        """
         link = await self.preview_link(port)
-        headers = {PREVIEW_TOKEN_HEADER: link.token} if link.token else {}
-        return Upstream(base_url=link.url, headers=headers)
+        headers = {SKIP_PREVIEW_WARNING_HEADER: "true"}
+        if link.token:
+            headers[PREVIEW_TOKEN_HEADER] = link.token
+        return Upstream(
+            base_url=link.url, headers=headers, refresh=functools.partial(self.upstream, port)
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
