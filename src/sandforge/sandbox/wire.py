@@ -87,7 +87,8 @@ def send(sock: socket.socket, message: Message, fds: Sequence[int] = ()) -> None
     """Send one message on a blocking stream socket, with `fds` alongside (SCM_RIGHTS)."""
     data = encode(message)
     sent = socket.send_fds(sock, [data], list(fds)) if fds else 0
-    sock.sendall(data[sent:])
+    if sent < len(data):  # a peer that has all of it may already have answered and gone
+        sock.sendall(data[sent:])
 
 
 def receive(

@@ -2,8 +2,9 @@
 
 from .bwrap import BwrapLauncher, Launcher
 from .control import ControlServer, RemoteLauncher
-from .isolation import check_isolation, host_uid
+from .isolation import check_isolation
 from .provider import LocalSandbox, LocalSandboxProvider
+from .users import host_uid
 
 __all__ = [
     "BwrapLauncher",

@@ -17,27 +17,21 @@ import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from ... import ids
 from ..base import HostDiskFull, SandboxError, SandboxSpec, SandboxUnavailable
 from . import cgroups, disk
 from .command import Spawn, bwrap_argv, link_readonly_mounts, sandbox_env, unisolated_argv
-from .isolation import (
-    Isolation,
-    Mode,
-    cgroup_driver,
-    check_isolation,
-    drop_privileges,
-    host_uid,
-)
+from .isolation import Isolation, Mode, cgroup_driver, check_isolation, drop_privileges, tool
+from .output import SandboxOutput
 from .slirp import Slirp, start_slirp
 from .unix import listen_unix, read_until
+from .users import disable_user_namespaces, host_uid, toolbox_host_uid, write_id_maps
 
 READY_TIMEOUT_S = 15.0
 CTL_DIR = "ctl"
 TOOLBOX_SOCKET = "toolbox.sock"
-LOG_NAME = "sandbox.log"
 STOP_GRACE_S = 2.0
 
 # Runs as root for an instant: joins the sandbox's cgroups, then execs the rest of its
@@ -61,7 +55,7 @@ class _Running:
     mode: Mode
     proc: asyncio.subprocess.Process | None = None
     slirp: Slirp | None = None
-    log_fd: int = -1
+    output: SandboxOutput | None = None
 
 
 class BwrapLauncher:
@@ -126,8 +120,40 @@ class BwrapLauncher:
     async def _start(self, state: _Running, spec: SandboxSpec) -> None:
         # The spawns stay on the event loop's thread: --die-with-parent follows the thread
         # that forked bwrap, and a pool thread may exit long before the server does.
+        spawn = await self._prepared(state, spec)
+        assert state.output is not None
         try:
-            spawn = await asyncio.to_thread(self._prepare, state, spec)
+            state.proc = await asyncio.create_subprocess_exec(
+                *spawn.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=state.output.write_fd,
+                stderr=state.output.write_fd,
+                pass_fds=spawn.pass_fds,
+                env=spawn.env,
+                start_new_session=True,
+            )
+            spawn.close_child_fds()
+            await state.output.start()
+            child_pid = await _child_pid(spawn)
+            if spawn.block_w >= 0:
+                await self._map_users(state, spawn, child_pid)
+            try:
+                ready = await asyncio.wait_for(read_until(spawn.ready_r, b"\n"), READY_TIMEOUT_S)
+            except TimeoutError:
+                ready = b""
+            if not ready.startswith(b"ready"):
+                await self._fail(state, "failed to start")
+            if spec.network == "egress" and child_pid is not None:
+                # Only now, once the namespace is set up; no command runs before launch()
+                # returns, so none sees the network missing.
+                await self._start_slirp(state, child_pid)
+        finally:
+            spawn.close()
+            state.output.close_writer()
+
+    async def _prepared(self, state: _Running, spec: SandboxSpec) -> Spawn:
+        try:
+            return await asyncio.to_thread(self._prepare, state, spec)
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -137,94 +163,76 @@ class BwrapLauncher:
                 "example by deleting sandboxes you no longer need (`sandforge sandboxes delete "
                 "<id>`), and try again."
             ) from exc
+
+    async def _map_users(self, state: _Running, spawn: Spawn, child_pid: int | None) -> None:
+        """Give the waiting bwrap its two users (users.py), then let it go on."""
+        sandbox_id = state.sandbox_dir.name
         try:
-            state.proc = await asyncio.create_subprocess_exec(
-                *spawn.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=state.log_fd,
-                stderr=state.log_fd,
-                pass_fds=spawn.pass_fds,
-                env=spawn.env,
-                start_new_session=True,
-            )
-            spawn.close_child_fds()
-            try:
-                ready = await asyncio.wait_for(read_until(spawn.ready_r, b"\n"), READY_TIMEOUT_S)
-            except TimeoutError:
-                ready = b""
-            if not ready.startswith(b"ready"):
-                log = await asyncio.to_thread((state.sandbox_dir / LOG_NAME).read_bytes)
-                raise SandboxError(
-                    f"sandbox {state.sandbox_dir.name} failed to start: "
-                    + (log[-2000:].decode(errors="replace").strip() or "no output")
-                )
-            if spawn.info_r >= 0:
-                # Only now: bwrap writes the user namespace's uid map after it reports the
-                # child's pid, and slirp4netns must join a namespace that is set up. No
-                # command runs before launch() returns, so none sees the network missing.
-                info = await asyncio.wait_for(read_until(spawn.info_r, b"}"), READY_TIMEOUT_S)
-                await self._start_slirp(state, int(json.loads(info)["child-pid"]))
-        finally:
-            spawn.close()
+            if child_pid is None:
+                raise SandboxError("bwrap did not say which process to set up")
+            await asyncio.to_thread(write_id_maps, child_pid, sandbox_id)
+            await disable_user_namespaces(child_pid, tool("nsenter") or "nsenter")
+        except (OSError, SandboxError) as exc:
+            await self._fail(state, f"could not set up its users ({exc})")
+        os.write(spawn.block_w, b"1")
 
     async def _start_slirp(self, state: _Running, child_pid: int) -> None:
+        assert state.output is not None
         prefix: list[str] = []
         if state.mode is Mode.FULL:
+            # The owner of the sandbox's user namespace, which slirp4netns has to join.
             sandbox_id = state.sandbox_dir.name
             prefix = [
                 *_in_cgroup(cgroup_driver().get(sandbox_id), "sandforge-slirp"),
-                *drop_privileges(host_uid(sandbox_id)),
+                *drop_privileges(toolbox_host_uid(sandbox_id)),
             ]
-        state.slirp = await start_slirp(child_pid, prefix, state.log_fd)
+        state.slirp = await start_slirp(child_pid, prefix, state.output.write_fd)
         if not state.slirp.ready:
-            log = await asyncio.to_thread((state.sandbox_dir / LOG_NAME).read_bytes)
-            raise SandboxError(
-                f"sandbox {state.sandbox_dir.name}: slirp4netns failed to start: "
-                + log[-2000:].decode(errors="replace").strip()
-            )
+            await self._fail(state, "could not start slirp4netns for its network")
+
+    async def _fail(self, state: _Running, what: str) -> NoReturn:
+        """Stop what started and raise, with what the sandbox's processes had to say."""
+        await _stop_processes(state)
+        said = await state.output.tail() if state.output is not None else ""
+        raise SandboxError(f"sandbox {state.sandbox_dir.name} {what}: {said or 'no output'}")
 
     def _prepare(self, state: _Running, spec: SandboxSpec) -> Spawn:
         sandbox_dir, sandbox_id = state.sandbox_dir, state.sandbox_dir.name
-        if state.log_fd < 0:
-            state.log_fd = os.open(
-                sandbox_dir / LOG_NAME,
-                os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o600,
-            )
+        state.output = SandboxOutput(sandbox_dir)
         listener = _listen(sandbox_dir / CTL_DIR, TOOLBOX_SOCKET)
         spawn = Spawn([], {}, [listener.detach()])
         try:
-            ready_r, ready_w = os.pipe()
-            spawn.ready_r = ready_r
-            spawn.pass_fds.append(ready_w)
-            listen_fd = spawn.pass_fds[0]
+            spawn.ready_r, ready_w = spawn.pipe_to_child()
+            fds = {"listen": spawn.pass_fds[0], "ready": ready_w}
             if state.mode is Mode.NONE:
                 for name in disk.SUBDIRS:
                     (sandbox_dir / name).mkdir(mode=0o700, exist_ok=True)
                 link_readonly_mounts(sandbox_dir / "workspace", spec)
-                spawn.argv = unisolated_argv(sandbox_dir, spec, ready_w, listen_fd)
+                spawn.argv = unisolated_argv(sandbox_dir, spec, ready_w, fds["listen"])
                 spawn.env = sandbox_env(spec, home=str(sandbox_dir / "home"))
                 return spawn
-            info_w = -1
-            if spec.network == "egress":
-                spawn.info_r, info_w = os.pipe()
-                spawn.pass_fds.append(info_w)
+            if spec.network == "egress" or state.mode is Mode.FULL:
+                spawn.info_r, fds["info"] = spawn.pipe_to_child()
             if state.mode is Mode.FULL:
-                uid = host_uid(sandbox_id)
+                fds["block"], spawn.block_w = os.pipe()
+                spawn.pass_fds.append(fds["block"])
                 cgroup = cgroup_driver().create(
                     sandbox_id, cgroups.Limits(spec.memory_mb << 20, spec.pids, spec.cpu_weight)
                 )
                 image = disk.ensure_image(sandbox_dir, spec.disk_mb)
                 stage = disk.prepare_stage(sandbox_id)
-                disk.mount_image(image, stage, uid)
+                disk.mount_image(image, stage, host_uid(sandbox_id))
                 dirs = {name: stage / name for name in disk.SUBDIRS}
-                prefix = [*_in_cgroup(cgroup, "sandforge-launch"), *drop_privileges(uid)]
+                prefix = [
+                    *_in_cgroup(cgroup, "sandforge-launch"),
+                    *drop_privileges(toolbox_host_uid(sandbox_id)),
+                ]
             else:
                 dirs = {name: sandbox_dir / name for name in disk.SUBDIRS}
                 for path in dirs.values():
                     path.mkdir(mode=0o700, exist_ok=True)
                 prefix = []
-            spawn.argv = prefix + bwrap_argv(spawn, spec, dirs, listen_fd, ready_w, info_w)
+            spawn.argv = prefix + bwrap_argv(spawn, spec, dirs, fds)
             return spawn
         except BaseException:
             spawn.close()
@@ -237,22 +245,9 @@ class BwrapLauncher:
     async def _teardown(self, sandbox_id: str) -> None:
         state = self._running.pop(sandbox_id, None)
         if state is not None:
-            proc = state.proc
-            if proc is not None and proc.returncode is None and state.mode is not Mode.NONE:
-                # Kill bwrap's init, PID 1 inside: the kernel then kills and reaps the whole
-                # pid namespace, and the outer bwrap reaps init and exits by itself. Killing
-                # the outer bwrap first would leave init to the host's PID 1 to reap.
-                await asyncio.to_thread(_kill_children, proc.pid)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
-            if proc is not None and proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                await proc.wait()
-            if state.slirp is not None:
-                await state.slirp.stop()
-            if state.log_fd >= 0:
-                os.close(state.log_fd)
+            await _stop_processes(state)
+            if state.output is not None:
+                state.output.close()
         mode = state.mode if state is not None else self._mode_or_none()
         if mode is Mode.FULL:
             image = state.sandbox_dir / disk.IMAGE_NAME if state is not None else None
@@ -312,6 +307,34 @@ class BwrapLauncher:
     def host_pid(self, sandbox_id: str) -> int | None:
         state = self._running.get(sandbox_id)
         return state.proc.pid if state is not None and state.proc is not None else None
+
+
+async def _stop_processes(state: _Running) -> None:
+    proc = state.proc
+    if proc is not None and proc.returncode is None and state.mode is not Mode.NONE:
+        # Kill bwrap's init, PID 1 inside: the kernel then kills and reaps the whole pid
+        # namespace, and the outer bwrap reaps init and exits by itself. Killing the outer
+        # bwrap first would leave init to the host's PID 1 to reap.
+        await asyncio.to_thread(_kill_children, proc.pid)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), STOP_GRACE_S)
+    if proc is not None and proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+    if state.slirp is not None:
+        await state.slirp.stop()
+
+
+async def _child_pid(spawn: Spawn) -> int | None:
+    """The host pid of bwrap's child, from what bwrap writes on its info fd."""
+    if spawn.info_r < 0:
+        return None
+    info = await asyncio.wait_for(read_until(spawn.info_r, b"}"), READY_TIMEOUT_S)
+    try:
+        return int(json.loads(info)["child-pid"])
+    except (ValueError, KeyError, TypeError):
+        return None  # bwrap died before it said
 
 
 def _in_cgroup(cgroup: cgroups.Cgroup, name: str) -> list[str]:

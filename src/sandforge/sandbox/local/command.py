@@ -1,9 +1,9 @@
 """What a local sandbox is made of, as command lines: bwrap's and the toolbox daemon's.
 
 The bwrap command line holds the sandbox's whole view of the world: read-only system dirs,
-a private /tmp, the disk image's dirs, /etc written from memory, the daemon and wire.py
-bound read-only from memory, the seccomp filter, and an environment of PATH, HOME, LANG and
-the spec's own variables only. docs/isolation.md explains each choice.
+a private /tmp, the disk image's dirs, /etc written from memory, the daemon's code bound
+read-only from memory, the seccomp filter, and an environment of PATH, HOME, LANG and the
+spec's own variables only. docs/isolation.md explains each choice.
 """
 
 from __future__ import annotations
@@ -20,14 +20,28 @@ from ..base import SKIPPED_DIRS, SandboxSpec, normalize_relative
 from . import seccomp
 from .isolation import system_links, tool
 from .slirp import SLIRP_DNS
+from .users import SANDBOX_UID
 
 PROJECT_DIR = "/workspace"
 HOME_DIR = "/home/user"
 RUN_DIR = "/run/sandforge"
-TOOLBOX_PATH = "/opt/sandforge/toolbox.py"
-WIRE_PATH = "/opt/sandforge/sandforge_wire.py"
-SANDBOX_UID = 1000
+DAEMON_DIR = "/opt/sandforge"
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+# Inside the sandbox the daemon's files sit side by side; on the host wire.py is shared
+# with the rest of sandforge, one package up.
+_DAEMON_FILES = {
+    "toolbox.py": Path(__file__).with_name("toolbox.py"),
+    "toolbox_files.py": Path(__file__).with_name("toolbox_files.py"),
+    "toolbox_bridge.py": Path(__file__).with_name("toolbox_bridge.py"),
+    "sandforge_wire.py": Path(wire.__file__),
+}
+TOOLBOX_PATH = f"{DAEMON_DIR}/toolbox.py"
+WIRE_PATH = f"{DAEMON_DIR}/sandforge_wire.py"
+
+TOOLBOX_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_SETPCAP")
+"""What the daemon starts with: it runs commands as another uid and signals them, and drops
+CAP_SETPCAP (and everyone's bounding set) before it serves (toolbox.py)."""
 
 
 def _sandbox_python() -> tuple[str, list[str]]:
@@ -66,10 +80,6 @@ def _memfd(name: str, data: bytes) -> int:
     return fd
 
 
-_TOOLBOX_FILE = Path(__file__).with_name("toolbox.py")
-_WIRE_FILE = Path(wire.__file__)
-
-
 @functools.cache
 def _source(path: Path) -> bytes:
     return path.read_bytes()
@@ -103,13 +113,24 @@ def _daemon_args(
 
 @dataclass
 class Spawn:
-    """A prepared start: the command line, and the fds it needs (closed here once spawned)."""
+    """A prepared start: the command line, and the fds it needs (closed here once spawned).
+
+    `info_r` reads bwrap's JSON about its child; `block_w` releases bwrap once the launcher
+    has mapped the sandbox's users (full isolation only).
+    """
 
     argv: list[str]
     env: dict[str, str]
     pass_fds: list[int] = field(default_factory=list)
     ready_r: int = -1
     info_r: int = -1
+    block_w: int = -1
+
+    def pipe_to_child(self) -> tuple[int, int]:
+        """A pipe whose write end the child gets; (read end, the child's fd number)."""
+        read_fd, write_fd = os.pipe()
+        self.pass_fds.append(write_fd)
+        return read_fd, write_fd
 
     def close_child_fds(self) -> None:
         for fd in self.pass_fds:
@@ -119,85 +140,94 @@ class Spawn:
 
     def close(self) -> None:
         self.close_child_fds()
-        for fd in (self.ready_r, self.info_r):
+        for fd in (self.ready_r, self.info_r, self.block_w):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self.ready_r = self.info_r = -1
+        self.ready_r = self.info_r = self.block_w = -1
+
+
+def _user_args(block_fd: int) -> list[str]:
+    if block_fd < 0:
+        # One uid for everything: bwrap maps it itself and forbids nested namespaces.
+        uid = str(SANDBOX_UID)
+        return ["--disable-userns", "--uid", uid, "--gid", uid, "--cap-drop", "ALL"]
+    capabilities = [arg for cap in TOOLBOX_CAPABILITIES for arg in ("--cap-add", cap)]
+    return [
+        "--userns-block-fd",
+        str(block_fd),
+        "--assert-userns-disabled",
+        "--cap-drop",
+        "ALL",
+        *capabilities,
+    ]
+
+
+def _filesystem_args(spawn: Spawn, spec: SandboxSpec, dirs: dict[str, Path]) -> list[str]:
+    # bwrap makes what it creates its setup user's (the daemon's, under full isolation), and
+    # the parents of a mount 0700: every dir and file commands must reach gets its mode here.
+    argv = ["--ro-bind", "/usr", "/usr", *system_links()]
+    for parent in ("/etc", "/home", "/run", "/opt", DAEMON_DIR):
+        argv += ["--perms", "0755", "--dir", parent]
+    for path in ("/etc/alternatives", "/etc/ssl", "/etc/ca-certificates", "/etc/localtime"):
+        argv += ["--ro-bind-try", path, path]
+    files = {**_etc_files(spec)}
+    files.update({f"{DAEMON_DIR}/{name}": _source(path) for name, path in _DAEMON_FILES.items()})
+    for path, data in files.items():
+        fd = _memfd(Path(path).name, data)
+        spawn.pass_fds.append(fd)
+        argv += ["--perms", "0444", "--ro-bind-data", str(fd), path]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += ["--perms", "01777", "--size", str(spec.tmp_mb << 20), "--tmpfs", "/tmp"]
+    for name, target in (("workspace", PROJECT_DIR), ("home", HOME_DIR), ("run", RUN_DIR)):
+        argv += ["--bind", str(dirs[name]), target]
+    for relative, host_dir in spec.readonly_mounts.items():
+        argv += ["--ro-bind", host_dir, f"{PROJECT_DIR}/{normalize_relative(relative)}"]
+    return argv
 
 
 def bwrap_argv(
     spawn: Spawn,
     spec: SandboxSpec,
     dirs: dict[str, Path],
-    listen_fd: int,
-    ready_fd: int,
-    info_fd: int,
+    fds: dict[str, int],
 ) -> list[str]:
+    """bwrap's command line; `fds` names the child's listen, ready, info and block fds.
+
+    With a block fd (full isolation) the daemon is root of the sandbox's user namespace and
+    runs commands as SANDBOX_UID; without one, everything runs as SANDBOX_UID.
+    """
     python, python_binds = _sandbox_python()
     argv = [
         tool("bwrap") or "bwrap",
         "--unshare-all",
         "--unshare-user",
-        "--disable-userns",
         "--die-with-parent",
         "--new-session",
         "--clearenv",
-        "--uid",
-        str(SANDBOX_UID),
-        "--gid",
-        str(SANDBOX_UID),
         "--hostname",
         "sandbox",
-        "--ro-bind",
-        "/usr",
-        "/usr",
-        *system_links(),
+        *_user_args(fds.get("block", -1)),
+        *_filesystem_args(spawn, spec, dirs),
+        *python_binds,
+        "--remount-ro",
+        "/",
     ]
-    for path in ("/etc/alternatives", "/etc/ssl", "/etc/ca-certificates", "/etc/localtime"):
-        argv += ["--ro-bind-try", path, path]
-    for path, data in _etc_files(spec).items():
-        fd = _memfd(Path(path).name, data)
-        spawn.pass_fds.append(fd)
-        argv += ["--ro-bind-data", str(fd), path]
-    argv += [
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--size",
-        str(spec.tmp_mb << 20),
-        "--tmpfs",
-        "/tmp",
-        "--bind",
-        str(dirs["workspace"]),
-        PROJECT_DIR,
-        "--bind",
-        str(dirs["home"]),
-        HOME_DIR,
-        "--bind",
-        str(dirs["run"]),
-        RUN_DIR,
-    ]
-    for relative, host_dir in spec.readonly_mounts.items():
-        argv += ["--ro-bind", host_dir, f"{PROJECT_DIR}/{normalize_relative(relative)}"]
-    for path, source in ((TOOLBOX_PATH, _TOOLBOX_FILE), (WIRE_PATH, _WIRE_FILE)):
-        fd = _memfd(source.name, _source(source))
-        spawn.pass_fds.append(fd)
-        argv += ["--ro-bind-data", str(fd), path]
-    argv += [*python_binds, "--remount-ro", "/"]
     program = seccomp.program()
     if program is not None:
         seccomp_fd = _memfd("seccomp", program)
         spawn.pass_fds.append(seccomp_fd)
         argv += ["--seccomp", str(seccomp_fd)]
-    if info_fd >= 0:
-        argv += ["--info-fd", str(info_fd)]
-    argv += ["--chdir", PROJECT_DIR, "--cap-drop", "ALL"]
+    if fds.get("info", -1) >= 0:
+        argv += ["--info-fd", str(fds["info"])]
+    # Not the project dir: the daemon holds no capability to enter the commands' 0700 dirs.
+    argv += ["--chdir", "/"]
     for key, value in sandbox_env(spec).items():
         argv += ["--setenv", key, value]
     argv += [python, "-I", "-S", TOOLBOX_PATH]
-    argv += _daemon_args(spec, PROJECT_DIR, RUN_DIR, listen_fd, ready_fd, WIRE_PATH)
+    argv += _daemon_args(spec, PROJECT_DIR, RUN_DIR, fds["listen"], fds["ready"], WIRE_PATH)
+    if fds.get("block", -1) >= 0:
+        argv += ["--command-uid", str(SANDBOX_UID)]
     return argv
 
 
@@ -217,13 +247,13 @@ def unisolated_argv(
         sys.executable,
         "-I",
         "-S",
-        str(_TOOLBOX_FILE),
+        str(_DAEMON_FILES["toolbox.py"]),
         *_daemon_args(
             spec,
             str(sandbox_dir / "workspace"),
             str(sandbox_dir / "run"),
             listen_fd,
             ready_fd,
-            str(_WIRE_FILE),
+            str(_DAEMON_FILES["sandforge_wire.py"]),
         ),
     ]

@@ -1,4 +1,4 @@
-"""What this machine can do for local sandboxes, and who a sandbox runs as on the host.
+"""What this machine can do for local sandboxes.
 
 `check_isolation()` probes once for bwrap, user namespaces, cgroups and disk images, and
 says what is missing and the command that fixes it. `Mode` is what the launcher does with
@@ -15,18 +15,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ... import ids
 from ..base import SandboxUnavailable
 from . import cgroups, disk
-
-HOST_UID_BASE = 1_000_000_000
-HOST_UID_RANGE = 1 << 24
-PROBE_UID = HOST_UID_BASE + HOST_UID_RANGE
-
-
-def host_uid(sandbox_id: str) -> int:
-    """The host uid a sandbox's processes run as: its own, from a range no account uses."""
-    return HOST_UID_BASE + ids.random_part(sandbox_id) % HOST_UID_RANGE
+from .users import PROBE_UID
 
 
 def tool(name: str) -> str | None:
@@ -86,9 +77,12 @@ def probe_isolation(bwrap: str | None = None) -> Isolation:
             + _UNISOLATED_HINT,
         )
     root = os.geteuid() == 0
-    if root and tool("setpriv") is None:
+    missing = [name for name in ("setpriv", "nsenter") if tool(name) is None]
+    if root and missing:
         return Isolation(
-            False, "setpriv is not installed: run `apt-get install util-linux`, " + _UNISOLATED_HINT
+            False,
+            f"{' and '.join(missing)} from util-linux cannot be found: run "
+            "`apt-get install util-linux`, " + _UNISOLATED_HINT,
         )
     argv = [
         bwrap,

@@ -38,8 +38,8 @@ from ..base import (
 from .bwrap import CTL_DIR, TOOLBOX_SOCKET, Launcher, sandbox_dirs
 from .client import ToolboxClient
 from .command import PROJECT_DIR
-from .isolation import host_uid
 from .unix import listen_unix
+from .users import host_uid
 
 
 class LocalSandbox:
