@@ -193,6 +193,31 @@ async def test_planted_symlinks_do_not_lead_file_operations_out(
     await assert_alive(sandbox)
 
 
+async def test_the_hosts_optional_software_is_out_of_sight(
+    rig: Rig, assert_alive: AssertAlive
+) -> None:
+    sandbox = await rig.create()
+    # What the host installed on its own, in /usr/local (docker, CUDA, ... on this machine).
+    local_bin = Path("/usr/local/bin")
+    host_tools = [
+        tool.name
+        for tool in (local_bin.iterdir() if local_bin.is_dir() else [])
+        if not Path("/usr/bin", tool.name).exists()
+    ]
+    result = await sandbox.exec(
+        "ls -A /usr/local; echo --; ls -A /opt; echo --; "
+        f"for tool in {' '.join(host_tools)}; do command -v $tool; done; echo --; "
+        "node --version && npm --version && git --version && python3 --version",
+        timeout=60,
+    )
+    usr_local, opt, found, versions = result.stdout.split("--\n")
+    assert usr_local == "" and opt.split() == ["sandforge"], result
+    assert found == "", result
+    # What the project templates run still comes from the distribution's /usr.
+    assert result.exit_code == 0 and len(versions.splitlines()) == 4, result
+    await assert_alive(sandbox)
+
+
 # -- the network -----------------------------------------------------------------------------------
 
 

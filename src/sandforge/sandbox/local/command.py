@@ -27,6 +27,7 @@ HOME_DIR = "/home/user"
 RUN_DIR = "/run/sandforge"
 DAEMON_DIR = "/opt/sandforge"
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+HIDDEN_DIR = "/usr/local"
 
 # Inside the sandbox the daemon's files sit side by side; on the host wire.py is shared
 # with the rest of sandforge, one package up.
@@ -167,6 +168,9 @@ def _filesystem_args(spawn: Spawn, spec: SandboxSpec, dirs: dict[str, Path]) -> 
     # bwrap makes what it creates its setup user's (the daemon's, under full isolation), and
     # the parents of a mount 0700: every dir and file commands must reach gets its mode here.
     argv = ["--ro-bind", "/usr", "/usr", *system_links()]
+    # The host's own optional software (docker, kubectl, CUDA, ...) stays out of sight:
+    # sandboxes get the distribution's /usr, and /opt holds only the daemon.
+    argv += ["--tmpfs", HIDDEN_DIR]
     for parent in ("/etc", "/home", "/run", "/opt", DAEMON_DIR):
         argv += ["--perms", "0755", "--dir", parent]
     for path in ("/etc/alternatives", "/etc/ssl", "/etc/ca-certificates", "/etc/localtime"):
@@ -212,6 +216,8 @@ def bwrap_argv(
         *python_binds,
         "--remount-ro",
         "/",
+        "--remount-ro",
+        HIDDEN_DIR,
     ]
     program = seccomp.program()
     if program is not None:
