@@ -16,10 +16,11 @@ import pytest
 
 from sandforge.sandbox.base import SandboxDiskFull, SandboxFileTooLarge
 from sandforge.sandbox.local import host_uid
+from sandforge.sandbox.local.cgroups import Cgroup
 from sandforge.sandbox.local.disk import IMAGE_NAME
 from sandforge.sandbox.local.users import toolbox_host_uid
 from tests.sandbox.conftest import AssertAlive, Rig
-from tests.sandbox.helpers import python
+from tests.sandbox.helpers import python, wait_for
 
 # -- exhausting resources --------------------------------------------------------------------------
 
@@ -43,13 +44,26 @@ except OSError as exc:
     )
     children, error = counted.stdout.split()
     assert error == "EAGAIN" and 40 < int(children) < 64, counted
-    bomb = await sandbox.exec("bomb() { bomb | bomb & }; bomb; sleep 3", timeout=10)
+    # The killed children count until bwrap's init has reaped them, and the shell needs one
+    # fork to set the bomb off (then none: a second would race the bomb for the last pids).
+    cgroup = rig.launcher.cgroup(sandbox.id)
+    assert await wait_for(lambda: pids_in_use(cgroup) < 16, timeout=30)
+    bomb = await sandbox.exec("bomb() { bomb | bomb & }; bomb & exec sleep 3", timeout=10)
     assert bomb.exit_code == 0
     stats = rig.launcher.cgroup_stats(sandbox.id)
     assert stats["pids_max_hits"] > 0, stats
     # Once the exec is over its whole process group is gone: forks work again.
     await assert_alive(sandbox)
     assert len(rig.launcher.cgroup(sandbox.id).pids()) <= 4
+
+
+def pids_in_use(cgroup: Cgroup) -> int:
+    """The pids.current counter: processes and threads, the unreaped dead included."""
+    return next(
+        int((directory / "pids.current").read_text())
+        for directory in cgroup.dirs
+        if (directory / "pids.current").exists()
+    )
 
 
 async def test_allocating_4_gib_meets_the_oom_killer(rig: Rig, assert_alive: AssertAlive) -> None:
