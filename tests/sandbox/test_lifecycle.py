@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from sandforge.config import Settings
+from sandforge.errors import InsufficientStorage
 from sandforge.sandbox.base import (
+    HostDiskFull,
     SandboxNotFound,
     SandboxSpec,
     SandboxState,
@@ -26,6 +29,7 @@ from sandforge.sandbox.http import upstream_client, wait_until_ready
 from sandforge.sandbox.local import BwrapLauncher, LocalSandboxProvider, host_uid
 from sandforge.sandbox.local.disk import IMAGE_NAME, attached_loops, stage_dir
 from sandforge.sandbox.local.isolation import Isolation, Mode, probe_isolation
+from sandforge.sandbox.providers import make_provider
 from tests.sandbox.conftest import Rig, require_isolation
 from tests.sandbox.helpers import SECRETS, wait_for
 
@@ -229,6 +233,27 @@ async def test_another_launcher_reports_a_sandbox_it_does_not_own_as_stopped(rig
     [theirs] = await other.list()
     assert mine.state == SandboxState.STARTED and theirs.state == SandboxState.STOPPED
     assert (await sandbox.exec("echo fine")).stdout == "fine\n"
+
+
+async def test_no_new_sandbox_below_the_free_disk_floor(tmp_path: Path) -> None:
+    sandboxes_dir = tmp_path / "data" / "sandboxes"
+    disk = os.statvfs(tmp_path)
+    free_mb = disk.f_bavail * disk.f_frsize >> 20
+    floor = free_mb + 1024  # more than this disk has to give
+    settings = Settings(data_dir=tmp_path / "data", min_free_disk_mb=floor)
+    launcher = BwrapLauncher()
+    try:
+        provider = make_provider("local", settings, launcher)
+        with pytest.raises(HostDiskFull) as refused:
+            await provider.create(SandboxSpec())
+        assert isinstance(refused.value, InsufficientStorage) and refused.value.http_status == 507
+        message = refused.value.message
+        assert f"below the floor of {floor} MiB" in message
+        assert "MiB free" in message and "SANDFORGE_MIN_FREE_DISK_MB" in message
+        assert "sandforge sandboxes delete" in message
+        assert not sandboxes_dir.exists() or list(sandboxes_dir.iterdir()) == []
+    finally:
+        await launcher.close()
 
 
 # -- where bwrap cannot run ----------------------------------------------------------------------

@@ -31,7 +31,9 @@ def make_provider(
         from .daytona import DaytonaProvider  # the SDK takes seconds to import; only when used
 
         return DaytonaProvider(daytona_options(settings))
-    return LocalSandboxProvider(settings.sandboxes_dir, launcher)
+    return LocalSandboxProvider(
+        settings.sandboxes_dir, launcher, min_free_disk_mb=settings.min_free_disk_mb
+    )
 
 
 def daytona_options(settings: Settings) -> DaytonaOptions:

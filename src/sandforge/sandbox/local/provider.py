@@ -26,6 +26,7 @@ from ...config import SandboxProviderName
 from ..base import (
     ExecResult,
     FileEntry,
+    HostDiskFull,
     ProcessStatus,
     SandboxError,
     SandboxInfo,
@@ -205,11 +206,17 @@ def _unused_id(sandboxes_dir: Path) -> str:
 class LocalSandboxProvider:
     name: SandboxProviderName = "local"
 
-    def __init__(self, sandboxes_dir: Path, launcher: Launcher) -> None:
+    def __init__(
+        self, sandboxes_dir: Path, launcher: Launcher, *, min_free_disk_mb: int = 0
+    ) -> None:
+        """`min_free_disk_mb`: refuse new sandboxes below this much free space on the disk
+        of `sandboxes_dir` (SANDFORGE_MIN_FREE_DISK_MB; 0, the default here, never refuses)."""
         self.sandboxes_dir = sandboxes_dir
         self.launcher = launcher
+        self.min_free_disk_mb = min_free_disk_mb
 
     async def create(self, spec: SandboxSpec) -> LocalSandbox:
+        await asyncio.to_thread(self._check_free_disk)
         sandbox_id = await asyncio.to_thread(_unused_id, self.sandboxes_dir)
         directory = self.sandboxes_dir / sandbox_id
         meta = {
@@ -225,6 +232,21 @@ class LocalSandboxProvider:
             await sandbox.delete()
             raise
         return sandbox
+
+    def _check_free_disk(self) -> None:
+        if self.min_free_disk_mb <= 0:
+            return
+        existing = next(p for p in (self.sandboxes_dir, *self.sandboxes_dir.parents) if p.exists())
+        disk = os.statvfs(existing)
+        free_mb = disk.f_bavail * disk.f_frsize >> 20
+        if free_mb < self.min_free_disk_mb:
+            raise HostDiskFull(
+                f"Not creating a sandbox: the disk holding {self.sandboxes_dir} has {free_mb} MiB "
+                f"free, below the floor of {self.min_free_disk_mb} MiB "
+                "(SANDFORGE_MIN_FREE_DISK_MB). Free some space, for example by deleting "
+                "sandboxes you no longer need (`sandforge sandboxes delete <id>`), or lower "
+                "the floor."
+            )
 
     async def get(self, sandbox_id: str) -> LocalSandbox:
         if not ids.is_id(sandbox_id, "sandbox"):
