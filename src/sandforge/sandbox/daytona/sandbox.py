@@ -1,81 +1,40 @@
-"""The Daytona provider: the Sandbox protocol over the official `daytona` SDK (AsyncDaytona).
-
-Inside a Daytona sandbox
-    <project_dir>        `DaytonaOptions.project_dir`, `/home/daytona/project` by default. Every
-                         relative path (files, cwd) resolves against it; an escaping path is a
-                         PathEscapeError before any request is made.
-    sessions             one per named process, `sandforge-<name>`. The process is the session's
-                         only command, run with run_async; its combined log is the session
-                         command's `output`.
-
-Labels
-    The spec's labels, plus two of ours that `info()` never shows:
-    `sandforge-create`   a nonce unique to one create call. After a create times out the sandbox
-                         may still appear; it is found by this label and deleted.
-    `sandforge-preview`  the token our preview proxy accepts (`SandboxInfo.preview_token`, the
-                         `accessToken` of `complete`). Daytona's own preview token never leaves
-                         the server: `upstream()` hands it to the proxy as a header,
-                         with the header that skips Daytona's browser warning page.
-
-Errors are translated: a 401 becomes DaytonaAuthError (check DAYTONA_API_KEY), a missing
-sandbox SandboxNotFound, a missing file SandboxFileNotFound. An exec that times out returns
-`ExecResult(timed_out=True, exit_code=137)` (128 + SIGKILL), as the local provider does.
-"""
+"""A Daytona sandbox: the Sandbox protocol over one of the SDK's AsyncSandbox objects."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
-import logging
 import math
 import re
 import secrets
 import shlex
 import time
-from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 from daytona import (
-    AsyncDaytona,
     AsyncSandbox,
-    CreateSandboxFromImageParams,
-    CreateSandboxFromSnapshotParams,
-    DaytonaAuthenticationError,
-    DaytonaConfig,
-    DaytonaConnectionError,
-    DaytonaError,
-    DaytonaFileNotFoundError,
-    DaytonaForbiddenError,
-    DaytonaNotFoundError,
     DaytonaTimeoutError,
     FileUpload,
-    ListSandboxesQuery,
-    Resources,
     SessionExecuteRequest,
 )
 
-from ..config import SandboxProviderName
-from .base import (
+from ..base import (
     SKIPPED_DIRS,
     ExecResult,
     FileEntry,
     PathEscapeError,
     ProcessStatus,
     SandboxError,
-    SandboxFileNotFound,
     SandboxInfo,
     SandboxNotFound,
     SandboxSpec,
     SandboxState,
-    SandboxStopped,
-    SandboxUnavailable,
     Upstream,
     normalize_relative,
 )
-
-log = logging.getLogger(__name__)
+from .errors import daytona_errors
 
 LABEL_CREATE = "sandforge-create"
 LABEL_PREVIEW = "sandforge-preview"
@@ -94,20 +53,11 @@ LIST_CONCURRENCY = 8
 LIFECYCLE_TIMEOUT_S = 120.0
 INFO_FRESH_S = 2.0
 """How long a fetched sandbox record answers `info()` without asking Daytona again."""
-REAP_POLL_S = 0.5
 TIMED_OUT_EXIT_CODE = 137  # 128 + SIGKILL, as a shell (and the local provider) reports it
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SANDBOX_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_STOPPED_MESSAGE = re.compile(r"not (started|running)", re.IGNORECASE)
-_GONE_STATES = frozenset({"destroyed", "destroying"})
-
-
-class DaytonaAuthError(SandboxUnavailable):
-    """Daytona refused the API key (401) or its permissions (403)."""
-
-    code = "daytona_unauthorized"
+GONE_STATES = frozenset({"destroyed", "destroying"})
 
 
 @dataclass(frozen=True)
@@ -130,73 +80,6 @@ class DaytonaPreview:
     token: str | None
 
 
-def _status(exc: DaytonaError) -> int | None:
-    """The HTTP status behind `exc`; some SDK paths (file downloads) only keep it in the cause."""
-    if exc.status_code is not None:
-        return exc.status_code
-    cause: BaseException | None = exc.__cause__ or exc.__context__
-    for _ in range(5):
-        if cause is None:
-            break
-        status = getattr(cause, "status_code", None) or getattr(cause, "status", None)
-        if isinstance(status, int):
-            return status
-        cause = cause.__cause__ or cause.__context__
-    return None
-
-
-def _translate(
-    exc: DaytonaError, action: str, sandbox_id: str | None = None, path: str | None = None
-) -> SandboxError:
-    """The SandboxError (with a message that says what to do) for a Daytona SDK error."""
-    status = _status(exc)
-    detail = exc.message
-    if isinstance(exc, DaytonaAuthenticationError) or status == 401:
-        return DaytonaAuthError(
-            f"Daytona rejected the API key (401 Unauthorized) when trying to {action}. "
-            "Check DAYTONA_API_KEY in your .env (or environment), and DAYTONA_API_URL if you "
-            "use a self-hosted Daytona, then restart sandforge."
-        )
-    if path is not None and (
-        isinstance(exc, DaytonaFileNotFoundError)
-        or exc.code == "FILE_NOT_FOUND"
-        or (status == 404 and exc.code is None and "sandbox" not in detail.lower())
-    ):
-        return SandboxFileNotFound(f"{path!r} does not exist")
-    if isinstance(exc, DaytonaForbiddenError) and path is None:
-        return DaytonaAuthError(
-            f"Daytona refused to {action} (403 Forbidden): the key in DAYTONA_API_KEY lacks "
-            f"the permission for it. {detail}"
-        )
-    if isinstance(exc, DaytonaNotFoundError) or status == 404:
-        what = f"sandbox {sandbox_id!r}" if sandbox_id else "the sandbox"
-        return SandboxNotFound(
-            f"Daytona has no {what}; it may have been deleted or expired. ({detail})"
-        )
-    if isinstance(exc, DaytonaConnectionError):
-        return SandboxUnavailable(
-            f"Cannot reach Daytona to {action}: {detail}. Check DAYTONA_API_URL and the network."
-        )
-    if isinstance(exc, DaytonaTimeoutError):
-        return SandboxError(f"Daytona timed out when trying to {action}: {detail}")
-    if status == 400 and _STOPPED_MESSAGE.search(detail):
-        return SandboxStopped(
-            f"Sandbox {sandbox_id} is not running, so sandforge cannot {action}. Start it "
-            f"(POST /api/sandboxes/{sandbox_id}/start) and try again."
-        )
-    return SandboxError(f"Daytona could not {action}: {detail}")
-
-
-@contextlib.contextmanager
-def _daytona_errors(
-    action: str, sandbox_id: str | None = None, path: str | None = None
-) -> Iterator[None]:
-    try:
-        yield
-    except DaytonaError as exc:
-        raise _translate(exc, action, sandbox_id, path) from exc
-
-
 def _state(value: str | None) -> SandboxState:
     if value == "started":
         return SandboxState.STARTED
@@ -205,7 +88,7 @@ def _state(value: str | None) -> SandboxState:
     return SandboxState.STOPPED
 
 
-def _state_value(raw: AsyncSandbox) -> str | None:
+def state_value(raw: AsyncSandbox) -> str | None:
     return raw.state.value if raw.state is not None else None
 
 
@@ -218,7 +101,7 @@ def _timestamp(value: str | None) -> float:
         return time.time()
 
 
-def _info(raw: AsyncSandbox) -> SandboxInfo:
+def sandbox_info(raw: AsyncSandbox) -> SandboxInfo:
     labels = dict(raw.labels or {})
     # A sandbox sandforge did not make has no token of ours; an unguessable one keeps its
     # preview private instead of open to an empty token.
@@ -226,7 +109,7 @@ def _info(raw: AsyncSandbox) -> SandboxInfo:
     return SandboxInfo(
         id=raw.id,
         provider="daytona",
-        state=_state(_state_value(raw)),
+        state=_state(state_value(raw)),
         labels={k: v for k, v in labels.items() if k not in INTERNAL_LABELS},
         public=bool(raw.public),
         created_at=_timestamp(raw.created_at),
@@ -234,7 +117,7 @@ def _info(raw: AsyncSandbox) -> SandboxInfo:
     )
 
 
-def _check_env(env: dict[str, str] | None) -> dict[str, str]:
+def check_env(env: dict[str, str] | None) -> dict[str, str]:
     env = env or {}
     for key in env:
         if not _ENV_KEY.match(key):
@@ -299,14 +182,14 @@ class DaytonaSandbox:
     def _errors(
         self, action: str, path: str | None = None
     ) -> contextlib.AbstractContextManager[None]:
-        return _daytona_errors(action, self.id, path)
+        return daytona_errors(action, self.id, path)
 
     async def info(self) -> SandboxInfo:
         if time.monotonic() >= self._fresh_until:
             with self._errors("read the sandbox's state"):
                 await self._raw.refresh_data()
             self._fresh_until = time.monotonic() + INFO_FRESH_S
-        return _info(self._raw)
+        return sandbox_info(self._raw)
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -319,7 +202,7 @@ class DaytonaSandbox:
         timeout: float | None = None,
     ) -> ExecResult:
         directory = self._path(cwd) if cwd else self.project_dir
-        extra = _check_env(env)
+        extra = check_env(env)
         limit = timeout or self._spec.exec_timeout_s
         marker = f"__sandforge_stderr_{secrets.token_hex(8)}__"
         with self._errors("run a command"):
@@ -356,7 +239,7 @@ class DaytonaSandbox:
     ) -> None:
         session = _session_id(name)
         directory = self._path(cwd) if cwd else self.project_dir
-        assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in _check_env(env).items())
+        assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in check_env(env).items())
         runner = f"env {assignments} sh -c" if assignments else "sh -c"
         command = f"cd {shlex.quote(directory)} && {runner} {shlex.quote(cmd)}"
         process = self._raw.process
@@ -503,160 +386,3 @@ class DaytonaSandbox:
     async def delete(self) -> None:
         with self._errors("delete the sandbox"):
             await self._raw.delete(timeout=LIFECYCLE_TIMEOUT_S)
-
-
-class DaytonaProvider:
-    name: SandboxProviderName = "daytona"
-
-    def __init__(self, options: DaytonaOptions) -> None:
-        self.options = options
-        self._daytona: AsyncDaytona | None = None
-
-    def _client(self) -> AsyncDaytona:
-        # Made on first use, inside the event loop the SDK's HTTP session binds to.
-        if self._daytona is None:
-            self._daytona = AsyncDaytona(
-                DaytonaConfig(
-                    api_key=self.options.api_key,
-                    api_url=self.options.api_url,
-                    target=self.options.target,
-                )
-            )
-        return self._daytona
-
-    async def aclose(self) -> None:
-        if self._daytona is not None:
-            daytona, self._daytona = self._daytona, None
-            close: Callable[[], Awaitable[None]] = daytona.close  # the SDK leaves it unannotated
-            await close()
-
-    def _params(
-        self, spec: SandboxSpec, labels: dict[str, str]
-    ) -> CreateSandboxFromImageParams | CreateSandboxFromSnapshotParams:
-        # Daytona counts the intervals in minutes, as the spec does. Stop and archive cannot
-        # be negative (0 turns auto-stop off); a negative auto-delete turns it off.
-        auto_stop = max(0, spec.auto_stop_minutes)
-        auto_archive = max(0, spec.auto_archive_minutes)
-        image = spec.image or (None if spec.snapshot else self.options.image)
-        if image:
-            return CreateSandboxFromImageParams(
-                image=image,
-                resources=Resources(
-                    cpu=max(1, round(spec.cpu_weight / 100)),
-                    memory=max(1, math.ceil(spec.memory_mb / 1024)),
-                    disk=max(1, math.ceil(spec.disk_mb / 1024)),
-                ),
-                labels=labels,
-                env_vars=dict(spec.env),
-                public=spec.public,
-                auto_stop_interval=auto_stop,
-                auto_archive_interval=auto_archive,
-                auto_delete_interval=spec.auto_delete_minutes,
-                network_block_all=spec.network == "none",
-            )
-        # A snapshot fixes its own resources; the SDK sends none with it.
-        return CreateSandboxFromSnapshotParams(
-            snapshot=spec.snapshot or self.options.snapshot,
-            labels=labels,
-            env_vars=dict(spec.env),
-            public=spec.public,
-            auto_stop_interval=auto_stop,
-            auto_archive_interval=auto_archive,
-            auto_delete_interval=spec.auto_delete_minutes,
-            network_block_all=spec.network == "none",
-        )
-
-    async def create(self, spec: SandboxSpec) -> DaytonaSandbox:
-        for key in spec.labels:
-            if key in INTERNAL_LABELS:
-                raise SandboxError(f"the label {key!r} is reserved for sandforge")
-        _check_env(spec.env)
-        nonce = secrets.token_hex(12)
-        labels = {
-            **spec.labels,
-            LABEL_CREATE: nonce,
-            LABEL_PREVIEW: secrets.token_urlsafe(24),
-        }
-        params = self._params(spec, labels)
-        daytona = self._client()
-        timeout = self.options.create_timeout_s
-        try:
-            if isinstance(params, CreateSandboxFromImageParams):
-                raw = await daytona.create(params, timeout=timeout)
-            else:
-                raw = await daytona.create(params, timeout=timeout)
-        except DaytonaTimeoutError as exc:
-            await self._reap(nonce, exc.sandbox_id, self.options.cleanup_grace_s)
-            raise SandboxError(
-                f"Daytona did not create the sandbox within {timeout:g}s "
-                "(SANDFORGE_DAYTONA_CREATE_TIMEOUT_S); anything it started was deleted. "
-                "Try again, or raise the timeout."
-            ) from exc
-        except DaytonaError as exc:
-            if not isinstance(exc, DaytonaAuthenticationError | DaytonaForbiddenError):
-                await self._reap(nonce, None, 0)  # e.g. created, then entered an error state
-            raise _translate(exc, "create a sandbox") from exc
-        sandbox = DaytonaSandbox(raw, self.options, spec)
-        try:
-            with _daytona_errors("create the project dir", raw.id):
-                await raw.fs.create_folder(self.options.project_dir, "755")
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await sandbox.delete()
-            raise
-        return sandbox
-
-    async def _reap(self, nonce: str, known_id: str | None, grace_s: float) -> None:
-        """Delete what a failed create left behind, watching for it up to `grace_s` seconds.
-
-        A create whose request timed out may still finish on Daytona's side, so the sandbox
-        is looked for by its create nonce until it shows up or the grace period ends.
-        """
-        daytona = self._client()
-        deadline = time.monotonic() + grace_s
-        query = ListSandboxesQuery(labels={LABEL_CREATE: nonce})
-        while True:
-            found = False
-            try:
-                if known_id is not None:
-                    found = True
-                    with contextlib.suppress(DaytonaNotFoundError):
-                        await (await daytona.get(known_id)).delete()
-                async for raw in daytona.list(query):
-                    found = True
-                    if _state_value(raw) not in _GONE_STATES:
-                        await raw.delete()
-            except DaytonaError:
-                log.warning("could not clean up after a failed Daytona create", exc_info=True)
-            if found:
-                return
-            if time.monotonic() >= deadline:
-                if grace_s > 0:
-                    log.warning(
-                        "a timed-out Daytona create (label %s=%s) left nothing to delete "
-                        "within %gs",
-                        LABEL_CREATE,
-                        nonce,
-                        grace_s,
-                    )
-                return
-            await asyncio.sleep(REAP_POLL_S)
-
-    async def get(self, sandbox_id: str) -> DaytonaSandbox:
-        if not _SANDBOX_ID.match(sandbox_id):
-            raise SandboxNotFound(f"no sandbox {sandbox_id!r}")
-        with _daytona_errors("look up the sandbox", sandbox_id):
-            raw = await self._client().get(sandbox_id)
-        if _state_value(raw) in _GONE_STATES:
-            raise SandboxNotFound(f"Daytona sandbox {sandbox_id!r} has been deleted")
-        return DaytonaSandbox(raw, self.options, SandboxSpec())
-
-    async def list(self, labels: dict[str, str] | None = None) -> list[SandboxInfo]:
-        """sandforge's Daytona sandboxes, filtered by `labels`. Others in the org are left out."""
-        query = ListSandboxesQuery(labels=dict(labels) if labels else None)
-        infos: list[SandboxInfo] = []
-        with _daytona_errors("list sandboxes"):
-            async for raw in self._client().list(query):
-                if LABEL_PREVIEW in (raw.labels or {}) and _state_value(raw) not in _GONE_STATES:
-                    infos.append(_info(raw))
-        return sorted(infos, key=lambda i: i.created_at)
