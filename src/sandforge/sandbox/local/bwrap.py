@@ -135,7 +135,9 @@ class BwrapLauncher:
             spawn.close_child_fds()
             await state.output.start()
             child_pid = await _child_pid(spawn)
-            if spawn.block_w >= 0:
+            if spawn.info_r >= 0 and child_pid is None:
+                await self._fail(state, "failed to start")
+            if spawn.block_w >= 0 and child_pid is not None:
                 await self._map_users(state, spawn, child_pid)
             try:
                 ready = await asyncio.wait_for(read_until(spawn.ready_r, b"\n"), READY_TIMEOUT_S)
@@ -164,12 +166,10 @@ class BwrapLauncher:
                 "<id>`), and try again."
             ) from exc
 
-    async def _map_users(self, state: _Running, spawn: Spawn, child_pid: int | None) -> None:
+    async def _map_users(self, state: _Running, spawn: Spawn, child_pid: int) -> None:
         """Give the waiting bwrap its two users (users.py), then let it go on."""
         sandbox_id = state.sandbox_dir.name
         try:
-            if child_pid is None:
-                raise SandboxError("bwrap did not say which process to set up")
             await asyncio.to_thread(write_id_maps, child_pid, sandbox_id)
             await disable_user_namespaces(child_pid, tool("nsenter") or "nsenter")
         except (OSError, SandboxError) as exc:
@@ -330,11 +330,11 @@ async def _child_pid(spawn: Spawn) -> int | None:
     """The host pid of bwrap's child, from what bwrap writes on its info fd."""
     if spawn.info_r < 0:
         return None
-    info = await asyncio.wait_for(read_until(spawn.info_r, b"}"), READY_TIMEOUT_S)
     try:
+        info = await asyncio.wait_for(read_until(spawn.info_r, b"}"), READY_TIMEOUT_S)
         return int(json.loads(info)["child-pid"])
-    except (ValueError, KeyError, TypeError):
-        return None  # bwrap died before it said
+    except (TimeoutError, ValueError, KeyError, TypeError):
+        return None  # bwrap died (or hung) before it said
 
 
 def _in_cgroup(cgroup: cgroups.Cgroup, name: str) -> list[str]:
