@@ -30,7 +30,7 @@ from typing import Any
 
 from sandforge.sandbox.base import SandboxSpec
 from sandforge.sandbox.local import BwrapLauncher, LocalSandboxProvider, check_isolation
-from sandforge.sandbox.local.launcher import Mode
+from sandforge.sandbox.local.isolation import Mode
 
 
 def _ms(seconds: float) -> float:

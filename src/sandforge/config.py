@@ -152,6 +152,12 @@ class Settings(BaseSettings):
     read in full (a conversation of `max_messages` long messages fits)."""
     dev_server_ready_timeout_s: float = 60.0
 
+    min_free_disk_mb: int = Field(default=2048, ge=0)
+    """No new local sandbox while the data dir's disk has less free space than this (MiB).
+    A sandbox's disk image grows as it is used, up to its `disk_mb` (1024 by default), and
+    the database and logs need room too: 2048 leaves a new sandbox its whole image and as
+    much again. 0 turns the check off."""
+
     @field_validator("allowed_models", "allowed_hosts", "api_tokens", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:

@@ -14,7 +14,7 @@ from sandforge import doctor
 from sandforge.cli import app
 from sandforge.config import get_settings
 from sandforge.doctor import Check, check_model, check_sandbox, print_report, run_checks
-from sandforge.sandbox.local.launcher import Isolation
+from sandforge.sandbox.local.isolation import Isolation
 from tests.agent.conftest import Wire, make_settings
 
 

@@ -32,12 +32,24 @@ URLs
     the host, so two sandboxes listening on the same port clash. Run one dev server per port at
     a time.
 
+Preview warning
+    Like Daytona's proxy, a request whose User-Agent names a browser (Chrome, Firefox, Safari,
+    Edge, Opera, Vivaldi, Samsung Internet; not HeadlessChrome) gets Daytona's warning page
+    (200, HTML, not the app) before any auth check, unless it carries
+    ``X-Daytona-Skip-Preview-Warning: true``, is a WebSocket upgrade, or has the
+    ``daytona-preview-page-accepted=true`` cookie that the page's form sets
+    (``POST /accept-daytona-preview-warning?redirect=<url>``, which redirects back).
+    Non-browser clients (the SDK, httpx, curl) never see it. ``preview_warning = False`` turns
+    it off, as an organization can on Daytona.
+
 Preview auth
     Public sandboxes need nothing. Private ones accept the token from the preview-url endpoint
     in the ``x-daytona-preview-token`` header, in ``?token=`` (which is stripped before
     forwarding and set as a cookie so follow-up asset requests work), in that cookie, or
     ``Authorization: Bearer <api key>``. Otherwise 401. The token is per sandbox (the same for
-    every port). A sandbox that isn't started gives 502, and a closed upstream port gives 502.
+    every port) and, as on Daytona, a new one is issued each time the sandbox starts again
+    after a stop, so a token fetched before the restart gets 401. A sandbox that isn't
+    started gives 502, and a closed upstream port gives 502.
 
 Path mapping (file API, process cwd)
     Each sandbox gets ``<base>/<sandboxId>/fs``. That directory plays the sandbox's ``/``: the
@@ -96,6 +108,7 @@ Test knobs (attributes/methods on FakeDaytona)
                                create_request (raw JSON), state, preview_token, ...).
     ``api_key``                accepted Bearer key (settable). Others get 401.
     ``always_unauthorized``    True -> every API/toolbox request is 401.
+    ``preview_warning``        False -> browsers get the app without Daytona's warning page.
     ``create_delay``           seconds POST /sandbox sleeps BEFORE creating. The sandbox is
                                still created if the client gave up: orphans are realistic.
     ``create_error_reason``    if set, new sandboxes are created in state ``error`` with that
@@ -184,6 +197,14 @@ _WS_HANDSHAKE_HEADERS = frozenset(
 _PREVIEW_HOST_RE = re.compile(r"^(\d{1,5})-([A-Za-z0-9_-]+)\.localhost(?::\d+)?$", re.IGNORECASE)
 _HOME_IN_TEXT_RE = re.compile(r"(?<![\w.\-/])" + re.escape(HOME_DIR) + r"(?=$|[/\s'\";:&|)<>`=,])")
 _PREVIEW_COOKIE = "daytona-preview-token"
+SKIP_WARNING_HEADER = "X-Daytona-Skip-Preview-Warning"
+WARNING_ACCEPTED_COOKIE = "daytona-preview-page-accepted"
+ACCEPT_WARNING_PATH = "/accept-daytona-preview-warning"
+WARNING_TITLE = "Preview URL Warning"
+# Browsers as Daytona's user-agent parser names them; HeadlessChrome is a browser of its own.
+_BROWSER_UA_RE = re.compile(
+    r"\b(Chrome|CriOS|Firefox|FxiOS|Safari|Edge?|OPR|Vivaldi|SamsungBrowser)/"
+)
 # Variables a finished command's shell reports that must not leak into the next command.
 _SHELL_STATE_VARS = frozenset({"PWD", "OLDPWD", "SHLVL", "_", MARKER_ENV})
 
@@ -485,6 +506,7 @@ class FakeDaytona:
         self.translate_paths = translate_paths
         # knobs
         self.always_unauthorized: bool = False
+        self.preview_warning: bool = True
         self.create_delay: float = 0.0
         self.create_error_reason: str | None = None
         # observable state
@@ -846,6 +868,8 @@ class FakeDaytona:
         kind: RequestKind,
         host_match: re.Match[str] | None,
     ) -> web.StreamResponse:
+        if request.method == "POST" and request.path == ACCEPT_WARNING_PATH:
+            return self._accept_warning(request)
         if host_match is not None:
             return await self._preview(request, host_match.group(2), int(host_match.group(1)), "")
         if kind == "preview":
@@ -1085,6 +1109,7 @@ class FakeDaytona:
         sb = self._lookup(request.match_info["sid"])
         if sb.state != "started":
             sb.state = "started"
+            sb.preview_token = secrets.token_hex(16)  # Daytona resets it on every restart
             sb.error_reason = None
             sb.updated_at = sb.last_activity_at = _now_iso()
         return web.json_response(self._dto(sb))
@@ -1696,6 +1721,8 @@ class FakeDaytona:
         self, request: web.Request, key: str, port: int | None, prefix: str
     ) -> web.StreamResponse:
         """Serve a preview request; ``prefix`` is the URL path part that names the preview."""
+        if self._shows_warning(request):
+            return _warning_page(request)
         sb = self.sandboxes.get(key)
         signed = False
         if sb is None:
@@ -1744,6 +1771,23 @@ class FakeDaytona:
             return await self._proxy_http(request, upstream, headers, cookie)
         except aiohttp.ClientError as exc:
             return web.Response(status=502, text=f"Upstream 127.0.0.1:{port} unavailable: {exc}\n")
+
+    def _shows_warning(self, request: web.Request) -> bool:
+        user_agent = request.headers.get("User-Agent", "")
+        return (
+            self.preview_warning
+            and request.headers.get(SKIP_WARNING_HEADER) != "true"
+            and _BROWSER_UA_RE.search(user_agent) is not None
+            and "HeadlessChrome" not in user_agent
+            and request.headers.get("Upgrade", "").lower() != "websocket"
+            and request.cookies.get(WARNING_ACCEPTED_COOKIE) != "true"
+        )
+
+    @staticmethod
+    def _accept_warning(request: web.Request) -> web.Response:
+        response = web.HTTPFound(request.query.get("redirect") or "/")
+        response.set_cookie(WARNING_ACCEPTED_COOKIE, "true", max_age=86400, httponly=True)
+        return response
 
     def _forward_headers(self, request: web.Request, port: int) -> CIMultiDict[str]:
         headers: CIMultiDict[str] = CIMultiDict()
@@ -1833,6 +1877,19 @@ class FakeDaytona:
             await ws.close()
             self._websockets.discard(ws)
         return ws
+
+
+def _warning_page(request: web.Request) -> web.Response:
+    """Daytona's interstitial: a warning and a form that accepts it, never the app."""
+    target = f"{request.scheme}://{request.host}{request.path_qs}"
+    accept = f"{ACCEPT_WARNING_PATH}?redirect={quote(target, safe='')}"
+    body = (
+        f"<!doctype html><html><head><title>Daytona Preview - Warning</title></head><body>"
+        f"<h1>{WARNING_TITLE}</h1><p>You are about to visit <strong>{target}</strong></p>"
+        f'<form action="{accept}" method="POST"><button type="submit">'
+        f"I Understand, Continue</button></form></body></html>"
+    )
+    return web.Response(text=body, content_type="text/html")
 
 
 _DAEMON_CODES = {

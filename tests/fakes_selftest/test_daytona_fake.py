@@ -26,7 +26,7 @@ from daytona import (
     SessionExecuteRequest,
 )
 
-from tests.fakes.daytona_api import HOME_DIR, FakeDaytona
+from tests.fakes.daytona_api import HOME_DIR, WARNING_TITLE, FakeDaytona
 
 API_KEY = "test-key"
 PROJECT = f"{HOME_DIR}/project"
@@ -438,3 +438,66 @@ async def test_list_pagination_code_run_and_ephemeral(fake: FakeDaytona) -> None
         assert ephemeral.state == "destroyed"
         with pytest.raises(DaytonaNotFoundError):
             await d.get(ephemeral.id)
+
+
+BROWSER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
+
+
+@pytest.mark.asyncio
+async def test_browsers_get_daytonas_warning_page_unless_they_skip_it(fake: FakeDaytona) -> None:
+    port = _free_port()
+    async with AsyncDaytona(fake.sdk_config()) as d:
+        sandbox = await d.create()
+        await sandbox.fs.upload_file(INDEX_HTML, "site/index.html")
+        await sandbox.process.exec(
+            f"python3 -m http.server {port} --directory site > /dev/null 2>&1 &"
+        )
+        preview = await sandbox.get_preview_link(port)
+        token = {"x-daytona-preview-token": preview.token}
+        browser = {**token, "User-Agent": BROWSER_UA}
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert (await _wait_for_http(client, preview.url, token)).content == INDEX_HTML
+            warned = await client.get(preview.url, headers=browser)
+            assert warned.status_code == 200
+            assert warned.headers["content-type"].startswith("text/html")
+            assert WARNING_TITLE in warned.text and INDEX_HTML not in warned.content
+            # Before any auth check: even without the token a browser sees the warning.
+            assert (
+                WARNING_TITLE
+                in (await client.get(preview.url, headers={"User-Agent": BROWSER_UA})).text
+            )
+
+            skipped = await client.get(
+                preview.url, headers={**browser, "X-Daytona-Skip-Preview-Warning": "true"}
+            )
+            assert skipped.content == INDEX_HTML
+            headless = {**token, "User-Agent": BROWSER_UA.replace("Chrome/", "HeadlessChrome/")}
+            assert (await client.get(preview.url, headers=headless)).content == INDEX_HTML
+
+            accepted = await client.post(
+                f"{fake.base_url}/accept-daytona-preview-warning",
+                params={"redirect": preview.url},
+                headers=browser,
+            )
+            assert accepted.status_code == 302 and accepted.headers["location"] == preview.url
+            assert (await client.get(preview.url, headers=browser)).content == INDEX_HTML
+
+
+@pytest.mark.asyncio
+async def test_a_restart_issues_a_new_preview_token(fake: FakeDaytona) -> None:
+    async with AsyncDaytona(fake.sdk_config()) as d:
+        sandbox = await d.create()
+        before = await sandbox.get_preview_link(3000)
+        assert before.token == (await sandbox.get_preview_link(3000)).token  # stable while up
+        await sandbox.stop()
+        await sandbox.start()
+        after = await sandbox.get_preview_link(3000)
+        assert after.token and after.token != before.token
+        async with httpx.AsyncClient(timeout=10) as client:
+            stale = await client.get(before.url, headers={"x-daytona-preview-token": before.token})
+            assert stale.status_code == 401
+            fresh = await client.get(after.url, headers={"x-daytona-preview-token": after.token})
+            assert fresh.status_code == 502  # authorized; nothing listens on the port

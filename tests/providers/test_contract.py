@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from sandforge.sandbox import (
+    SKIPPED_DIRS,
     FileEntry,
     PathEscapeError,
     SandboxError,
@@ -120,10 +121,10 @@ async def test_files_write_read_list_delete(make_sandbox: MakeSandbox) -> None:
     assert await sandbox.list_files() == []
 
 
-async def test_listing_skips_dependency_dirs(make_sandbox: MakeSandbox) -> None:
+async def test_listing_skips_the_one_skip_list(make_sandbox: MakeSandbox) -> None:
     sandbox = await make_sandbox()
-    await sandbox.write_file("node_modules/pkg/index.js", b"x")
-    await sandbox.write_file(".git/HEAD", b"ref")
+    for skipped in SKIPPED_DIRS:  # installed packages, build output, caches
+        await sandbox.write_file(f"{skipped}/inside.txt", b"x")
     await sandbox.write_file("src/main.js", b"y")
     assert sorted(e.path for e in await sandbox.list_files()) == ["src", "src/main.js"]
 

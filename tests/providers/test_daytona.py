@@ -26,22 +26,27 @@ from sandforge.sandbox import (
     SandboxState,
     SandboxStopped,
     SandboxUnavailable,
+    providers,
 )
 from sandforge.sandbox.daytona import (
     LABEL_CREATE,
     LABEL_PREVIEW,
     PREVIEW_TOKEN_HEADER,
+    SKIP_PREVIEW_WARNING_HEADER,
     DaytonaAuthError,
     DaytonaProvider,
     DaytonaSandbox,
 )
-from sandforge.sandbox.http import wait_until_ready
+from sandforge.sandbox.http import upstream_client, wait_until_ready
 from sandforge.sandbox.local import BwrapLauncher
-from sandforge.sandbox.providers import make_provider
-from tests.fakes.daytona_api import FakeDaytona
+from tests.fakes.daytona_api import WARNING_TITLE, FakeDaytona
 from tests.providers.conftest import PROJECT_DIR, daytona_options, free_port
 
 LABELS = {"sandforge": "1", "run": "run0123456789abcdef", "project": "calc"}
+BROWSER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
 
 
 @pytest.fixture
@@ -175,7 +180,7 @@ async def test_reserved_labels_and_bad_env_names_are_refused_before_any_request(
     assert fake_daytona.requests == []
 
 
-async def test_from_settings(fake_daytona: FakeDaytona, tmp_path: Path) -> None:
+async def test_made_from_settings(fake_daytona: FakeDaytona, tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path,
         daytona_api_key=SecretStr(fake_daytona.api_key),
@@ -183,7 +188,7 @@ async def test_from_settings(fake_daytona: FakeDaytona, tmp_path: Path) -> None:
         daytona_target="us",
         daytona_project_dir="/home/daytona/app/",
     )
-    provider = make_provider("daytona", settings, BwrapLauncher())
+    provider = providers.make_provider("daytona", settings, BwrapLauncher())
     assert isinstance(provider, DaytonaProvider)
     try:
         sandbox = await provider.create(SandboxSpec())
@@ -195,9 +200,9 @@ async def test_from_settings(fake_daytona: FakeDaytona, tmp_path: Path) -> None:
         await provider.aclose()
 
     with pytest.raises(SandboxUnavailable, match="DAYTONA_API_KEY not configured"):
-        make_provider("daytona", Settings(data_dir=tmp_path), BwrapLauncher())
+        providers.make_provider("daytona", Settings(data_dir=tmp_path), BwrapLauncher())
     with pytest.raises(SandboxUnavailable, match="DAYTONA_API_KEY not configured"):
-        DaytonaProvider.from_settings(Settings(data_dir=tmp_path))
+        providers.daytona_options(Settings(data_dir=tmp_path))
 
 
 # -- paths and commands ----------------------------------------------------------------------
@@ -295,7 +300,10 @@ async def test_upstream_adds_the_daytona_token_server_side(
     upstream = await sandbox.upstream(port)
     assert upstream.uds is None
     assert upstream.base_url.endswith(f"/preview/{sandbox.id}/{port}")
-    assert upstream.headers == {PREVIEW_TOKEN_HEADER: stored.preview_token}
+    assert upstream.headers == {
+        PREVIEW_TOKEN_HEADER: stored.preview_token,
+        SKIP_PREVIEW_WARNING_HEADER: "true",
+    }
 
     link = await sandbox.preview_link(port)
     assert (link.url, link.token) == (upstream.base_url, stored.preview_token)
@@ -303,6 +311,45 @@ async def test_upstream_adds_the_daytona_token_server_side(
         assert (await client.get(link.url)).status_code == 401  # private without the token
         page = await client.get(link.url, headers={PREVIEW_TOKEN_HEADER: stored.preview_token})
         assert page.content == b"<h1>preview</h1>"
+
+
+async def test_a_browser_gets_the_app_not_daytonas_warning_page(
+    fake_daytona: FakeDaytona, sandbox: DaytonaSandbox
+) -> None:
+    port = await serve(sandbox)
+    link = await sandbox.preview_link(port)
+    assert link.token is not None
+    async with httpx.AsyncClient(timeout=10) as client:
+        direct = await client.get(
+            link.url, headers={"User-Agent": BROWSER_UA, PREVIEW_TOKEN_HEADER: link.token}
+        )
+    assert WARNING_TITLE in direct.text  # what a browser sees without the skip header
+    async with upstream_client(await sandbox.upstream(port), timeout=10) as client:
+        page = await client.get("/", headers={"User-Agent": BROWSER_UA})
+    assert (page.status_code, page.content) == (200, b"<h1>preview</h1>")
+
+
+async def test_after_a_restart_the_new_token_is_used_and_the_preview_still_loads(
+    fake_daytona: FakeDaytona, sandbox: DaytonaSandbox
+) -> None:
+    port = await serve(sandbox, b"<h1>before</h1>")
+    before = fake_daytona.sandboxes[sandbox.id].preview_token
+    # A client made before the restart, as the preview proxy keeps one per sandbox and port.
+    async with upstream_client(await sandbox.upstream(port), timeout=10) as client:
+        assert (await client.get("/")).content == b"<h1>before</h1>"
+        await sandbox.stop()
+        await sandbox.start()
+        after = fake_daytona.sandboxes[sandbox.id].preview_token
+        assert after != before  # Daytona issued a new token
+        await sandbox.write_file("index.html", b"<h1>after</h1>")
+        await sandbox.start_process("dev", f"python3 -m http.server {port} --bind 127.0.0.1")
+        assert (await wait_until_ready(sandbox, port, "dev", 30)).ready
+
+        page = await client.get("/", headers={"User-Agent": BROWSER_UA})
+        assert (page.status_code, page.content) == (200, b"<h1>after</h1>")
+    assert (await sandbox.upstream(port)).headers[PREVIEW_TOKEN_HEADER] == after
+    previews = fake_daytona.find_requests(path=rf"^/preview/{sandbox.id}/{port}")
+    assert [r.headers.get(PREVIEW_TOKEN_HEADER) for r in previews if r.status == 401] == [before]
 
 
 async def test_signed_preview_urls_need_no_headers(

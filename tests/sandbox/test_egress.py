@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sandforge.sandbox.local.launcher import SLIRP_DNS, host_uid
+from sandforge.sandbox.local.slirp import SLIRP_DNS
+from sandforge.sandbox.local.users import toolbox_host_uid
 from tests.sandbox.conftest import AssertAlive, HostListener, Rig
 from tests.sandbox.helpers import python
 
@@ -64,7 +65,7 @@ async def test_egress_has_a_route_and_dns_but_never_the_hosts_loopback(
     assert outcomes[3] in ("ECONNREFUSED", "ENETUNREACH", "EHOSTUNREACH"), result
     assert host_listener.connections == []
 
-    # slirp4netns is the sandbox's: its uid, its cgroup.
+    # slirp4netns is the sandbox's: its cgroup, and the uid that owns its user namespace.
     slirp = [
         pid
         for pid in rig.launcher.cgroup(sandbox.id).pids()
@@ -73,7 +74,7 @@ async def test_egress_has_a_route_and_dns_but_never_the_hosts_loopback(
     assert slirp
     status = Path(f"/proc/{slirp[0]}/status").read_text()
     uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
-    assert uid_line.split()[1:] == [str(host_uid(sandbox.id))] * 4
+    assert uid_line.split()[1:] == [str(toolbox_host_uid(sandbox.id))] * 4
     await assert_alive(sandbox)
 
 

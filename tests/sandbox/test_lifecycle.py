@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from sandforge.config import Settings
+from sandforge.errors import InsufficientStorage
 from sandforge.sandbox.base import (
-    SandboxError,
+    HostDiskFull,
     SandboxNotFound,
     SandboxSpec,
     SandboxState,
@@ -24,9 +26,10 @@ from sandforge.sandbox.base import (
     SandboxUnavailable,
 )
 from sandforge.sandbox.http import upstream_client, wait_until_ready
-from sandforge.sandbox.local import BwrapLauncher, LocalSandboxProvider
+from sandforge.sandbox.local import BwrapLauncher, LocalSandboxProvider, host_uid
 from sandforge.sandbox.local.disk import IMAGE_NAME, attached_loops, stage_dir
-from sandforge.sandbox.local.launcher import Isolation, Mode, host_uid, probe_isolation
+from sandforge.sandbox.local.isolation import Isolation, Mode, probe_isolation
+from sandforge.sandbox.providers import make_provider
 from tests.sandbox.conftest import Rig, require_isolation
 from tests.sandbox.helpers import SECRETS, wait_for
 
@@ -232,6 +235,27 @@ async def test_another_launcher_reports_a_sandbox_it_does_not_own_as_stopped(rig
     assert (await sandbox.exec("echo fine")).stdout == "fine\n"
 
 
+async def test_no_new_sandbox_below_the_free_disk_floor(tmp_path: Path) -> None:
+    sandboxes_dir = tmp_path / "data" / "sandboxes"
+    disk = os.statvfs(tmp_path)
+    free_mb = disk.f_bavail * disk.f_frsize >> 20
+    floor = free_mb + 1024  # more than this disk has to give
+    settings = Settings(data_dir=tmp_path / "data", min_free_disk_mb=floor)
+    launcher = BwrapLauncher()
+    try:
+        provider = make_provider("local", settings, launcher)
+        with pytest.raises(HostDiskFull) as refused:
+            await provider.create(SandboxSpec())
+        assert isinstance(refused.value, InsufficientStorage) and refused.value.http_status == 507
+        message = refused.value.message
+        assert f"below the floor of {floor} MiB" in message
+        assert "MiB free" in message and "SANDFORGE_MIN_FREE_DISK_MB" in message
+        assert "sandforge sandboxes delete" in message
+        assert not sandboxes_dir.exists() or list(sandboxes_dir.iterdir()) == []
+    finally:
+        await launcher.close()
+
+
 # -- where bwrap cannot run ----------------------------------------------------------------------
 
 
@@ -312,9 +336,14 @@ async def test_namespaces_without_limits_when_allowed(tmp_path: Path) -> None:
 async def test_a_sandbox_whose_daemon_died_reads_as_stopped_and_restarts(rig: Rig) -> None:
     sandbox = await rig.create()
     await sandbox.write_file("keep.txt", b"still here")
-    # The daemon is the sandbox: kill it from inside and the whole sandbox ends.
-    with pytest.raises(SandboxError):
-        await sandbox.exec("kill -9 $(pgrep -f toolbox.py)")
+    # The daemon is the sandbox: when it dies (here at the host's hand, since no command may
+    # signal it) the whole sandbox ends.
+    [daemon] = [
+        pid
+        for pid in rig.launcher.cgroup(sandbox.id).pids()
+        if Path(f"/proc/{pid}/comm").read_text().startswith("python")
+    ]
+    os.kill(daemon, signal.SIGKILL)
     for _ in range(250):
         if (await sandbox.info()).state == SandboxState.STOPPED:
             break

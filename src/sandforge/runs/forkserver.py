@@ -5,30 +5,39 @@ pydantic-ai and the provider SDKs before it does anything. The fork server pays
 that once; each run is still its own child process (a crash kills only its run),
 but it starts in milliseconds and shares the imported code copy-on-write.
 
-Protocol over a SOCK_SEQPACKET socketpair (message boundaries kept, fds passed
-with SCM_RIGHTS):
+Messages are sandbox/wire.py's, one per packet of a SOCK_SEQPACKET socketpair (message
+boundaries kept, fds passed with SCM_RIGHTS):
 
     supervisor → server   {"op": "run"} + [job_read_fd, events_write_fd]
-    server → supervisor   {"op": "started", "pid": N}
+    server → supervisor   {"ok": true, "pid": N}, or an error reply if it could not fork
     server → supervisor   {"op": "exited", "pid": N, "code": C}   (C < 0: killed by signal -C)
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ctypes
 import gc
-import json
 import os
 import selectors
 import signal
 import socket
 import sys
-from typing import Any
+
+from ..errors import Unavailable
+from ..sandbox import wire
+from ..sandbox.base import check_reply
 
 MAX_MESSAGE = 4096
 PR_SET_PDEATHSIG = 1
+
+
+class WorkerStartFailed(Unavailable):
+    """The fork server could not fork a run's worker (or is gone)."""
+
+    code = "worker_start_failed"
 
 
 def _die_with_parent() -> None:
@@ -94,8 +103,8 @@ def serve(control: socket.socket) -> None:
     selector.register(control, selectors.EVENT_READ)
     selector.register(wake_read, selectors.EVENT_READ)
 
-    def send(message: dict[str, Any]) -> None:
-        control.sendall(json.dumps(message).encode())
+    def send(message: wire.Message) -> None:
+        control.sendall(wire.encode(message))
 
     while True:
         for key, _ in selector.select():
@@ -104,13 +113,18 @@ def serve(control: socket.socket) -> None:
                 if not data:
                     return  # the supervisor let go of us; children die with us (PDEATHSIG)
                 job_fd, events_fd = fds
-                pid = os.fork()
+                try:
+                    pid = os.fork()
+                except OSError as exc:
+                    send(wire.error(WorkerStartFailed.code, f"cannot fork a worker: {exc}"))
+                    pid = -1
                 if pid == 0:
                     selector.close()
                     _child([control.fileno(), wake_read, wake_write], job_fd, events_fd)
                 os.close(job_fd)
                 os.close(events_fd)
-                send({"op": "started", "pid": pid})
+                if pid > 0:
+                    send(wire.ok(pid=pid))
             else:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_read, 4096)
@@ -121,7 +135,7 @@ def serve(control: socket.socket) -> None:
                         break
                     if pid == 0:
                         break
-                    send({"op": "exited", "pid": pid, "code": _exit_code(status)})
+                    send(wire.request("exited", pid=pid, code=_exit_code(status)))
 
 
 class WorkerHandle:
@@ -156,7 +170,7 @@ class _Zygote:
         self.process = process
         self.control: socket.socket | None = control
         self.children: dict[int, WorkerHandle] = {}
-        self.started: asyncio.Queue[WorkerHandle] = asyncio.Queue()
+        self.replies: collections.deque[asyncio.Future[wire.Message]] = collections.deque()
         self.forks = 0
         self.retired = False
 
@@ -190,24 +204,28 @@ class _Zygote:
         if not data:
             self.shut()
             return
-        message = json.loads(data)
-        if message["op"] == "started":
-            handle = WorkerHandle(int(message["pid"]))
-            self.children[handle.pid] = handle
-            self.started.put_nowait(handle)
-        elif message["op"] == "exited":
+        message = wire.decode(data, MAX_MESSAGE)
+        if message.get("op") == "exited":
             exited = self.children.pop(int(message["pid"]), None)
             if exited is not None:
                 exited.exited(int(message["code"]))
             if self.retired and not self.children:
                 self.shut()
+        elif self.replies:
+            self.replies.popleft().set_result(message)
 
     async def fork(self, job_read_fd: int, events_write_fd: int) -> WorkerHandle:
         if self.control is None:
-            raise OSError("the fork server is gone")
-        socket.send_fds(self.control, [b'{"op":"run"}'], [job_read_fd, events_write_fd])
+            raise WorkerStartFailed("the fork server is gone; the run could not start")
+        reply = asyncio.get_running_loop().create_future()
+        self.replies.append(reply)
+        socket.send_fds(
+            self.control, [wire.encode(wire.request("run"))], [job_read_fd, events_write_fd]
+        )
         self.forks += 1
-        return await self.started.get()
+        handle = WorkerHandle(int(check_reply(await reply, WorkerStartFailed)["pid"]))
+        self.children[handle.pid] = handle
+        return handle
 
     def retire(self) -> None:
         """Take no more work; exit once the runs it forked have ended."""
@@ -222,10 +240,14 @@ class _Zygote:
                 asyncio.get_running_loop().remove_reader(self.control.fileno())
             self.control.close()
             self.control = None
-        # Runs we can no longer hear from are reported as lost.
+        # Runs we can no longer hear from are reported as lost, forks never answered as failed.
         for handle in self.children.values():
             handle.exited(-1)
         self.children.clear()
+        while self.replies:
+            self.replies.popleft().set_exception(
+                WorkerStartFailed("the fork server exited before it started the run")
+            )
 
 
 class ForkServer:

@@ -25,7 +25,7 @@ from ..events import Event, error, to_json
 from ..projects.files import StoredFiles
 from ..render import check_render, find_chromium
 from ..sandbox.local import RemoteLauncher
-from ..sandbox.providers import close_provider, make_provider
+from ..sandbox.providers import make_provider
 from ..store.repo import Store
 from .job import RunJob
 from .pipeline import PipelineInputs, run_pipeline
@@ -79,7 +79,7 @@ async def _generate(message: dict[str, Any], out: BinaryIO) -> None:
         async for event in run_pipeline(inputs, provider, stored):
             _emit(out, event)
     finally:
-        await close_provider(provider)
+        await provider.aclose()
         if store is not None:
             await store.close()
 

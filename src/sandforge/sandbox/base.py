@@ -7,6 +7,7 @@ proxy and the API only ever see these protocols.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
@@ -18,7 +19,9 @@ from ..errors import (
     NotFound,
     PayloadTooLarge,
     SandforgeError,
+    error_for_code,
 )
+from . import wire
 
 SKIPPED_DIRS = frozenset(
     {"node_modules", ".git", "__pycache__", ".venv", "dist", "build", ".next", ".cache"}
@@ -135,6 +138,14 @@ class Upstream:
     base_url: str
     uds: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    """Added to every request server-side. A client's own header of the same name must
+    never be forwarded in their place."""
+    refresh: Callable[[], Awaitable[Upstream]] | None = field(
+        default=None, compare=False, repr=False
+    )
+    """Asks the provider again; its headers can change while the sandbox lives (Daytona
+    issues a new preview token when a sandbox restarts). `upstream_client` calls it when
+    the upstream answers 401."""
 
 
 @dataclass(frozen=True)
@@ -198,10 +209,18 @@ class SandboxFileTooLarge(SandboxError):
     http_status = PayloadTooLarge.http_status
 
 
-class SandboxDiskFull(SandboxError):
+class SandboxDiskFull(SandboxError, InsufficientStorage):
     """The sandbox's filesystem (`disk_mb`) is full."""
 
     code = "disk_full"
+    http_status = InsufficientStorage.http_status
+
+
+class HostDiskFull(SandboxError, InsufficientStorage):
+    """The host's disk has no room for another sandbox: it is full, or it has less free space
+    than the floor (SANDFORGE_MIN_FREE_DISK_MB)."""
+
+    code = "host_disk_full"
     http_status = InsufficientStorage.http_status
 
 
@@ -245,6 +264,18 @@ class SandboxProvider(Protocol):
     async def create(self, spec: SandboxSpec) -> Sandbox: ...
     async def get(self, sandbox_id: str) -> Sandbox: ...
     async def list(self, labels: dict[str, str] | None = None) -> list[SandboxInfo]: ...
+    async def aclose(self) -> None:
+        """Release what the provider holds (Daytona's HTTP session); sandboxes keep running."""
+        ...
+
+
+def check_reply(reply: wire.Message, family: type[SandforgeError] = SandboxError) -> wire.Message:
+    """`reply` if it says it worked; otherwise the error it reports, as `family`'s class for its
+    code (`disk_full` comes back as SandboxDiskFull), or `family` itself for a code it lacks."""
+    failure = wire.failure(reply)
+    if failure is not None:
+        raise error_for_code(failure.code, failure.message, family)
+    return reply
 
 
 def normalize_relative(path: str) -> str:

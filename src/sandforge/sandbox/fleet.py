@@ -23,7 +23,7 @@ from .base import (
     SandboxUnavailable,
 )
 from .local import BwrapLauncher, ControlServer, check_isolation
-from .providers import check_provider, close_provider, make_provider
+from .providers import check_provider, make_provider
 
 PROVIDER_NAMES: tuple[SandboxProviderName, ...] = ("local", "daytona")
 
@@ -56,7 +56,7 @@ class SandboxFleet:
         await self.control.close()
         await self.launcher.close()
         for provider in self._providers.values():
-            await close_provider(provider)
+            await provider.aclose()
         self._providers.clear()
 
     # -- providers -----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import httpcore
@@ -20,6 +21,36 @@ FAST_POLL_FOR_S = 1.0
 MAX_POLL_S = 0.5
 
 
+class _UpstreamHeaders(httpx.Auth):
+    """Sets the upstream's headers on every request, over any the caller set of the same name.
+
+    On a 401 it asks the provider again (`Upstream.refresh`) and, if the headers changed,
+    sends the request once more: a Daytona sandbox that restarted has a new preview token,
+    and one refresh per restart is cheaper than asking before every request. Only a
+    request without a streamed body can be sent twice.
+    """
+
+    def __init__(self, upstream: Upstream) -> None:
+        self._upstream = upstream
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        request.headers.update(self._upstream.headers)
+        response = yield request
+        refresh = self._upstream.refresh
+        if response.status_code != 401 or refresh is None:
+            return
+        if not isinstance(request.stream, httpx.ByteStream):
+            return
+        fresh = await refresh()
+        if fresh.headers == self._upstream.headers:
+            return
+        self._upstream = fresh
+        request.headers.update(fresh.headers)
+        yield request
+
+
 def upstream_client(upstream: Upstream, timeout: float | None = 30.0) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport()
     if upstream.uds is not None:
@@ -31,7 +62,7 @@ def upstream_client(upstream: Upstream, timeout: float | None = 30.0) -> httpx.A
     return httpx.AsyncClient(
         transport=transport,
         base_url=upstream.base_url,
-        headers=upstream.headers,
+        auth=_UpstreamHeaders(upstream),
         timeout=timeout,
         follow_redirects=False,
     )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config import SandboxProviderName, Settings
 from .base import SandboxProvider, SandboxUnavailable
 from .local import Launcher, LocalSandboxProvider
+
+if TYPE_CHECKING:
+    from .daytona import DaytonaOptions
 
 DAYTONA_KEY_MISSING = "DAYTONA_API_KEY not configured"
 
@@ -23,14 +28,27 @@ def make_provider(
 ) -> SandboxProvider:
     check_provider(name, settings)
     if name == "daytona":
-        from .daytona import DaytonaProvider
+        from .daytona import DaytonaProvider  # the SDK takes seconds to import; only when used
 
-        return DaytonaProvider.from_settings(settings)
-    return LocalSandboxProvider(settings.sandboxes_dir, launcher)
+        return DaytonaProvider(daytona_options(settings))
+    return LocalSandboxProvider(
+        settings.sandboxes_dir, launcher, min_free_disk_mb=settings.min_free_disk_mb
+    )
 
 
-async def close_provider(provider: SandboxProvider) -> None:
-    """Release a provider's clients (Daytona holds an HTTP session); local has none."""
-    aclose = getattr(provider, "aclose", None)
-    if aclose is not None:
-        await aclose()
+def daytona_options(settings: Settings) -> DaytonaOptions:
+    """The Daytona provider's options from Settings (DAYTONA_* and SANDFORGE_DAYTONA_*)."""
+    from .daytona import DaytonaOptions  # the SDK takes seconds to import; only when used
+
+    check_provider("daytona", settings)
+    assert settings.daytona_api_key is not None  # check_provider refuses a missing key
+    return DaytonaOptions(
+        api_key=settings.daytona_api_key.get_secret_value(),
+        api_url=settings.daytona_api_url,
+        target=settings.daytona_target,
+        image=settings.daytona_image,
+        snapshot=settings.daytona_snapshot,
+        project_dir=settings.daytona_project_dir.rstrip("/") or "/",
+        create_timeout_s=settings.daytona_create_timeout_s,
+        cleanup_grace_s=settings.daytona_cleanup_grace_s,
+    )

@@ -1,7 +1,10 @@
 """The embedded local sandbox: bwrap plus an in-sandbox toolbox daemon."""
 
-from .launcher import BwrapLauncher, ControlServer, Launcher, RemoteLauncher, check_isolation
+from .bwrap import BwrapLauncher, Launcher
+from .control import ControlServer, RemoteLauncher
+from .isolation import check_isolation
 from .provider import LocalSandbox, LocalSandboxProvider
+from .users import host_uid
 
 __all__ = [
     "BwrapLauncher",
@@ -11,4 +14,5 @@ __all__ = [
     "LocalSandboxProvider",
     "RemoteLauncher",
     "check_isolation",
+    "host_uid",
 ]

@@ -1,32 +1,16 @@
-"""The host side of the toolbox protocol: one JSON request line, one JSON reply line."""
+"""The host side of the toolbox protocol: one request and one reply per connection (wire.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 from typing import Any
 
-from ..base import (
-    NotARegularFile,
-    PathEscapeError,
-    SandboxDiskFull,
-    SandboxError,
-    SandboxFileNotFound,
-    SandboxFileTooLarge,
-    SandboxStopped,
-)
+from .. import wire
+from ..base import SandboxError, SandboxStopped, check_reply
 from .unix import connect_unix
 
-MAX_REPLY_BYTES = 64 << 20
-
-_ERRORS: dict[str, type[SandboxError]] = {
-    "path_escape": PathEscapeError,
-    "file_not_found": SandboxFileNotFound,
-    "file_too_large": SandboxFileTooLarge,
-    "disk_full": SandboxDiskFull,
-    "not_a_file": NotARegularFile,
-}
+REPLY_TIMEOUT_S = 30.0
 
 
 class ToolboxClient:
@@ -44,50 +28,44 @@ class ToolboxClient:
                 f"POST /api/sandboxes/{self.sandbox_id}/start"
             ) from exc
 
-    async def call(self, op: str, reply_timeout: float = 30.0, **params: Any) -> dict[str, Any]:
+    async def call(
+        self, op: str, reply_timeout: float = REPLY_TIMEOUT_S, **params: Any
+    ) -> wire.Message:
         sock = self._connect()
-        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_REPLY_BYTES)
+        reader, writer = await asyncio.open_unix_connection(
+            sock=sock, limit=wire.MAX_MESSAGE_BYTES + 1
+        )
         try:
-            writer.write(json.dumps({"op": op, **params}).encode() + b"\n")
+            writer.write(wire.encode(wire.request(op, **params)))
             await writer.drain()
-            line = await asyncio.wait_for(reader.readline(), reply_timeout)
+            reply = await asyncio.wait_for(wire.read(reader), reply_timeout)
         except TimeoutError as exc:
             raise SandboxError(
                 f"sandbox {self.sandbox_id} did not answer {op} in {reply_timeout:.0f}s"
             ) from exc
+        except wire.Failure as exc:
+            raise self._broken(op, exc) from exc
         finally:
             writer.close()
-        return self._check(op, line)
+        return check_reply(reply)
 
-    async def call_with_fd(self, op: str, fd: int, **params: Any) -> dict[str, Any]:
+    async def call_with_fd(self, op: str, fd: int, **params: Any) -> wire.Message:
         """Like `call`, handing the daemon `fd` with the request (SCM_RIGHTS)."""
 
-        def run() -> bytes:
+        def run() -> wire.Message:
             with self._connect() as sock:
                 sock.setblocking(True)
-                sock.settimeout(30.0)
-                socket.send_fds(sock, [json.dumps({"op": op, **params}).encode() + b"\n"], [fd])
-                line = b""
-                while not line.endswith(b"\n"):
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    line += chunk
-                return line
+                sock.settimeout(REPLY_TIMEOUT_S)
+                wire.send(sock, wire.request(op, **params), [fd])
+                return wire.receive(sock)
 
         try:
-            line = await asyncio.to_thread(run)
+            reply = await asyncio.to_thread(run)
         except TimeoutError as exc:
             raise SandboxError(f"sandbox {self.sandbox_id} did not answer {op}") from exc
-        return self._check(op, line)
+        except wire.Failure as exc:
+            raise self._broken(op, exc) from exc
+        return check_reply(reply)
 
-    def _check(self, op: str, line: bytes) -> dict[str, Any]:
-        if not line:
-            raise SandboxError(f"sandbox {self.sandbox_id} closed the connection during {op}")
-        reply = json.loads(line)
-        if not isinstance(reply, dict):
-            raise SandboxError(f"sandbox {self.sandbox_id} sent a malformed reply to {op}")
-        if not reply.get("ok"):
-            error_type = _ERRORS.get(str(reply.get("code")), SandboxError)
-            raise error_type(str(reply.get("error", "toolbox error")))
-        return reply
+    def _broken(self, op: str, exc: wire.Failure) -> SandboxError:
+        return SandboxError(f"sandbox {self.sandbox_id} sent no proper reply to {op}: {exc}")

@@ -116,26 +116,34 @@ def _template(images_dir: Path, size_mb: int) -> Path:
 def _sparse_copy(src: Path, dst: Path) -> None:
     """Copy only the data extents of `src`; holes stay holes."""
     tmp = dst.with_name(f".{dst.name}.{secrets.token_hex(8)}.tmp")
-    with open(src, "rb") as s, open(tmp, "wb") as d:
-        size = os.fstat(s.fileno()).st_size
-        offset = 0
-        while offset < size:
-            try:
-                start = os.lseek(s.fileno(), offset, os.SEEK_DATA)
-            except OSError as exc:
-                if exc.errno == errno.ENXIO:
-                    break
-                raise
-            end = os.lseek(s.fileno(), start, os.SEEK_HOLE)
-            copied = start
-            while copied < end:
-                n = os.copy_file_range(s.fileno(), d.fileno(), end - copied, copied, copied)
-                if n <= 0:
-                    raise DiskError(f"short copy of {src}")
-                copied += n
-            offset = end
-        d.truncate(size)
-    os.replace(tmp, dst)
+    try:
+        with open(src, "rb") as s, open(tmp, "wb") as d:
+            _copy_extents(s.fileno(), d.fileno(), src)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not keep the half-made copy
+        raise
+
+
+def _copy_extents(src_fd: int, dst_fd: int, src: Path) -> None:
+    size = os.fstat(src_fd).st_size
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(src_fd, offset, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                break
+            raise
+        end = os.lseek(src_fd, start, os.SEEK_HOLE)
+        copied = start
+        while copied < end:
+            n = os.copy_file_range(src_fd, dst_fd, end - copied, copied, copied)
+            if n <= 0:
+                raise DiskError(f"short copy of {src}")
+            copied += n
+        offset = end
+    os.ftruncate(dst_fd, size)
 
 
 def ensure_image(sandbox_dir: Path, size_mb: int) -> Path:

@@ -21,10 +21,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ... import ids
 from ...config import SandboxProviderName
 from ..base import (
     ExecResult,
     FileEntry,
+    HostDiskFull,
     ProcessStatus,
     SandboxError,
     SandboxInfo,
@@ -34,19 +36,11 @@ from ..base import (
     Upstream,
     normalize_relative,
 )
+from .bwrap import CTL_DIR, TOOLBOX_SOCKET, Launcher, sandbox_dirs
 from .client import ToolboxClient
-from .launcher import CTL_DIR, PROJECT_DIR, TOOLBOX_SOCKET, Launcher, host_uid
+from .command import PROJECT_DIR
 from .unix import listen_unix
-
-SANDBOX_ID_BYTES = 6
-
-
-def _new_id() -> str:
-    return "sb" + secrets.token_hex(SANDBOX_ID_BYTES)
-
-
-def _valid_id(sandbox_id: str) -> bool:
-    return sandbox_id.startswith("sb") and sandbox_id[2:].isalnum() and sandbox_id.islower()
+from .users import host_uid
 
 
 class LocalSandbox:
@@ -202,11 +196,9 @@ def _prepare_dir(directory: Path, meta: dict[str, Any]) -> None:
 
 def _unused_id(sandboxes_dir: Path) -> str:
     """A new id whose host uid no other sandbox here has."""
-    taken = set()
-    if sandboxes_dir.is_dir():
-        taken = {host_uid(p.name) for p in sandboxes_dir.glob("sb*") if _valid_id(p.name)}
+    taken = {host_uid(p.name) for p in sandbox_dirs(sandboxes_dir)}
     while True:
-        sandbox_id = _new_id()
+        sandbox_id = ids.new_id("sandbox")
         if host_uid(sandbox_id) not in taken:
             return sandbox_id
 
@@ -214,11 +206,17 @@ def _unused_id(sandboxes_dir: Path) -> str:
 class LocalSandboxProvider:
     name: SandboxProviderName = "local"
 
-    def __init__(self, sandboxes_dir: Path, launcher: Launcher) -> None:
+    def __init__(
+        self, sandboxes_dir: Path, launcher: Launcher, *, min_free_disk_mb: int = 0
+    ) -> None:
+        """`min_free_disk_mb`: refuse new sandboxes below this much free space on the disk
+        of `sandboxes_dir` (SANDFORGE_MIN_FREE_DISK_MB; 0, the default here, never refuses)."""
         self.sandboxes_dir = sandboxes_dir
         self.launcher = launcher
+        self.min_free_disk_mb = min_free_disk_mb
 
     async def create(self, spec: SandboxSpec) -> LocalSandbox:
+        await asyncio.to_thread(self._check_free_disk)
         sandbox_id = await asyncio.to_thread(_unused_id, self.sandboxes_dir)
         directory = self.sandboxes_dir / sandbox_id
         meta = {
@@ -235,8 +233,23 @@ class LocalSandboxProvider:
             raise
         return sandbox
 
+    def _check_free_disk(self) -> None:
+        if self.min_free_disk_mb <= 0:
+            return
+        existing = next(p for p in (self.sandboxes_dir, *self.sandboxes_dir.parents) if p.exists())
+        disk = os.statvfs(existing)
+        free_mb = disk.f_bavail * disk.f_frsize >> 20
+        if free_mb < self.min_free_disk_mb:
+            raise HostDiskFull(
+                f"Not creating a sandbox: the disk holding {self.sandboxes_dir} has {free_mb} MiB "
+                f"free, below the floor of {self.min_free_disk_mb} MiB "
+                "(SANDFORGE_MIN_FREE_DISK_MB). Free some space, for example by deleting "
+                "sandboxes you no longer need (`sandforge sandboxes delete <id>`), or lower "
+                "the floor."
+            )
+
     async def get(self, sandbox_id: str) -> LocalSandbox:
-        if not _valid_id(sandbox_id):
+        if not ids.is_id(sandbox_id, "sandbox"):
             raise SandboxNotFound(f"no sandbox {sandbox_id!r}")
         directory = self.sandboxes_dir / sandbox_id
         try:
@@ -247,12 +260,12 @@ class LocalSandboxProvider:
 
     async def list(self, labels: dict[str, str] | None = None) -> list[SandboxInfo]:
         def scan() -> list[tuple[str, dict[str, Any]]]:
-            if not self.sandboxes_dir.exists():
-                return []
             found = []
-            for meta_path in self.sandboxes_dir.glob("sb*/meta.json"):
+            for directory in sandbox_dirs(self.sandboxes_dir):
                 try:
-                    found.append((meta_path.parent.name, json.loads(meta_path.read_text())))
+                    found.append(
+                        (directory.name, json.loads((directory / "meta.json").read_text()))
+                    )
                 except (OSError, ValueError):
                     continue
             return found
@@ -267,3 +280,6 @@ class LocalSandboxProvider:
                 _info(sandbox_id, meta, SandboxState.STARTED if running else SandboxState.STOPPED)
             )
         return sorted(infos, key=lambda i: i.created_at)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the launcher, not the provider, owns the sandboxes' processes."""

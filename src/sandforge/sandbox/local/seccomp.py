@@ -3,7 +3,8 @@
 bwrap already drops every capability, so most dangerous syscalls fail with EPERM
 anyway. This filter is defence in depth against kernel bugs in interfaces a web
 project never needs (keyrings, BPF, io_uring, userfaultfd, perf, ptrace, mounts,
-namespaces), and it closes terminal injection: `ioctl(TIOCSTI)` and
+namespaces, and reaching into other processes with pidfd_open, pidfd_getfd and
+process_madvise), and it closes terminal injection: `ioctl(TIOCSTI)` and
 `ioctl(TIOCLINUX)` fail with EPERM whatever the fd. Denied calls return EPERM
 rather than killing, so tools that probe for a feature fall back cleanly.
 
@@ -90,6 +91,9 @@ DENIED_X86_64: dict[str, int] = {
     "fsconfig": 431,
     "fsmount": 432,
     "fspick": 433,
+    "pidfd_open": 434,
+    "pidfd_getfd": 438,
+    "process_madvise": 440,
     "mount_setattr": 442,
 }
 

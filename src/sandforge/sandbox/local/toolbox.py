@@ -3,31 +3,27 @@
 Standard library only, because it runs on the system Python inside the sandbox, and
 threads rather than asyncio, because importing asyncio alone costs more than the whole
 rest of a sandbox's start. bwrap's own init is PID 1 and reaps orphans; this daemon is
-PID 2, and the sandbox ends when it does.
+PID 2, and the sandbox ends when it does. Its file operations are in toolbox_files.py.
 
 The host talks to it over a unix socket it never sees by path: the host creates the
 listening socket in a directory only the host can reach and hands the daemon the file
-descriptor (`--listen-fd`). One JSON request line and one JSON reply line per
-connection, the way Daytona's toolbox API serves exec, file and process requests.
+descriptor (`--listen-fd`). One request and one reply per connection, in the message
+format of sandbox/wire.py, the way Daytona's toolbox API serves exec, file and process
+requests.
 
-`forward` bridges previews: the host creates a listening socket for a port in its own
-directory, passes the descriptor along with the request (SCM_RIGHTS), and the daemon
-bridges every connection on it to 127.0.0.1:<port> inside (or [::1]). No host port is
-opened and every sandbox can serve on port 3000.
+Under full isolation (`--command-uid`) the daemon is root of the sandbox's user namespace
+and runs every command as another uid, so no command can signal it, trace it, read its
+memory or take its descriptors (docs/isolation.md). It keeps only the capabilities that
+takes, and acts as the commands' user on every file.
 
-File operations walk the path one directory at a time with O_NOFOLLOW and only ever
-open regular files, so a symlink or FIFO planted by a command can neither lead them
-elsewhere nor hang them.
+`forward` bridges previews (toolbox_bridge.py).
 """
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import errno
-import json
 import os
-import posixpath
 import resource
 import select
 import signal
@@ -37,246 +33,173 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
-MAX_REQUEST_BYTES = 64 << 20
+_HERE = os.path.dirname(__file__)
+
+
+def _load(name: str, path: str) -> types.ModuleType:
+    """A module of the daemon's, from an explicit path.
+
+    The daemon runs with `-I -S` on the system Python, where sandforge is not importable;
+    the launcher binds the daemon's files read-only and names where wire.py is.
+    """
+    module = types.ModuleType(name)
+    module.__file__ = path
+    sys.modules[name] = module  # so the daemon's other modules find sandforge_wire by name
+    with open(path, "rb") as source:
+        code = compile(source.read(), path, "exec")
+    exec(code, module.__dict__)
+    return module
+
+
+if TYPE_CHECKING:
+    from .. import wire
+    from . import toolbox_bridge, toolbox_files
+else:
+    wire = _load("sandforge_wire", sys.argv[sys.argv.index("--wire") + 1])
+    toolbox_files = _load("toolbox_files", os.path.join(_HERE, "toolbox_files.py"))
+    toolbox_bridge = _load("toolbox_bridge", os.path.join(_HERE, "toolbox_bridge.py"))
+
 REQUEST_TIMEOUT_S = 60.0
 MAX_FDS = 4
 LOG_TAIL_BYTES = 8192
-LIST_LIMIT = 5000
-LIST_SKIP = {"node_modules", ".git", "__pycache__", ".venv", "dist", ".next"}
+LOG_FILE_BYTES = 4 << 20
+"""A process's log file starts over past this, so a chatty dev server cannot fill the disk;
+its last LOG_TAIL_BYTES are kept in memory for process_status either way."""
 DRAIN_AFTER_EXIT_S = 0.5
 THREAD_STACK_BYTES = 512 << 10
-BRIDGE_CONNECT_TIMEOUT_S = 10.0
 COMMAND_OOM_SCORE_ADJ = 500
+
+# Linux capability numbers and prctl options, which the os module does not name.
+_CAP_KILL, _CAP_SETGID, _CAP_SETUID = 5, 6, 7
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_PR_SET_DUMPABLE = 4
+_PR_CAPBSET_DROP = 24
+_LAST_CAPABILITY = 63
 
 Reply = dict[str, Any]
 Op = Callable[[dict[str, Any], list[int]], Reply]
 
 
-class ToolboxError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class ProcessLog:
+    """A background process's output: read from its pipe into logs/<name>.log, capped.
 
+    Commands never hold the file: they write into a pipe, and a thread of the daemon copies
+    it to the file (starting it over past LOG_FILE_BYTES) and keeps the tail in memory.
+    """
 
-def _b64encode(data: bytes) -> str:
-    return binascii.b2a_base64(data, newline=False).decode()
+    def __init__(self, path: str) -> None:
+        self._tail = bytearray()
+        self._lock = threading.Lock()
+        self._written = 0
+        self._file = -1
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
+        with contextlib.suppress(OSError):
+            self._file = os.open(path, flags | os.O_CLOEXEC, 0o600)
+            if not stat.S_ISREG(os.fstat(self._file).st_mode):
+                self.detach()  # a FIFO a command planted there gets nothing; the tail still does
 
+    def pump(self, pipe_fd: int) -> None:
+        try:
+            while chunk := os.read(pipe_fd, 65536):
+                with self._lock:
+                    self._tail += chunk
+                    del self._tail[:-LOG_TAIL_BYTES]
+                    self._write(chunk)
+        finally:
+            os.close(pipe_fd)
+            self.detach()
 
-def _b64decode(text: str) -> bytes:
-    try:
-        return binascii.a2b_base64(text)
-    except binascii.Error as exc:
-        raise ToolboxError("bad_request", f"content is not base64: {exc}") from exc
+    def _write(self, chunk: bytes) -> None:
+        if self._file < 0:
+            return
+        try:
+            if self._written + len(chunk) > LOG_FILE_BYTES:
+                os.ftruncate(self._file, 0)
+                os.lseek(self._file, 0, os.SEEK_SET)
+                self._written = 0
+            self._written += os.write(self._file, chunk)
+        except OSError:
+            pass  # a full disk loses the file's copy, never the process
+
+    def tail(self) -> bytes:
+        with self._lock:
+            return bytes(self._tail)
+
+    def detach(self) -> None:
+        """Stop writing the file: a new process of the same name owns it now."""
+        with self._lock:
+            if self._file >= 0:
+                os.close(self._file)
+                self._file = -1
 
 
 class Toolbox:
-    def __init__(self, root: str, run_dir: str, output_cap: int, max_file_bytes: int) -> None:
-        self.root = root
+    def __init__(
+        self,
+        files: toolbox_files.Files,
+        run_dir: str,
+        output_cap: int,
+        command_uid: int | None,
+        oom_score_fd: int,
+    ) -> None:
+        self.files = files
         self.run_dir = run_dir
         self.output_cap = output_cap
-        self.max_file_bytes = max_file_bytes
+        self.command_uid = command_uid
+        self.oom_score_fd = oom_score_fd
         self.lock = threading.Lock()
         self.spawn_lock = threading.Lock()
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.forwards: dict[int, socket.socket] = {}
-        for sub in ("logs",):
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(os.path.join(run_dir, sub), 0o700)
-
-    # -- paths ------------------------------------------------------------------------------
-
-    def _parts(self, path: Any) -> list[str]:
-        if not isinstance(path, str) or not path or "\x00" in path or path.startswith("/"):
-            raise ToolboxError("path_escape", f"{path!r} is not a path relative to the project dir")
-        clean = posixpath.normpath(path)
-        if clean == ".":
-            return []
-        if clean == ".." or clean.startswith("../"):
-            raise ToolboxError("path_escape", f"{path!r} points outside the project dir")
-        return clean.split("/")
-
-    def _open_dir(self, parts: list[str], create: bool = False) -> int:
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            for part in parts:
-                if create:
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(part, 0o755, dir_fd=fd)
-                try:
-                    child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-                except OSError as exc:
-                    if _is_symlink(part, fd):
-                        raise ToolboxError(
-                            "path_escape",
-                            f"{part!r} is a symlink; file operations do not follow symlinks",
-                        ) from exc
-                    raise _path_error(exc, part) from exc
-                os.close(fd)
-                fd = child
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
-    def _resolve_cwd(self, cwd: Any) -> str:
-        if not cwd:
-            return self.root
-        return os.path.join(self.root, *self._parts(cwd))
-
-    # -- files --------------------------------------------------------------------------------
-
-    def read_file(self, req: dict[str, Any], fds: list[int]) -> Reply:
-        parts = self._parts(req["path"])
-        if not parts:
-            raise ToolboxError("is_directory", "the project dir itself is not a file")
-        dfd = self._open_dir(parts[:-1])
-        try:
-            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dfd)
-        except OSError as exc:
-            raise _path_error(exc, req["path"]) from exc
-        finally:
-            os.close(dfd)
-        with os.fdopen(fd, "rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            if stat.S_ISDIR(mode):
-                raise ToolboxError("is_directory", f"{req['path']!r} is a directory")
-            if not stat.S_ISREG(mode):
-                raise ToolboxError("not_a_file", f"{req['path']!r} is not a regular file")
-            data = f.read(self.max_file_bytes + 1)
-        if len(data) > self.max_file_bytes:
-            raise ToolboxError(
-                "file_too_large",
-                f"{req['path']!r} is over the {self.max_file_bytes}-byte file limit",
-            )
-        return {"content_b64": _b64encode(data)}
-
-    def write_file(self, req: dict[str, Any], fds: list[int]) -> Reply:
-        parts = self._parts(req["path"])
-        if not parts:
-            raise ToolboxError("is_directory", "the project dir itself is not a file")
-        data = _b64decode(req["content_b64"])
-        if len(data) > self.max_file_bytes:
-            raise ToolboxError(
-                "file_too_large",
-                f"{len(data)} bytes is over the {self.max_file_bytes}-byte file limit",
-            )
-        dfd = self._open_dir(parts[:-1], create=True)
-        try:
-            existed = True
-            try:
-                st = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
-                    raise ToolboxError(
-                        "path_escape",
-                        f"{req['path']!r} is a symlink; file operations do not follow symlinks",
-                    )
-            except FileNotFoundError:
-                existed = False
-            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
-            try:
-                fd = os.open(parts[-1], flags, 0o644, dir_fd=dfd)
-            except OSError as exc:
-                raise _path_error(exc, req["path"]) from exc
-        finally:
-            os.close(dfd)
-        with os.fdopen(fd, "wb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ToolboxError("not_a_file", f"{req['path']!r} is not a regular file")
-            try:
-                f.truncate(0)
-                f.write(data)
-                f.flush()
-            except OSError as exc:
-                raise _path_error(exc, req["path"]) from exc
-        return {"created": not existed}
-
-    def delete_file(self, req: dict[str, Any], fds: list[int]) -> Reply:
-        parts = self._parts(req["path"])
-        if not parts:
-            raise ToolboxError("path_escape", "refusing to delete the project dir itself")
-        dfd = self._open_dir(parts[:-1])
-        try:
-            st = os.stat(parts[-1], dir_fd=dfd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                import shutil
-
-                shutil.rmtree(parts[-1], dir_fd=dfd)
-            else:
-                os.unlink(parts[-1], dir_fd=dfd)
-        except OSError as exc:
-            raise _path_error(exc, req["path"]) from exc
-        finally:
-            os.close(dfd)
-        return {}
-
-    def list_files(self, req: dict[str, Any], fds: list[int]) -> Reply:
-        parts = self._parts(req.get("path") or ".")
-        dfd = self._open_dir(parts)
-        prefix = "/".join(parts)
-        entries: list[dict[str, Any]] = []
-        try:
-            for top, dirs, files, topfd in os.fwalk(".", dir_fd=dfd, follow_symlinks=False):
-                dirs[:] = sorted(d for d in dirs if d not in LIST_SKIP)
-                rel_top = posixpath.normpath(posixpath.join(prefix, top)) if prefix else top
-                for name in dirs + sorted(files):
-                    rel = posixpath.normpath(posixpath.join(rel_top, name))
-                    try:
-                        st = os.stat(name, dir_fd=topfd, follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                    is_dir = stat.S_ISDIR(st.st_mode)
-                    entries.append(
-                        {"path": rel, "size": 0 if is_dir else st.st_size, "is_dir": is_dir}
-                    )
-                    if len(entries) >= LIST_LIMIT:
-                        return {"entries": entries, "truncated": True}
-        finally:
-            os.close(dfd)
-        return {"entries": entries, "truncated": False}
+        self.processes: dict[str, tuple[subprocess.Popen[bytes], ProcessLog]] = {}
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(os.path.join(run_dir, "logs"), 0o700)
 
     # -- commands -----------------------------------------------------------------------------
 
-    def _spawn(
-        self, req: dict[str, Any], stdout: int | IO[bytes], stderr: int
-    ) -> subprocess.Popen[bytes]:
+    def _spawn(self, req: dict[str, Any], stdout: int, stderr: int) -> subprocess.Popen[bytes]:
         cmd = req["cmd"]
         if not isinstance(cmd, str):
-            raise ToolboxError("bad_request", "cmd must be a string")
+            raise wire.Failure("bad_request", "cmd must be a string")
         env = dict(os.environ)
         extra = req.get("env") or {}
         if not isinstance(extra, dict):
-            raise ToolboxError("bad_request", "env must be an object")
+            raise wire.Failure("bad_request", "env must be an object")
         env.update({str(k): str(v) for k, v in extra.items()})
+        cwd = req.get("cwd")
         # Children inherit the OOM score at fork, so the daemon raises its own around the
         # spawn: when the sandbox runs out of memory, commands go before the daemon that
         # keeps it answering. Raising needs no privilege, nor does going back to 0.
         with self.spawn_lock:
-            _set_oom_score(COMMAND_OOM_SCORE_ADJ)
+            self._set_oom_score(COMMAND_OOM_SCORE_ADJ)
             try:
                 proc = subprocess.Popen(
                     ["/bin/sh", "-c", cmd],
-                    cwd=self._resolve_cwd(req.get("cwd")),
+                    cwd=os.path.join(self.files.root, *toolbox_files.parts(cwd or ".")),
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,
                     stderr=stderr,
                     start_new_session=True,
                     close_fds=True,
+                    user=self.command_uid,
+                    group=self.command_uid,
                 )
             except FileNotFoundError as exc:
-                raise ToolboxError(
-                    "file_not_found", f"cwd {req.get('cwd')!r} does not exist"
-                ) from exc
+                raise wire.Failure("file_not_found", f"cwd {cwd!r} does not exist") from exc
             except OSError as exc:
-                raise ToolboxError(
+                raise wire.Failure(
                     "spawn_failed", f"cannot start the command: {exc.strerror}"
                 ) from exc
             finally:
-                _set_oom_score(0)
+                self._set_oom_score(0)
         return proc
+
+    def _set_oom_score(self, value: int) -> None:
+        with contextlib.suppress(OSError):
+            os.pwrite(self.oom_score_fd, str(value).encode(), 0)
 
     def exec(self, req: dict[str, Any], fds: list[int]) -> Reply:
         timeout = float(req.get("timeout_s") or 120)
@@ -339,43 +262,32 @@ class Toolbox:
     def start_process(self, req: dict[str, Any], fds: list[int]) -> Reply:
         name = _process_name(req["name"])
         self._stop(name)
-        log_fd = os.open(
-            os.path.join(self.run_dir, "logs", f"{name}.log"),
-            os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-            0o600,
-        )
+        read_fd, write_fd = os.pipe()
         try:
-            if not stat.S_ISREG(os.fstat(log_fd).st_mode):
-                raise ToolboxError("not_a_file", f"the log of {name!r} is not a regular file")
-            proc = self._spawn(req, log_fd, subprocess.STDOUT)
+            proc = self._spawn(req, write_fd, subprocess.STDOUT)
+        except BaseException:
+            os.close(read_fd)
+            raise
         finally:
-            os.close(log_fd)
+            os.close(write_fd)
+        log = ProcessLog(os.path.join(self.run_dir, "logs", f"{name}.log"))
+        toolbox_bridge.start_thread(log.pump, read_fd)
         with self.lock:
-            self.processes[name] = proc
+            self.processes[name] = (proc, log)
         return {"pid": proc.pid}
 
     def process_status(self, req: dict[str, Any], fds: list[int]) -> Reply:
         name = _process_name(req["name"])
         with self.lock:
-            proc = self.processes.get(name)
-        if proc is None:
-            raise ToolboxError("process_not_found", f"no process named {name!r}")
+            entry = self.processes.get(name)
+        if entry is None:
+            raise wire.Failure("process_not_found", f"no process named {name!r}")
+        proc, log = entry
         code = proc.poll()
-        tail = b""
-        with contextlib.suppress(OSError):
-            fd = os.open(
-                os.path.join(self.run_dir, "logs", f"{name}.log"),
-                os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-            )
-            with os.fdopen(fd, "rb") as f:
-                if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    f.seek(0, os.SEEK_END)
-                    f.seek(max(0, f.tell() - LOG_TAIL_BYTES))
-                    tail = f.read(LOG_TAIL_BYTES)
         return {
             "running": code is None,
             "exit_code": None if code is None else (128 - code if code < 0 else code),
-            "log_tail": tail.decode(errors="replace"),
+            "log_tail": log.tail().decode(errors="replace"),
         }
 
     def stop_process(self, req: dict[str, Any], fds: list[int]) -> Reply:
@@ -384,8 +296,12 @@ class Toolbox:
 
     def _stop(self, name: str) -> None:
         with self.lock:
-            proc = self.processes.pop(name, None)
-        if proc is not None and proc.poll() is None:
+            entry = self.processes.pop(name, None)
+        if entry is None:
+            return
+        proc, log = entry
+        log.detach()
+        if proc.poll() is None:
             _kill_group(proc.pid)
             proc.wait()
 
@@ -395,104 +311,8 @@ class Toolbox:
         for name in names:
             self._stop(name)
 
-    # -- preview bridge -------------------------------------------------------------------------
-
-    def forward(self, req: dict[str, Any], fds: list[int]) -> Reply:
-        port = int(req["port"])
-        if not 1 <= port <= 65535:
-            raise ToolboxError("bad_port", f"{port} is not a TCP port")
-        with self.lock:
-            active = port in self.forwards
-            if not fds or active:
-                return {"active": active, "adopted": False}
-            listener = socket.socket(fileno=fds.pop(0))
-            if listener.family != socket.AF_UNIX or listener.type != socket.SOCK_STREAM:
-                listener.close()
-                raise ToolboxError("bad_request", "forward needs a listening unix stream socket")
-            listener.setblocking(True)
-            self.forwards[port] = listener
-        _thread(self._accept_forward, listener, port)
-        return {"active": True, "adopted": True}
-
-    def _accept_forward(self, listener: socket.socket, port: int) -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                break
-            _thread(_bridge, conn, port)
-        with self.lock:
-            if self.forwards.get(port) is listener:
-                del self.forwards[port]
-
     def ping(self, req: dict[str, Any], fds: list[int]) -> Reply:
         return {"pid": os.getpid()}
-
-
-def _bridge(conn: socket.socket, port: int) -> None:
-    upstream: socket.socket | None = None
-    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-        candidate = socket.socket(family, socket.SOCK_STREAM)
-        candidate.settimeout(BRIDGE_CONNECT_TIMEOUT_S)
-        try:
-            candidate.connect((host, port))
-        except OSError:
-            candidate.close()
-            continue
-        candidate.settimeout(None)
-        upstream = candidate
-        break
-    if upstream is None:
-        conn.close()
-        return
-    other = _thread(_pump, upstream, conn)
-    _pump(conn, upstream)
-    other.join()
-    conn.close()
-    upstream.close()
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while chunk := src.recv(65536):
-            dst.sendall(chunk)
-    except OSError:
-        pass
-    with contextlib.suppress(OSError):
-        dst.shutdown(socket.SHUT_WR)
-
-
-def _thread(target: Callable[..., None], *args: Any) -> threading.Thread:
-    thread = threading.Thread(target=target, args=args, daemon=True)
-    thread.start()
-    return thread
-
-
-def _path_error(exc: OSError, path: str) -> ToolboxError:
-    if exc.errno == errno.ELOOP:
-        return ToolboxError(
-            "path_escape", f"{path!r} is a symlink; file operations do not follow symlinks"
-        )
-    if exc.errno == errno.ENOENT:
-        return ToolboxError("file_not_found", f"{path!r} does not exist")
-    if exc.errno == errno.ENOTDIR:
-        return ToolboxError("file_not_found", f"{path!r} is not a directory")
-    if exc.errno == errno.EISDIR:
-        return ToolboxError("is_directory", f"{path!r} is a directory")
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return ToolboxError("disk_full", f"{path!r}: the sandbox's disk is full")
-    if exc.errno == errno.EFBIG:
-        return ToolboxError("file_too_large", f"{path!r}: over the sandbox's file size limit")
-    if exc.errno == errno.ENXIO:
-        return ToolboxError("not_a_file", f"{path!r} is not a regular file")
-    return ToolboxError("os_error", f"{path!r}: {exc.strerror}")
-
-
-def _is_symlink(name: str, dir_fd: int) -> bool:
-    try:
-        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
-    except OSError:
-        return False
 
 
 def _kill_group(pid: int) -> None:
@@ -500,51 +320,33 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _set_oom_score(value: int) -> None:
-    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as f:
-        f.write(str(value))
-
-
 def _process_name(name: Any) -> str:
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
-        raise ToolboxError("bad_name", f"{name!r} is not a process name (letters, digits, - and _)")
+        raise wire.Failure("bad_name", f"{name!r} is not a process name (letters, digits, - and _)")
     return name
 
 
 # -- serving ------------------------------------------------------------------------------------
 
 
-def _read_request(conn: socket.socket, fds: list[int]) -> bytes:
-    buf = bytearray()
-    conn.settimeout(REQUEST_TIMEOUT_S)
-    while b"\n" not in buf:
-        data, received, _, _ = socket.recv_fds(conn, 1 << 16, MAX_FDS)
-        fds.extend(received)
-        if not data:
-            break
-        buf += data
-        if len(buf) > MAX_REQUEST_BYTES:
-            raise ToolboxError("bad_request", f"request over {MAX_REQUEST_BYTES} bytes")
-    conn.settimeout(None)
-    return bytes(buf.partition(b"\n")[0])
-
-
 def handle(ops: dict[str, Op], conn: socket.socket) -> None:
     fds: list[int] = []
     try:
+        conn.settimeout(REQUEST_TIMEOUT_S)
         try:
-            req = json.loads(_read_request(conn, fds))
-            op = ops.get(str(req.get("op"))) if isinstance(req, dict) else None
+            req = wire.receive(conn, fds=fds, max_fds=MAX_FDS)
+            conn.settimeout(None)
+            op = ops.get(str(req.get("op")))
             if op is None:
-                raise ToolboxError("bad_request", "unknown op")
-            reply: Reply = {"ok": True, **op(req, fds)}
-        except ToolboxError as exc:
-            reply = {"ok": False, "code": exc.code, "error": str(exc)}
+                raise wire.Failure("bad_request", f"unknown op {req.get('op')!r}")
+            reply = wire.ok(**op(req, fds))
+        except wire.Failure as exc:
+            reply = wire.error(exc.code, exc.message)
         except (KeyError, TypeError, ValueError) as exc:
-            reply = {"ok": False, "code": "bad_request", "error": f"bad request: {exc!r}"}
+            reply = wire.error("bad_request", f"bad request: {exc!r}")
         except OSError as exc:
-            reply = {"ok": False, "code": "os_error", "error": str(exc)}
-        conn.sendall(json.dumps(reply).encode() + b"\n")
+            reply = wire.error("os_error", str(exc))
+        wire.send(conn, reply)
     except OSError:
         pass
     finally:
@@ -555,16 +357,17 @@ def handle(ops: dict[str, Op], conn: socket.socket) -> None:
 
 
 def serve(toolbox: Toolbox, listener: socket.socket, ready_fd: int | None) -> None:
+    files = toolbox.files
     ops: dict[str, Op] = {
         "exec": toolbox.exec,
-        "read_file": toolbox.read_file,
-        "write_file": toolbox.write_file,
-        "delete_file": toolbox.delete_file,
-        "list_files": toolbox.list_files,
+        "read_file": files.read_file,
+        "write_file": files.write_file,
+        "delete_file": files.delete_file,
+        "list_files": files.list_files,
         "start_process": toolbox.start_process,
         "process_status": toolbox.process_status,
         "stop_process": toolbox.stop_process,
-        "forward": toolbox.forward,
+        "forward": toolbox_bridge.Bridge().forward,
         "ping": toolbox.ping,
     }
 
@@ -589,9 +392,54 @@ def serve(toolbox: Toolbox, listener: socket.socket, ready_fd: int | None) -> No
             raise
         conn.setblocking(True)
         try:
-            _thread(handle, ops, conn)
+            toolbox_bridge.start_thread(handle, ops, conn)
         except RuntimeError:  # no thread can start (pids limit): answer nothing, stay up
             conn.close()
+
+
+# -- starting ---------------------------------------------------------------------------------
+
+
+def _close_fds_except(keep: list[int]) -> None:
+    """Close every fd the launcher did not name: bwrap leaves its own to its child."""
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
+def _keep_only_what_spawning_needs(command_uid: int) -> None:
+    """As root of the sandbox's user namespace: keep the capabilities to run commands as
+    `command_uid` and to signal them, and become that user for every file operation.
+
+    Commands lose every capability when they change to their uid; this also empties the
+    bounding and inheritable sets they inherit, and makes the daemon undumpable, so that
+    /proc/<daemon>/ is off limits whatever else changes.
+    """
+    import ctypes  # only here: under partial isolation nothing needs it
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def check(result: int, what: str) -> None:
+        if result != 0:
+            raise OSError(ctypes.get_errno(), f"{what}: {os.strerror(ctypes.get_errno())}")
+
+    check(libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)")
+    for cap in range(_LAST_CAPABILITY + 1):
+        dropped = libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0)
+        if dropped != 0 and ctypes.get_errno() != errno.EINVAL:  # EINVAL: past the last one
+            check(dropped, f"prctl(PR_CAPBSET_DROP, {cap})")
+    kept = (1 << _CAP_KILL) | (1 << _CAP_SETGID) | (1 << _CAP_SETUID)
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    # Two {effective, permitted, inheritable} words: capabilities 0-31, then 32-63.
+    data = (ctypes.c_uint32 * 6)(kept, kept, 0, 0, 0, 0)
+    check(libc.capset(header, data), "capset")
+    # Per thread, and every later thread copies it from this one.
+    libc.setfsgid(command_uid)
+    libc.setfsuid(command_uid)
+    if libc.setfsuid(-1) != command_uid:
+        raise OSError(errno.EPERM, "setfsuid did not take")
 
 
 def _args(argv: list[str]) -> dict[str, str]:
@@ -607,23 +455,28 @@ def _args(argv: list[str]) -> dict[str, str]:
 
 def main() -> None:
     args = _args(sys.argv[1:])
+    listen_fd, ready_fd = int(args["listen-fd"]), int(args["ready-fd"])
+    _close_fds_except([listen_fd, ready_fd])
     os.umask(0o022)
     threading.stack_size(THREAD_STACK_BYTES)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if "fsize-limit" in args:
-        limit = int(args["fsize-limit"])
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    limit = int(args["fsize-limit"])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the daemon gets EFBIG, not killed
-    toolbox = Toolbox(
+    files = toolbox_files.Files(
         args["root"],
-        args["run-dir"],
-        int(args.get("output-cap", 1 << 20)),
-        int(args.get("max-file-bytes", 10 << 20)),
+        int(args["max-file-bytes"]),
+        frozenset(filter(None, args["skip-dirs"].split("/"))),
     )
-    listener = socket.socket(fileno=int(args["listen-fd"]))
+    command_uid = int(args["command-uid"]) if "command-uid" in args else None
+    # Opened first: as the commands' user the daemon cannot open its own /proc files.
+    oom_score_fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+    if command_uid is not None:
+        _keep_only_what_spawning_needs(command_uid)
+    toolbox = Toolbox(files, args["run-dir"], int(args["output-cap"]), command_uid, oom_score_fd)
+    listener = socket.socket(fileno=listen_fd)
     listener.setblocking(True)
-    ready = args.get("ready-fd")
-    serve(toolbox, listener, int(ready) if ready is not None else None)
+    serve(toolbox, listener, ready_fd)
 
 
 if __name__ == "__main__":

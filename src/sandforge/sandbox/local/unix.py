@@ -1,4 +1,4 @@
-"""Connecting to sockets that live in a directory sandboxed code can write to.
+"""Sockets and pipes the host shares with a sandbox, used without trusting the sandbox.
 
 Code inside a sandbox can replace `toolbox.sock` or `ports/3000.sock` with a
 symlink to any socket on the host (a database, a container engine). So the host
@@ -9,6 +9,7 @@ that inode.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -130,3 +131,21 @@ class NoFollowUnixBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+async def read_until(fd: int, until: bytes) -> bytes:
+    """Read from a pipe until `until` appears or the writers are gone."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    pipe = os.fdopen(os.dup(fd), "rb", buffering=0)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    data = b""
+    try:
+        while until not in data:
+            chunk = await reader.read(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data
+    finally:
+        transport.close()
