@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 
 from ..config import SandboxProviderName, Settings
 from .base import (
     Sandbox,
+    SandboxError,
     SandboxInfo,
     SandboxNotFound,
     SandboxProvider,
@@ -24,6 +26,8 @@ from .base import (
 )
 from .local import BwrapLauncher, ControlServer, check_isolation
 from .providers import check_provider, make_provider
+
+log = logging.getLogger(__name__)
 
 PROVIDER_NAMES: tuple[SandboxProviderName, ...] = ("local", "daytona")
 
@@ -104,7 +108,17 @@ class SandboxFleet:
         return infos
 
     async def running_count(self) -> int:
-        return sum(1 for info in await self.list() if info.state == SandboxState.STARTED)
+        """Sandboxes running across the providers that answer (one that cannot list, say for
+        a bad key, reports that on its own requests, not here)."""
+        running = 0
+        for provider in self.configured():
+            try:
+                infos = await provider.list()
+            except SandboxError as exc:
+                log.warning("could not count %s sandboxes: %s", provider.name, exc)
+                continue
+            running += sum(1 for info in infos if info.state == SandboxState.STARTED)
+        return running
 
     async def stop(self, sandbox: Sandbox) -> None:
         self.changed(sandbox.id)
