@@ -1,0 +1,216 @@
+"""The sandbox the render browser runs in, as a launcher script Playwright starts.
+
+Playwright starts "the browser" as `executable_path` with its own arguments and talks
+to it over fds 3 and 4 (`--remote-debugging-pipe`). The launcher written here keeps
+that contract while it:
+
+1. records its pid (which becomes bwrap's), so the Renderer can find its processes;
+2. as root, drops to the render uid with setpriv (no capabilities, no groups,
+   no_new_privs); as any other user it stays that user, which is not root either;
+3. runs bwrap: new user, pid, ipc, uts, cgroup and network namespaces (the network
+   namespace has loopback only), --die-with-parent, --new-session, an empty
+   environment, a read-only /usr and a few /etc files, a private /proc, /dev and /tmp;
+4. inside, starts the forwarder (forwarder.py) on the slot ports, then execs Chromium.
+
+Nested user namespaces stay allowed, because Chromium's own sandbox is built on them.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..sandbox.local.launcher import HOST_UID_BASE, HOST_UID_RANGE
+
+RENDER_UID = HOST_UID_BASE + HOST_UID_RANGE + 1
+"""The render browser's host uid: no account uses it, and no sandbox's uid range holds it
+(the range's next uid is the isolation probe's)."""
+SLOT_PORT_BASE = 10_000
+"""Slot i listens on 127.0.0.1:SLOT_PORT_BASE+i, inside the browser's own namespace."""
+DEAD_PORT = 9
+"""The default context's proxy: nothing listens there, so it reaches nothing."""
+SOCKETS_INSIDE = "/run/render"
+FORWARDER_INSIDE = "/run/forwarder.py"
+TMP_MB = 1024
+PIDFILE_ENV = "SANDFORGE_RENDER_PIDFILE"
+_ETC = (
+    "/etc/fonts",
+    "/etc/ld.so.cache",
+    "/etc/alternatives",
+    "/etc/localtime",
+    "/etc/chromium.d",
+    "/etc/chromium",
+    "/var/cache/fontconfig",
+)
+
+
+def tool(name: str) -> str | None:
+    return shutil.which(name) or next(
+        (p for p in (f"/usr/bin/{name}", f"/usr/sbin/{name}", f"/bin/{name}") if Path(p).exists()),
+        None,
+    )
+
+
+def find_chromium(configured: str | None = None) -> str | None:
+    if configured:
+        return configured if Path(configured).exists() else None
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def problem() -> str | None:
+    """Why the render browser cannot be contained here, or None when it can."""
+    if tool("bwrap") is None:
+        return "bubblewrap (bwrap) is not installed: run `apt-get install bubblewrap`"
+    if os.geteuid() == 0 and tool("setpriv") is None:
+        return "setpriv is not installed: run `apt-get install util-linux`"
+    return None
+
+
+def slot_port(index: int) -> int:
+    return SLOT_PORT_BASE + index
+
+
+def socket_name(index: int) -> str:
+    return f"slot-{index}.sock"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A renderer's private directory on the host.
+
+    The directory itself is root's (or the server user's) and closed to others; the
+    launcher inside it is executed by the server, so the render uid can never write it.
+    `sockets/` belongs to the render uid: only it (and root) can reach the proxy.
+    """
+
+    root: Path
+
+    @property
+    def sockets(self) -> Path:
+        return self.root / "sockets"
+
+    @property
+    def forwarder(self) -> Path:
+        return self.root / "forwarder.py"
+
+    @property
+    def launcher(self) -> Path:
+        return self.root / "launch.sh"
+
+    def pidfile(self, generation: int) -> Path:
+        return self.root / f"browser-{generation}.pid"
+
+
+def prepare(layout: Layout, chromium: str, slots: int) -> None:
+    """Write the forwarder and the launcher; blocking, so call it in a thread."""
+    root = os.geteuid() == 0
+    # 0711: the render uid (bwrap's) must reach forwarder.py and sockets/ by path,
+    # and must not list or read anything else here.
+    layout.root.mkdir(mode=0o711, parents=True, exist_ok=True)
+    os.chmod(layout.root, 0o711)
+    layout.sockets.mkdir(mode=0o700, exist_ok=True)
+    if root:
+        os.chown(layout.sockets, RENDER_UID, RENDER_UID)
+    layout.forwarder.write_bytes(Path(__file__).with_name("forwarder.py").read_bytes())
+    os.chmod(layout.forwarder, 0o644)
+    layout.launcher.write_text(_launcher_script(layout, chromium, slots, root))
+    os.chmod(layout.launcher, 0o700)
+
+
+def _launcher_script(layout: Layout, chromium: str, slots: int, root: bool) -> str:
+    python, python_binds = _python()
+    forwards = [f"{slot_port(i)}={SOCKETS_INSIDE}/{socket_name(i)}" for i in range(slots)]
+    inner = f"{shlex.quote(python)} -I -S {FORWARDER_INSIDE} {' '.join(forwards)}"
+    argv = [
+        *(_drop_privileges(RENDER_UID) if root else []),
+        *_bwrap_argv(layout, chromium, python_binds),
+        "/bin/sh",
+        "-c",
+        f'{inner} && exec "$0" "$@"',
+        chromium,
+    ]
+    return (
+        "#!/bin/sh\n"
+        "# Written by sandforge.render.jail: the render browser's sandbox.\n"
+        f'[ -n "${PIDFILE_ENV}" ] && echo $$ > "${PIDFILE_ENV}"\n'
+        f'exec {shlex.join(argv)} "$@"\n'
+    )
+
+
+def _drop_privileges(uid: int) -> list[str]:
+    return [
+        tool("setpriv") or "setpriv",
+        f"--reuid={uid}",
+        f"--regid={uid}",
+        "--clear-groups",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+    ]
+
+
+def _bwrap_argv(layout: Layout, chromium: str, python_binds: list[str]) -> list[str]:
+    argv = [
+        tool("bwrap") or "bwrap",
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--setenv",
+        "HOME",
+        "/tmp",
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
+        "--setenv",
+        "LANG",
+        "C.UTF-8",
+        "--hostname",
+        "render",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]
+    for name in ("bin", "sbin", "lib", "lib64", "lib32"):
+        if Path("/usr", name).is_dir():
+            argv += ["--symlink", f"usr/{name}", f"/{name}"]
+    for path in _ETC:
+        argv += ["--ro-bind-try", path, path]
+    executable = str(Path(chromium).resolve().parent)
+    if not executable.startswith("/usr/"):
+        argv += ["--ro-bind", executable, executable]
+    return [
+        *argv,
+        *python_binds,
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(TMP_MB << 20),
+        "--tmpfs",
+        "/tmp",
+        "--ro-bind",
+        str(layout.sockets),
+        SOCKETS_INSIDE,
+        "--ro-bind",
+        str(layout.forwarder),
+        FORWARDER_INSIDE,
+        "--chdir",
+        "/tmp",
+        "--cap-drop",
+        "ALL",
+        "--",
+    ]
+
+
+def _python() -> tuple[str, list[str]]:
+    """A Python for the forwarder inside the sandbox, and the binds that make it visible."""
+    if Path("/usr/bin/python3").exists():
+        return "/usr/bin/python3", []
+    prefix = sys.base_prefix
+    return str(Path(prefix) / "bin" / "python3"), ["--ro-bind", prefix, prefix]
