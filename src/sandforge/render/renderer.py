@@ -56,6 +56,8 @@ CHROMIUM_ARGS = (
 )
 VIEWPORT = {"width": 1280, "height": 800}
 LAUNCH_TIMEOUT_MS = 30_000
+BROWSER_GONE = ("has been closed", "Target closed", "Connection closed")
+"""How Playwright's errors say that the browser (or the page's target) went away."""
 
 
 @dataclass(eq=False)
@@ -238,8 +240,8 @@ class Renderer:
                         check = PageCheck(lease.page, lease.cdp, report)
                         await check.run(self.not_app_markers, screenshot_path, timeout_s)
                         break
-                    except PlaywrightError:
-                        if last_try or lease.generation.alive:
+                    except PlaywrightError as exc:
+                        if last_try or not _browser_gone(exc, lease.generation):
                             raise
                     # The browser died under this check: once more, on a new one.
                     await self._end(slot, lease)
@@ -383,6 +385,11 @@ class Renderer:
         """Every process of the running browsers (bwrap and all of its descendants)."""
         pidfiles = [g.pidfile for g in self._generations if not g.closed]
         return await asyncio.to_thread(_descendants, pidfiles)
+
+
+def _browser_gone(exc: PlaywrightError, generation: _Generation) -> bool:
+    # Playwright may report the closed pipe before it marks the browser disconnected.
+    return not generation.alive or any(sign in str(exc) for sign in BROWSER_GONE)
 
 
 def _descendants(pidfiles: list[Path]) -> list[int]:

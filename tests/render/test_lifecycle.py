@@ -1,0 +1,76 @@
+"""One warm browser serves many checks: at once, after it dies, and across recycling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from sandforge.render import Renderer
+
+from .conftest import Preview
+
+MakeRenderer = Callable[..., Awaitable[Renderer]]
+
+
+def _running(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def _page(title: str) -> str:
+    return f"<!doctype html><title>{title}</title><h1>{title}</h1>"
+
+
+async def test_the_browser_survives_being_killed(
+    preview: Preview, make_renderer: MakeRenderer
+) -> None:
+    preview.add("/", _page("Alive"))
+    renderer = await make_renderer(concurrency=1)
+    assert (await renderer.check(preview.url())).ok
+    pids = await renderer.browser_pids()
+    assert pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # gone with its parent already
+            os.kill(pid, signal.SIGKILL)
+    report = await renderer.check(preview.url())
+    assert report.ok, report.to_json()
+    assert report.title == "Alive"
+    assert renderer.launches == 2
+    assert not set(pids) & set(await renderer.browser_pids())
+
+
+async def test_many_checks_at_once_all_complete(
+    preview: Preview, make_renderer: MakeRenderer
+) -> None:
+    projects = [f"pj{n:04x}" for n in range(10)]
+    for n, project in enumerate(projects):
+        preview.add(f"/{project}", _page(f"App {n}"))
+    renderer = await make_renderer(concurrency=3)
+    reports = await asyncio.gather(
+        *(renderer.check(preview.url(f"/{project}", project=project)) for project in projects)
+    )
+    assert [report.title for report in reports] == [f"App {n}" for n in range(10)]
+    assert all(report.ok for report in reports), [r.problems() for r in reports]
+    assert renderer.launches == 1
+    for project in projects:
+        assert {path for host, path in preview.seen if host == preview.host(project)} <= {
+            f"/{project}",
+            "/favicon.ico",
+        }
+
+
+async def test_the_browser_is_recycled_after_its_checks(
+    preview: Preview, make_renderer: MakeRenderer
+) -> None:
+    preview.add("/", _page("Fresh"))
+    renderer = await make_renderer(concurrency=1, recycle_after=2)
+    first_browser = await renderer.browser_pids()
+    reports = [await renderer.check(preview.url()) for _ in range(5)]
+    assert all(report.ok for report in reports), [r.problems() for r in reports]
+    assert renderer.launches == 3
+    running = await renderer.browser_pids()
+    assert running and not set(first_browser) & set(running)
+    assert not any(map(_running, first_browser))
