@@ -16,8 +16,13 @@ from .conftest import Preview
 MakeRenderer = Callable[..., Awaitable[Renderer]]
 
 
-def _running(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
+def _identity(pid: int) -> tuple[int, str] | None:
+    """(pid, start time) of a live process, which a reused pid does not share; None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return None
+    return None if fields[0] in "ZX" else (pid, fields[19])
 
 
 def _page(title: str) -> str:
@@ -68,9 +73,11 @@ async def test_the_browser_is_recycled_after_its_checks(
     preview.add("/", _page("Fresh"))
     renderer = await make_renderer(concurrency=1, recycle_after=2)
     first_browser = await renderer.browser_pids()
+    first_identities = {_identity(pid) for pid in first_browser} - {None}
     reports = [await renderer.check(preview.url()) for _ in range(5)]
     assert all(report.ok for report in reports), [r.problems() for r in reports]
     assert renderer.launches == 3
     running = await renderer.browser_pids()
     assert running and not set(first_browser) & set(running)
-    assert not any(map(_running, first_browser))
+    assert first_identities
+    assert not first_identities & {_identity(pid) for pid in first_browser}
