@@ -98,8 +98,6 @@ class FilteringProxy:
     async def start(self) -> None:
         for slot in range(len(self._allowed)):
             path = self.sockets_dir / socket_name(slot)
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
             server = await asyncio.start_unix_server(
                 functools.partial(self._handle, slot), path=str(path), limit=CHUNK
             )

@@ -67,7 +67,6 @@ BROWSER_GONE = ("has been closed", "Target closed", "Connection closed")
 class _Generation:
     """One launch of the browser."""
 
-    number: int
     browser: Browser
     pidfile: Path
     uses: int = 0
@@ -129,6 +128,7 @@ class Renderer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Renderer:
+        """The renderer of the server these settings describe: it is the upstream."""
         host = settings.host
         if host in ("", "0.0.0.0", "localhost"):
             host = "127.0.0.1"
@@ -161,10 +161,10 @@ class Renderer:
                 return
             if self._closing:
                 raise RenderUnavailable("The rendered check's browser is shut down.")
-            chromium = jail.find_chromium(self.chromium)
-            problem = jail.problem() or (
-                None if chromium else "Chromium is not installed (scripts/bootstrap installs it)"
-            )
+            chromium = await asyncio.to_thread(jail.find_chromium, self.chromium)
+            problem = await asyncio.to_thread(jail.problem)
+            if chromium is None:
+                problem = problem or "Chromium is not installed (scripts/bootstrap installs it)"
             if problem is not None or chromium is None:
                 raise RenderUnavailable(f"The rendered check cannot run: {problem}")
             try:
@@ -238,8 +238,7 @@ class Renderer:
                 for last_try in (False, True):
                     report = RenderReport(url=url)
                     lease = await self._take(slot)
-                    assert self._proxy is not None
-                    self._proxy.allow(slot, authority)
+                    self._allow(slot, authority)
                     try:
                         check = PageCheck(lease.page, lease.cdp, report)
                         await check.run(self.not_app_markers, screenshot_path, timeout_s)
@@ -280,9 +279,17 @@ class Renderer:
             generation.active -= 1
             raise
 
+    def _allow(self, slot: int, authority: str) -> None:
+        if self._proxy is None:
+            raise RenderUnavailable("The rendered check's browser is shut down.")
+        self._proxy.allow(slot, authority)
+
+    def _revoke(self, slot: int) -> None:
+        if self._proxy is not None:
+            self._proxy.revoke(slot)
+
     async def _end(self, slot: int, lease: _Lease) -> None:
-        assert self._proxy is not None
-        self._proxy.revoke(slot)
+        self._revoke(slot)
         with contextlib.suppress(PlaywrightError):
             await lease.context.close()
         generation = lease.generation
@@ -296,8 +303,7 @@ class Renderer:
             if lease is not None:
                 await self._end(slot, lease)
             else:
-                assert self._proxy is not None
-                self._proxy.revoke(slot)
+                self._revoke(slot)
             if not self._closing:
                 await self._refill(slot)
         finally:
@@ -341,7 +347,8 @@ class Renderer:
             return current
 
     async def _launch(self) -> _Generation:
-        assert self._playwright is not None and self._layout is not None
+        if self._closing or self._playwright is None or self._layout is None:
+            raise RenderUnavailable("The rendered check's browser is shut down.")
         self.launches += 1
         pidfile = self._layout.pidfile(self.launches)
         options: dict[str, Any] = {
@@ -366,7 +373,7 @@ class Renderer:
                 browser = await chromium.launch(chromium_sandbox=False, **options)
             except PlaywrightError as again:
                 raise RenderUnavailable(f"The render browser did not start: {again}") from again
-        generation = _Generation(self.launches, browser, pidfile)
+        generation = _Generation(browser, pidfile)
         self._generations.append(generation)
         return generation
 
