@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Coroutine
@@ -59,6 +60,8 @@ CHROMIUM_ARGS = (
 )
 VIEWPORT = ViewportSize(width=1280, height=800)
 LAUNCH_TIMEOUT_MS = 30_000
+PREVIEW_LABEL = re.compile(r"\d{1,5}-[a-z0-9][a-z0-9-]*")
+"""`<port>-<id>`, the first label of a preview host (as the server's preview proxy reads it)."""
 BROWSER_GONE = ("has been closed", "Target closed", "Connection closed")
 """How Playwright's errors say that the browser (or the page's target) went away."""
 
@@ -103,8 +106,11 @@ class Renderer:
         recycle_after: int = 100,
         timeout_s: float = 30.0,
         not_app_markers: tuple[str, ...] = DEFAULT_NOT_APP_MARKERS,
+        preview_domain: str | None = None,
     ) -> None:
         self.upstream = upstream
+        self.preview_domain = preview_domain
+        """When set, only `<port>-<id>.<preview_domain>` URLs are checked, never the API's."""
         self.chromium = chromium
         self.concurrency = concurrency
         self.recycle_after = recycle_after
@@ -141,6 +147,7 @@ class Renderer:
             recycle_after=settings.render_recycle_after,
             timeout_s=settings.render_timeout_s,
             not_app_markers=tuple(settings.render_not_app_markers or DEFAULT_NOT_APP_MARKERS),
+            preview_domain=settings.preview_domain,
         )
 
     async def __aenter__(self) -> Renderer:
@@ -224,6 +231,9 @@ class Renderer:
         report = RenderReport(url=url)
         try:
             authority = authority_of(url)
+            if not self._is_preview(authority):
+                report.error = f"{url} is not a preview URL (<port>-<id>.{self.preview_domain})"
+                return report
             await self.start()
         except ValueError:
             report.error = f"the rendered check loads previews over plain http, not {url}"
@@ -258,6 +268,12 @@ class Renderer:
         finally:
             self._background(self._release(slot, lease))
         return report
+
+    def _is_preview(self, authority: str) -> bool:
+        if self.preview_domain is None:
+            return True
+        label, _, domain = authority.rsplit(":", 1)[0].partition(".")
+        return domain == self.preview_domain.lower() and PREVIEW_LABEL.fullmatch(label) is not None
 
     async def _take(self, slot: int) -> _Lease:
         """The slot's spare if it is still good, else a new context; counts one use."""
