@@ -34,12 +34,15 @@ like a sandbox:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import RenderUnavailable
 from .jail import find_chromium
-from .renderer import Renderer
 from .report import DEFAULT_NOT_APP_MARKERS, RenderReport, SourceError
+
+if TYPE_CHECKING:
+    from .renderer import Renderer
 
 __all__ = [
     "DEFAULT_NOT_APP_MARKERS",
@@ -52,6 +55,16 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    # Playwright is optional (the `browser` extra), so it is imported only once a
+    # Renderer is asked for; without it, the rest of sandforge still imports this package.
+    if name == "Renderer":
+        from .renderer import Renderer
+
+        return Renderer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 async def check_render(
     url: str, screenshot_path: Path, chromium: str, timeout_s: float = 30.0
 ) -> RenderReport:
@@ -60,6 +73,8 @@ async def check_render(
     The sandforge server at 127.0.0.1 on the URL's port serves the preview. A long-lived
     `Renderer` does the same without a launch per check.
     """
+    from .renderer import Renderer
+
     port = urlsplit(url).port or 80
     async with Renderer(upstream=("127.0.0.1", port), chromium=chromium, concurrency=1) as renderer:
         return await renderer.check(url, screenshot_path=screenshot_path, timeout_s=timeout_s)
