@@ -38,13 +38,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import RenderUnavailable
-from .jail import find_chromium
+from .jail import CHROMIUM_ARGS, find_chromium
 from .report import DEFAULT_NOT_APP_MARKERS, RenderReport, SourceError
 
 if TYPE_CHECKING:
     from .renderer import Renderer
 
 __all__ = [
+    "CHROMIUM_ARGS",
     "DEFAULT_NOT_APP_MARKERS",
     "RenderReport",
     "RenderUnavailable",

@@ -40,24 +40,6 @@ from .observe import PageCheck
 from .proxy import FilteringProxy, authority_of
 from .report import DEFAULT_NOT_APP_MARKERS, RenderReport
 
-CHROMIUM_ARGS = (
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--mute-audio",
-    "--disable-quic",
-    # A context reaches one origin only, so site isolation has nothing to keep apart;
-    # without it the first navigation stays in the blank page's renderer, ~100 ms sooner.
-    # Each context's window would also start a renderer for the omnibox popup's WebUI:
-    # a third of the CPU a check costs, for a popup that headless never shows.
-    "--disable-site-isolation-trials",
-    "--disable-features=IsolateOrigins,site-per-process,WebUIOmniboxPopup,WebUIOmniboxAimPopup",
-    # Defence in depth: the network namespace already has no route for WebRTC's UDP.
-    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
-)
 VIEWPORT = ViewportSize(width=1280, height=800)
 LAUNCH_TIMEOUT_MS = 30_000
 PREVIEW_LABEL = re.compile(r"\d{1,5}-[a-z0-9][a-z0-9-]*")
@@ -369,7 +351,7 @@ class Renderer:
         pidfile = self._layout.pidfile(self.launches)
         options: dict[str, Any] = {
             "executable_path": str(self._layout.launcher),
-            "args": list(CHROMIUM_ARGS),
+            "args": list(jail.CHROMIUM_ARGS),
             "headless": True,
             "env": {jail.PIDFILE_ENV: str(pidfile)},
             # The default context is never used; should anything use it, it reaches nothing.

@@ -90,24 +90,24 @@ class RenderReport:
             target.append(line)
 
     def problems(self) -> list[str]:
-        """Each thing wrong with the page, in words a model or a person can act on."""
+        """Each thing wrong with the page, in words a model or a person can act on.
+
+        Each reads "<kind>: <detail>", with the file and line where known."""
         if self.error:
             return [f"The rendered check could not finish: {self.error}"]
         problems = []
         if self.not_app:
-            problems.append(
-                f"The preview shows a page that is not the app (it contains {self.not_app!r})"
-            )
+            problems.append(f"Not the app: the preview shows a page containing {self.not_app!r}")
         elif self.status is not None and self.status >= 400:
-            problems.append(f"The page answered HTTP {self.status}")
+            problems.append(f"HTTP error: the page answered {self.status}")
         for error in self.exceptions:
             problems.append(_located("Uncaught exception", error, self.origin))
         for error in self.console_errors:
             problems.append(_located("Console error", error, self.origin))
         for request in self.failed_requests:
-            problems.append(f"Failed request for the app's own file: {request}")
+            problems.append(f"Failed request: {request}")
         if self.blank and not self.not_app:
-            problems.append("The page renders blank: nothing visible in <body>")
+            problems.append("Blank page: nothing is visible in <body>")
         return problems
 
     def summary(self) -> str:
