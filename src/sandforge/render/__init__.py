@@ -17,18 +17,20 @@ like a sandbox:
 - **It can reach only the preview being checked.** Its network namespace has loopback
   only: no route to the host's 127.0.0.1, the sandforge API, the LAN or the internet,
   and so no way around the proxy for WebRTC, DNS or QUIC. Its one way out is a unix
-  socket per browser context, bind-mounted read-only into the sandbox, to a filtering
-  HTTP proxy in the sandforge server. Every check gets a fresh context whose proxy
-  admits exactly one host, that check's `<port>-<id>.<preview domain>`, and nothing
-  once the check is over. The proxy parses every request (CONNECT tunnels included)
-  and checks both its target and its Host header before it forwards it to the sandforge
-  server, so other previews, the API and everything else get 403. DevTools talks to the
-  browser over a pipe, not a port.
-- **Limits of this.** While several checks run at once, a browser compromised beyond
-  Chromium's own sandbox could use another running check's slot, so it could reach
-  only previews being checked at that moment. Third-party resources (CDNs, fonts, APIs) are
-  unreachable from the check by design; they are reported apart from the app's own
-  failures. The browser has no cgroup limits of its own yet.
+  socket per browser context (a small forwarder inside the namespace relays to it),
+  reachable only by the render uid and root, to a filtering HTTP proxy in the sandforge
+  server. Every check gets a fresh context whose proxy admits exactly one host, that
+  check's `<port>-<id>.<preview domain>`, and nothing once the check is over; the server's
+  renderer checks preview hosts only. The proxy parses every request (inside CONNECT
+  tunnels too) and checks both its target and its Host header before it forwards it to
+  the sandforge server, so other previews, the API and everything else get 403.
+  DevTools talks to the browser over a pipe, not a port.
+- **Limits.** While several checks run at once, a browser compromised beyond Chromium's
+  own sandbox could use another running check's slot: it could reach previews being
+  checked at that moment, nothing else. Site isolation is off inside the render browser
+  (a context reaches one origin, so it has nothing to keep apart). Third-party resources
+  (CDNs, web fonts, APIs) are unreachable from the check by design, and reported apart
+  from the app's own failures. The browser has no cgroup limits of its own yet.
 """
 
 from __future__ import annotations
