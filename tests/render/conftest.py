@@ -4,6 +4,7 @@ that must never hear from the render browser."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,7 +58,11 @@ class Preview:
             await send({"type": "websocket.accept"})
             await send({"type": "websocket.send", "text": "hello over the socket"})
             return
-        await asyncio.sleep(self.delays.get(scope["path"], 0))
+        if scope["path"] in self.delays:
+            await receive()  # the request itself; the next message is the client leaving
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(receive(), self.delays[scope["path"]])
+                return
         status, kind, body = self.pages.get(scope["path"], (404, "text/plain", "not found"))
         await send(
             {

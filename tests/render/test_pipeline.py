@@ -69,4 +69,5 @@ async def test_the_servers_warm_renderer_checks_a_private_preview_and_nothing_el
         without_token = await renderer.check(preview_url)
         assert without_token.status == 401 and not without_token.ok
         api = await renderer.check(f"http://localhost:{server.settings.port}/api/projects")
-    assert api.status is None and api.error and "not a preview URL" in api.error
+    assert api.status is None and api.unavailable and "not a preview URL" in api.unavailable
+    assert not api.ok and api.problems() == []

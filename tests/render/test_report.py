@@ -130,3 +130,23 @@ async def test_the_apps_own_websocket_works(preview: Preview, make_renderer: Mak
     assert report.ok, report.problems()
     assert report.title == "hello over the socket"
     assert (preview.host(), "/hmr") in preview.seen
+
+
+async def test_a_page_that_never_finishes_loading_is_a_problem(
+    preview: Preview, make_renderer: MakeRenderer
+) -> None:
+    preview.add("/", "<!doctype html><h1>Slow</h1><img src='/never.png'>")
+    preview.delays["/never.png"] = 30
+    report = await (await make_renderer()).check(preview.url(), timeout_s=2)
+    assert report.error == "the page did not finish loading within 2 s"
+    assert report.problems() == [f"Page did not load: {report.error}"] and not report.ok
+
+
+async def test_a_check_that_cannot_run_is_no_fault_of_the_app(preview: Preview) -> None:
+    renderer = Renderer(upstream=("127.0.0.1", preview.port), chromium="/nonexistent/chromium")
+    report = await renderer.check(preview.url())
+    await renderer.aclose()
+    assert report.unavailable and "Chromium is not installed" in report.unavailable
+    assert report.problems() == [] and not report.ok
+    assert report.to_json()["unavailable"] == report.unavailable
+    assert preview.seen == []

@@ -35,7 +35,8 @@ IGNORED_FAILURES = ("net::ERR_ABORTED",)
 
 
 class PageCheck:
-    """Listens to one page while it loads and fills `report`."""
+    """Listens to one page while it loads and fills `report`; the CDP session has the
+    Runtime domain enabled already (it reports uncaught exceptions)."""
 
     def __init__(self, page: Page, cdp: CDPSession, report: RenderReport) -> None:
         self.page = page
@@ -54,7 +55,6 @@ class PageCheck:
         self, markers: tuple[str, ...], screenshot_path: Path | None, timeout_s: float
     ) -> None:
         loop = asyncio.get_running_loop()
-        await self.cdp.send("Runtime.enable")
         response = await self.page.goto(
             self.report.url, wait_until="load", timeout=timeout_s * 1000
         )

@@ -205,23 +205,25 @@ class Renderer:
     ) -> RenderReport:
         """Load `url` (a preview, with its token if it needs one) and report what it shows.
 
-        Never raises for what the page does; `report.error` says why a check could not
-        finish. `timeout_s` bounds the check itself, not its wait for a free slot. The
-        screenshot, when asked for, is a PNG.
+        Never raises: `report.error` says why the page could not be checked to the end,
+        `report.unavailable` why the check could not run at all. `timeout_s` bounds the
+        check itself, not its wait for a free slot. The screenshot, when asked for, is a PNG.
         """
         timeout_s = timeout_s or self.timeout_s
         report = RenderReport(url=url)
         try:
             authority = authority_of(url)
             if not self._is_preview(authority):
-                report.error = f"{url} is not a preview URL (<port>-<id>.{self.preview_domain})"
+                report.unavailable = (
+                    f"{url} is not a preview URL (<port>-<id>.{self.preview_domain})"
+                )
                 return report
             await self.start()
         except ValueError:
-            report.error = f"the rendered check loads previews over plain http, not {url}"
+            report.unavailable = f"the rendered check loads previews over plain http, not {url}"
             return report
         except RenderUnavailable as exc:
-            report.error = exc.message
+            report.unavailable = exc.message
             return report
         slot = await self._free.get()
         lease: _Lease | None = None
@@ -246,7 +248,7 @@ class Renderer:
         except PlaywrightError as exc:
             report.error = str(exc).strip().splitlines()[0]
         except RenderUnavailable as exc:
-            report.error = exc.message
+            report.unavailable = exc.message
         finally:
             self._background(self._release(slot, lease))
         return report

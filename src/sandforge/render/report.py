@@ -64,6 +64,10 @@ class RenderReport:
     so every one of these fails there, whatever a user's browser would do."""
     screenshot: str | None = None
     error: str | None = None
+    """Why the page could not be loaded or checked to the end (a timeout, a crash...)."""
+    unavailable: str | None = None
+    """Why the check could not run at all (no bwrap or Chromium here...): no fault of the app,
+    so not among its problems."""
 
     @property
     def origin(self) -> str:
@@ -72,7 +76,7 @@ class RenderReport:
 
     @property
     def ok(self) -> bool:
-        return not self.problems()
+        return self.unavailable is None and not self.problems()
 
     def add_exception(self, error: SourceError) -> None:
         if len(self.exceptions) < MAX_ENTRIES:
@@ -93,8 +97,10 @@ class RenderReport:
         """Each thing wrong with the page, in words a model or a person can act on.
 
         Each reads "<kind>: <detail>", with the file and line where known."""
+        if self.unavailable:
+            return []
         if self.error:
-            return [f"The rendered check could not finish: {self.error}"]
+            return [f"Page did not load: {self.error}"]
         problems = []
         if self.not_app:
             problems.append(f"Not the app: the preview shows a page containing {self.not_app!r}")
@@ -111,6 +117,8 @@ class RenderReport:
         return problems
 
     def summary(self) -> str:
+        if self.unavailable:
+            return f"Rendered check: could not run ({self.unavailable})"
         problems = self.problems()
         if not problems:
             return "Rendered check: the page renders"
@@ -133,6 +141,7 @@ class RenderReport:
             "problems": self.problems(),
             "screenshot": self.screenshot,
             "error": self.error,
+            "unavailable": self.unavailable,
         }
 
 
