@@ -111,6 +111,7 @@ async def bench(samples: int, gap_s: float) -> dict[str, Any]:
             "screenshot": True,
             "gap_s": gap_s,
         },
+        "chromium": renderer.executable,
         "chromium_sandbox": renderer.chromium_sandbox,
         "start_ms": ms(start_s),
         "launches": renderer.launches,

@@ -37,6 +37,8 @@ SOCKETS_INSIDE = "/run/render"
 FORWARDER_INSIDE = "/run/forwarder.py"
 TMP_MB = 1024
 PIDFILE_ENV = "SANDFORGE_RENDER_PIDFILE"
+HEADLESS_SHELLS = ("/usr/lib/chromium/chromium-headless-shell",)
+"""Debian's binary itself: its /usr/bin wrapper keeps a shell waiting around it."""
 CHROMIUM_ARGS = (
     "--disable-gpu",
     "--disable-dev-shm-usage",
@@ -78,6 +80,18 @@ def find_chromium(configured: str | None = None) -> str | None:
     if configured:
         return configured if Path(configured).exists() else None
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def find_render_chromium(configured: str | None = None) -> str | None:
+    """The browser for the rendered check: Chromium's headless shell when installed.
+
+    The shell has no browser UI, so a fresh context (a window, in full Chromium) costs
+    about half the CPU: twice the checks a machine can run.
+    """
+    if configured:
+        return find_chromium(configured)
+    shell = next((p for p in HEADLESS_SHELLS if Path(p).exists()), None)
+    return shell or shutil.which("chromium-headless-shell") or find_chromium()
 
 
 def problem() -> str | None:

@@ -101,6 +101,8 @@ class Renderer:
         self.chromium_sandbox = True
         """Whether Chromium's own sandbox is on (it is, unless the kernel refuses it)."""
         self.launches = 0
+        self.executable: str | None = None
+        """The browser binary in use, once started."""
         self._layout: jail.Layout | None = None
         self._proxy: FilteringProxy | None = None
         self._playwright: Playwright | None = None
@@ -150,12 +152,13 @@ class Renderer:
                 return
             if self._closing:
                 raise RenderUnavailable("The rendered check's browser is shut down.")
-            chromium = await asyncio.to_thread(jail.find_chromium, self.chromium)
+            chromium = await asyncio.to_thread(jail.find_render_chromium, self.chromium)
             problem = await asyncio.to_thread(jail.problem)
             if chromium is None:
                 problem = problem or "Chromium is not installed (scripts/bootstrap installs it)"
             if problem is not None or chromium is None:
                 raise RenderUnavailable(f"The rendered check cannot run: {problem}")
+            self.executable = chromium
             try:
                 await self._start(chromium)
             except BaseException:
