@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
+import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from sandforge.render import Renderer
+from sandforge.render import Renderer, jail
 
 from .conftest import Preview
 
@@ -81,3 +84,29 @@ async def test_the_browser_is_recycled_after_its_checks(
     assert running and not set(first_browser) & set(running)
     assert first_identities
     assert not first_identities & {_identity(pid) for pid in first_browser}
+
+
+async def test_a_dead_renderers_directory_is_swept_and_a_live_ones_kept(
+    preview: Preview, make_renderer: MakeRenderer
+) -> None:
+    code = "from sandforge.render import jail; print(jail.create()[0].root)"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    leftover = Path(out.decode().strip())  # its process is gone, and its lock with it
+    before = _renderer_dirs()
+    live = await make_renderer(concurrency=1)
+    [live_dir] = _renderer_dirs() - before
+    hour_ago = time.time() - 3600
+    for directory in (leftover, live_dir):
+        os.utime(directory, (hour_ago, hour_ago))
+    await make_renderer(concurrency=1)
+    remaining = _renderer_dirs()
+    assert leftover not in remaining and live_dir in remaining
+    preview.add("/", _page("Still here"))
+    assert (await live.check(preview.url())).ok
+
+
+def _renderer_dirs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob(f"{jail.DIR_PREFIX}*"))

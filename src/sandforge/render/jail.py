@@ -17,18 +17,22 @@ Nested user namespaces stay allowed, because Chromium's own sandbox is built on 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
 import shutil
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..sandbox.local.launcher import HOST_UID_BASE, HOST_UID_RANGE
+from ..sandbox.local.isolation import drop_privileges, system_links, tool
+from ..sandbox.local.users import PROBE_UID
 
-RENDER_UID = HOST_UID_BASE + HOST_UID_RANGE + 1
-"""The render browser's host uid: no account uses it, and no sandbox's uid range holds it
-(the range's next uid is the isolation probe's)."""
+RENDER_UID = PROBE_UID + 1
+"""The render browser's host uid: no account uses it, and it is outside the sandboxes' uid
+ranges (their commands', their daemons') and is not the isolation probe's."""
 SLOT_PORT_BASE = 10_000
 """Slot i listens on 127.0.0.1:SLOT_PORT_BASE+i, inside the browser's own namespace."""
 DEAD_PORT = 9
@@ -37,6 +41,9 @@ SOCKETS_INSIDE = "/run/render"
 FORWARDER_INSIDE = "/run/forwarder.py"
 TMP_MB = 1024
 PIDFILE_ENV = "SANDFORGE_RENDER_PIDFILE"
+DIR_PREFIX = "sandforge-render-"
+LOCK_NAME = "lock"
+SWEEP_AFTER_S = 60.0
 HEADLESS_SHELLS = ("/usr/lib/chromium/chromium-headless-shell",)
 """Debian's binary itself: its /usr/bin wrapper keeps a shell waiting around it."""
 CHROMIUM_ARGS = (
@@ -67,13 +74,6 @@ _ETC = (
     "/etc/chromium",
     "/var/cache/fontconfig",
 )
-
-
-def tool(name: str) -> str | None:
-    return shutil.which(name) or next(
-        (p for p in (f"/usr/bin/{name}", f"/usr/sbin/{name}", f"/bin/{name}") if Path(p).exists()),
-        None,
-    )
 
 
 def find_chromium(configured: str | None = None) -> str | None:
@@ -138,6 +138,41 @@ class Layout:
         return self.root / f"browser-{generation}.pid"
 
 
+def create() -> tuple[Layout, int]:
+    """A new renderer directory, and the fd of the lock that says it is in use.
+
+    The lock goes with the process that holds it, however that process ends, so `sweep`
+    can tell a directory left behind from one in use. Blocking: call it in a thread.
+    """
+    layout = Layout(Path(tempfile.mkdtemp(prefix=DIR_PREFIX)))
+    fd = os.open(layout.root / LOCK_NAME, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return layout, fd
+
+
+def sweep() -> None:
+    """Remove what renderers that died without closing left behind; blocking.
+
+    Only this user's directories whose lock nobody holds, and not brand new ones: a
+    directory exists for an instant before its lock is taken.
+    """
+    for directory in Path(tempfile.gettempdir()).glob(f"{DIR_PREFIX}*"):
+        try:
+            info = directory.lstat()
+            if info.st_uid != os.geteuid() or time.time() - info.st_mtime < SWEEP_AFTER_S:
+                continue
+            fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(directory, ignore_errors=True)
+        except BlockingIOError:
+            pass  # in use
+        finally:
+            os.close(fd)
+
+
 def prepare(layout: Layout, chromium: str, slots: int) -> None:
     """Write the forwarder and the launcher; blocking, so call it in a thread."""
     root = os.geteuid() == 0
@@ -159,7 +194,7 @@ def _launcher_script(layout: Layout, chromium: str, slots: int, root: bool) -> s
     forwards = [f"{slot_port(i)}={SOCKETS_INSIDE}/{socket_name(i)}" for i in range(slots)]
     inner = f"{shlex.quote(python)} -I -S {FORWARDER_INSIDE} {' '.join(forwards)}"
     argv = [
-        *(_drop_privileges(RENDER_UID) if root else []),
+        *(drop_privileges(RENDER_UID) if root else []),
         *_bwrap_argv(layout, chromium, python_binds),
         "/bin/sh",
         "-c",
@@ -172,18 +207,6 @@ def _launcher_script(layout: Layout, chromium: str, slots: int, root: bool) -> s
         f'[ -n "${PIDFILE_ENV}" ] && echo $$ > "${PIDFILE_ENV}"\n'
         f'exec {shlex.join(argv)} "$@"\n'
     )
-
-
-def _drop_privileges(uid: int) -> list[str]:
-    return [
-        tool("setpriv") or "setpriv",
-        f"--reuid={uid}",
-        f"--regid={uid}",
-        "--clear-groups",
-        "--bounding-set=-all",
-        "--no-new-privs",
-        "--",
-    ]
 
 
 def _bwrap_argv(layout: Layout, chromium: str, python_binds: list[str]) -> list[str]:
@@ -208,9 +231,7 @@ def _bwrap_argv(layout: Layout, chromium: str, python_binds: list[str]) -> list[
         "/usr",
         "/usr",
     ]
-    for name in ("bin", "sbin", "lib", "lib64", "lib32"):
-        if Path("/usr", name).is_dir():
-            argv += ["--symlink", f"usr/{name}", f"/{name}"]
+    argv += system_links()
     for path in _ETC:
         argv += ["--ro-bind-try", path, path]
     executable = str(Path(chromium).resolve().parent)

@@ -15,7 +15,6 @@ import contextlib
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +103,7 @@ class Renderer:
         self.executable: str | None = None
         """The browser binary in use, once started."""
         self._layout: jail.Layout | None = None
+        self._lock_fd = -1
         self._proxy: FilteringProxy | None = None
         self._playwright: Playwright | None = None
         self._current: _Generation | None = None
@@ -167,10 +167,11 @@ class Renderer:
             self._started = True
 
     async def _start(self, chromium: str) -> None:
-        directory = await asyncio.to_thread(tempfile.mkdtemp, prefix="sandforge-render-")
-        self._layout = jail.Layout(Path(directory))
-        await asyncio.to_thread(jail.prepare, self._layout, chromium, self.concurrency)
-        self._proxy = FilteringProxy(self._layout.sockets, self.concurrency, self.upstream)
+        await asyncio.to_thread(jail.sweep)
+        layout, self._lock_fd = await asyncio.to_thread(jail.create)
+        self._layout = layout
+        await asyncio.to_thread(jail.prepare, layout, chromium, self.concurrency)
+        self._proxy = FilteringProxy(layout.sockets, self.concurrency, self.upstream)
         await self._proxy.start()
         self._playwright = await async_playwright().start()
         await self._generation(use=False)
@@ -199,6 +200,9 @@ class Renderer:
         if self._layout is not None:
             await asyncio.to_thread(shutil.rmtree, self._layout.root, True)
             self._layout = None
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
         self._started = False
 
     # -- checks ---------------------------------------------------------------------------------
