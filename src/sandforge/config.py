@@ -158,7 +158,19 @@ class Settings(BaseSettings):
     the database and logs need room too: 2048 leaves a new sandbox its whole image and as
     much again. 0 turns the check off."""
 
-    @field_validator("allowed_models", "allowed_hosts", "api_tokens", mode="before")
+    render_concurrency: int = Field(default=4, ge=1)
+    """Rendered checks that run at once in the one warm browser; more wait in line."""
+    render_recycle_after: int = Field(default=100, ge=1)
+    """The rendered check's browser is replaced after this many checks."""
+    render_timeout_s: float = Field(default=30.0, gt=0)
+    """How long one rendered check may take to load and settle the page."""
+    render_not_app_markers: Annotated[list[str] | None, NoDecode] = None
+    """Text that marks a preview as not the app (comma-separated). Unset: sandforge's proxy
+    error pages, directory listings and Daytona's warning page."""
+
+    @field_validator(
+        "allowed_models", "allowed_hosts", "api_tokens", "render_not_app_markers", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

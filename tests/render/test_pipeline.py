@@ -1,18 +1,13 @@
-"""The rendered check: real Chromium loads each finished preview and reports what it shows."""
+"""The pipeline's rendered check: real Chromium loads each finished preview through the real
+server and reports what it shows."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from sandforge.events import CompleteEvent
-from sandforge.render import find_chromium
+from sandforge.render import Renderer
 from tests.conftest import LiveServer
-
-pytestmark = pytest.mark.skipif(
-    find_chromium() is None, reason="chromium is not installed (scripts/bootstrap installs it)"
-)
 
 
 async def rendered(server: LiveServer, prompt: str) -> dict[str, Any]:
@@ -50,5 +45,29 @@ async def test_a_page_that_throws_reports_the_console_error(make_server: Any) ->
         render_check=True, model="factory:tests.scripted.scripted_models:throwing_page"
     )
     render = await rendered(server, "Create a calculator")
-    assert not render["blank"]
-    assert any("calculator exploded" in e for e in render["consoleErrors"])
+    assert not render["blank"] and not render["ok"]
+    assert any("calculator exploded" in e["message"] for e in render["exceptions"]), render
+
+
+async def test_the_servers_warm_renderer_checks_a_private_preview_and_nothing_else(
+    make_server: Any,
+) -> None:
+    """`Renderer.from_settings`: the server is the upstream; the token's redirect and cookie
+    work; it checks previews only, never the same server under its API's name."""
+    server: LiveServer = await make_server()
+    events = await server.stream(
+        "/api/agent/stream-daytona",
+        {"messages": [{"role": "user", "content": "Create a calculator"}]},
+    )
+    complete = events[-1][1]
+    assert isinstance(complete, CompleteEvent), complete
+    preview_url = complete.data.previewUrl
+    async with Renderer.from_settings(server.settings) as renderer:
+        report = await renderer.check(f"{preview_url}?token={complete.data.accessToken}")
+        assert report.ok, report.to_json()
+        assert report.title == "Calculator" and report.status == 200
+        without_token = await renderer.check(preview_url)
+        assert without_token.status == 401 and not without_token.ok
+        api = await renderer.check(f"http://localhost:{server.settings.port}/api/projects")
+    assert api.status is None and api.unavailable and "not a preview URL" in api.unavailable
+    assert not api.ok and api.problems() == []
