@@ -69,9 +69,15 @@ class TurnOutcome:
     tokens_used: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     """The `complete` event's extension fields the last turn reported."""
-    text: str = ""
-    """What the model said, all turns together."""
+    conversation: list[ChatMessage] = field(default_factory=list)
+    """This run's turns so far (prompt, answer, repair prompt, answer...): a repair turn
+    sees what it was asked and what it did before."""
     limit_reached: str | None = None
+
+    @property
+    def text(self) -> str:
+        """What the model said, all turns together."""
+        return "".join(m.content for m in self.conversation if m.role == "assistant")
 
 
 async def run_pipeline(
@@ -183,20 +189,18 @@ async def _model_turn(
             yield event
         return
     assert inputs.model.model is not None
-    if not turn.text:
+    if not turn.conversation:
         yield progress("generating", f"Generating with {inputs.model.name}...", sandbox_id)
-    history = list(job.history)
-    if turn.text:  # a repair: the model sees its first turn
-        history += [
-            ChatMessage(role="user", content=job.request.prompt),
-            ChatMessage(role="assistant", content=turn.text),
-        ]
+    history = [*job.history, *turn.conversation]
     builder = Builder(inputs.model.model, template, job.request.agents)
     async for event in builder.run(files, prompt, history, sandbox=sandbox, images=images):
         yield event
     turn.tokens_used += builder.result.tokens_used
     turn.extra = builder.result.complete_fields()
-    turn.text += builder.result.text
+    turn.conversation += [
+        ChatMessage(role="user", content=prompt),
+        ChatMessage(role="assistant", content=builder.result.text),
+    ]
     turn.limit_reached = builder.result.limit_reached
 
 

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from pydantic import SecretStr
@@ -23,7 +22,9 @@ from ..config import Settings
 from ..errors import SandforgeError
 from ..events import Event, error, to_json
 from ..projects.files import StoredFiles
-from ..render import check_render, find_chromium
+from ..render import find_chromium
+from ..render.remote import RemoteRenderCheck
+from ..render.remote import socket_path as render_socket
 from ..sandbox.local import RemoteLauncher
 from ..sandbox.providers import make_provider
 from ..store.repo import Store
@@ -44,14 +45,10 @@ def settings_to_json(settings: Settings) -> dict[str, Any]:
 
 
 def render_check(settings: Settings) -> RenderCheck | None:
-    chromium = find_chromium(settings.chromium_path) if settings.render_check else None
-    if chromium is None:
+    """The server's rendered check, when it has one (it is on and Chromium is installed)."""
+    if not settings.render_check or find_chromium(settings.chromium_path) is None:
         return None
-
-    async def check(url: str, screenshot: Path) -> dict[str, Any] | None:
-        return (await check_render(url, screenshot, chromium)).to_json()
-
-    return check
+    return RemoteRenderCheck(render_socket(settings), settings.render_timeout_s)
 
 
 def _emit(out: BinaryIO, event: Event) -> None:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config import Settings
 from ..projects.service import Projects
+from ..render import find_chromium
+from ..render.remote import socket_path as render_socket
 from ..runs.supervisor import Supervisor
 from ..sandbox.fleet import SandboxFleet
 from ..store.repo import Store
+
+if TYPE_CHECKING:
+    from ..render.service import RenderService
 
 
 class Services:
@@ -16,6 +23,8 @@ class Services:
         self._store: Store | None = None
         self._supervisor: Supervisor | None = None
         self._projects: Projects | None = None
+        self.render: RenderService | None = None
+        """The warm, contained rendered check; None when it is off or Chromium is missing."""
 
     @property
     def store(self) -> Store:
@@ -40,8 +49,18 @@ class Services:
         self._supervisor.warm_up()
         self._projects = Projects(self.settings, self._store, self.fleet, self._supervisor)
         await self._projects.start()
+        if self.settings.render_check and find_chromium(self.settings.chromium_path):
+            # Playwright (the `browser` extra) is needed only when the check is on.
+            from ..render import Renderer
+            from ..render.service import RenderService
+
+            renderer = Renderer.from_settings(self.settings)
+            self.render = RenderService(renderer, render_socket(self.settings))
+            await self.render.start()
 
     async def close(self) -> None:
+        if self.render is not None:
+            await self.render.aclose()
         if self._projects is not None:
             await self._projects.aclose()
         if self._supervisor is not None:

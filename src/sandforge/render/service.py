@@ -1,0 +1,80 @@
+"""The server's one warm renderer, lent to generation workers over a unix socket.
+
+The browser must be warm (one per server, a fresh context per check) and contained
+(started as its own uid, which takes the server's privileges), so it lives in the server
+process, not in the short-lived workers that run the pipeline. A worker asks for a check
+with one message on `<data dir>/render.sock` (mode 0600, in the wire format of
+sandbox/wire.py) and gets the report back as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from ..sandbox import wire
+from .remote import MESSAGE_BYTES
+from .renderer import Renderer
+
+log = logging.getLogger(__name__)
+
+
+class RenderService:
+    def __init__(self, renderer: Renderer, path: Path) -> None:
+        self.renderer = renderer
+        self.path = path
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(self.path.unlink)
+        old_umask = os.umask(0o077)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._handle, path=str(self.path), limit=MESSAGE_BYTES + 1
+            )
+        finally:
+            os.umask(old_umask)
+        # Warm: the first check of a run should not pay for the browser's launch.
+        asyncio.get_running_loop().create_task(self._warm())
+
+    async def _warm(self) -> None:
+        try:
+            await self.renderer.start()
+        except Exception:
+            log.exception("the render browser did not start; checks will say why")
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        await self.renderer.aclose()
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(self.path.unlink)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            try:
+                request = await wire.read(reader, MESSAGE_BYTES)
+                if request.get("op") != "check":
+                    raise wire.Failure("bad_request", f"unknown op {request.get('op')!r}")
+                report = await self.renderer.check(
+                    str(request["url"]),
+                    screenshot_path=Path(str(request["screenshot"])),
+                    timeout_s=float(request.get("timeout_s") or self.renderer.timeout_s),
+                )
+                reply = wire.ok(report=report.to_json())
+            except wire.Failure as exc:
+                reply = wire.error(exc.code, exc.message)
+            except (KeyError, TypeError, ValueError) as exc:
+                reply = wire.error("bad_request", f"a malformed check request: {exc}")
+            writer.write(wire.encode(reply))
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
