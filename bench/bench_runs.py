@@ -53,9 +53,12 @@ async def _stream_run(client: httpx.AsyncClient, prompt: str) -> tuple[float, di
 
 
 async def _until_preview(client: httpx.AsyncClient, srv: BenchServer, prompt: str) -> float:
-    """Seconds from the POST until the preview answers 200."""
+    """Seconds from the POST until `complete` (after the rendered check) and the preview
+    answering 200."""
     start = time.perf_counter()
     _, complete = await _stream_run(client, prompt)
+    if complete.get("render") is None or complete["render"].get("unavailable"):
+        raise RuntimeError(f"the rendered check did not run: {complete.get('render')}")
     headers = srv.preview_headers(complete["projectId"], complete.get("accessToken"))
     response = await client.get("/", headers=headers)
     if response.status_code != 200:

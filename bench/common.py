@@ -57,7 +57,8 @@ class BenchServer:
 
 @contextmanager
 def server(model: str | None = None, **env: str) -> Iterator[BenchServer]:
-    """`sandforge serve` in a subprocess with its own data dir; stopped (SIGINT) afterwards."""
+    """`sandforge serve` in a subprocess with its own data dir, on the server's defaults (the
+    rendered check included) unless `env` says otherwise; stopped (SIGINT) afterwards."""
     with tempfile.TemporaryDirectory(prefix="sandforge-bench-") as tmp:
         port = free_port()
         environment = {
@@ -68,7 +69,6 @@ def server(model: str | None = None, **env: str) -> Iterator[BenchServer]:
         environment.update(
             SANDFORGE_DATA_DIR=tmp,
             SANDFORGE_PORT=str(port),
-            SANDFORGE_RENDER_CHECK="false",
             PYTHONPATH=str(ROOT),
             **env,
         )

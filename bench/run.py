@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import bench_proxy, bench_runs, bench_sandbox
+from . import bench_proxy, bench_render, bench_runs, bench_sandbox
 from .common import ROOT
 
 
@@ -48,14 +48,14 @@ GOALS = [
         lambda r: _get(r, "first_event_ms", "p50") < 50,
     ),
     Goal(
-        "orchestration overhead: zero-latency model writes a 10-file web-app, until the preview "
-        "answers 200, p50 / p95",
+        "zero-latency model writes a 10-file web-app, POST until `complete` (the rendered check "
+        "included) and the preview answering 200, p50 / p95",
         "p50 under 1 s",
         lambda r: f"{_get(r, 'orchestration_ms', 'p50')} / {_get(r, 'orchestration_ms', 'p95')} ms",
         lambda r: _get(r, "orchestration_ms", "p50") < 1000,
     ),
     Goal(
-        "20 generations started at once on this 2-core machine",
+        "20 generations started at once on this 2-core machine, rendered checks included",
         "all succeed; p95 under 5 s",
         lambda r: (
             f"{_get(r, 'burst_20', 'succeeded')}/20 succeeded; p95 "
@@ -114,13 +114,13 @@ GOALS = [
     ),
     Goal(
         "proxy throughput, 1 MB file, versus direct",
-        "at least half",
+        "at least 0.8x",
         lambda r: (
             f"{_get(r, 'proxy', '1mb', 'throughput_ratio')}x "
             f"({_get(r, 'proxy', '1mb', 'proxy_mb_s')} vs "
             f"{_get(r, 'proxy', '1mb', 'direct_mb_s')} MB/s)"
         ),
-        lambda r: _get(r, "proxy", "1mb", "throughput_ratio") >= 0.5,
+        lambda r: _get(r, "proxy", "1mb", "throughput_ratio") >= 0.8,
         obstacle=(
             "Measured at 0.43-0.64x across runs here: each 64 KiB chunk crosses two more "
             "Python hops (uvicorn, then httpx) than the direct read, on a shared 2-core "
@@ -129,6 +129,18 @@ GOALS = [
     ),
 ]
 
+
+RENDER_GOALS = [
+    Goal(
+        "rendered check of a simple page in the warm, contained browser, one at a time, p50 / p95",
+        "p50 under 300 ms",
+        lambda r: (
+            f"{_get(r, 'render', 'back_to_back', 'p50_ms')} / "
+            f"{_get(r, 'render', 'back_to_back', 'p95_ms')} ms ({_get(r, 'render', 'chromium')})"
+        ),
+        lambda r: _get(r, "render", "back_to_back", "p50_ms") < 300,
+    ),
+]
 
 SANDBOX_GOALS = [
     Goal(
@@ -161,6 +173,7 @@ async def collect(quick: bool) -> dict[str, Any]:
     results.update(await bench_runs.first_event_and_overhead(samples))
     results.update(await bench_runs.worker_start(5 if quick else 15))
     results["proxy"] = await bench_proxy.proxy_vs_direct(20 if quick else 100)
+    results["render"] = await bench_render.bench(10 if quick else 30, gap_s=0.5)
     results["sandbox"] = await bench_sandbox.run(
         creations=10 if quick else 50, execs=50 if quick else 200
     )
@@ -175,6 +188,10 @@ def markdown(results: dict[str, Any], goals: list[Goal]) -> str:
         f"Python {platform.python_version()}) with `.venv/bin/python -m bench.run`.",
         "Each figure is a median over repeated runs; comparisons are ratios from the same run.",
         "The machine is shared and noisy.",
+        "",
+        "Every server figure is taken on the server's default settings: the rendered check and",
+        "the repair loop on, Chromium's sandbox on inside ours, `SANDFORGE_MAX_CONCURRENT_RUNS=8`.",
+        "The scripted zero-latency model writes clean pages, so no repair turn runs.",
         "",
         "| figure | goal | measured | met |",
         "|---|---|---|---|",
@@ -205,7 +222,8 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     if not args.no_write:
         (ROOT / "docs").mkdir(exist_ok=True)
-        (ROOT / "docs" / "benchmarks.md").write_text(markdown(results, GOALS + SANDBOX_GOALS))
+        goals = GOALS + RENDER_GOALS + SANDBOX_GOALS
+        (ROOT / "docs" / "benchmarks.md").write_text(markdown(results, goals))
 
 
 if __name__ == "__main__":
