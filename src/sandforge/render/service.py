@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from pathlib import Path
 
 from ..sandbox import wire
@@ -29,16 +28,7 @@ class RenderService:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            await asyncio.to_thread(self.path.unlink)
-        old_umask = os.umask(0o077)
-        try:
-            self._server = await asyncio.start_unix_server(
-                self._handle, path=str(self.path), limit=MESSAGE_BYTES + 1
-            )
-        finally:
-            os.umask(old_umask)
+        self._server = await wire.serve_private(self.path, self._handle, MESSAGE_BYTES)
         # Warm: the first check of a run should not pay for the browser's launch.
         asyncio.get_running_loop().create_task(self._warm())
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import asyncio
+    from pathlib import Path
 
 Message = dict[str, Any]
 
@@ -117,6 +118,30 @@ def receive(
     if not newline:
         raise MalformedMessage("the connection closed before a whole message arrived")
     return decode(bytes(line), limit)
+
+
+async def serve_private(
+    path: Path,
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    limit: int,
+) -> asyncio.AbstractServer:
+    """A unix socket server at `path` that only this process's user can reach (mode 0600):
+    the sockets the server offers its own workers (sandbox control, rendered check)."""
+    import asyncio
+    import contextlib
+    import os
+
+    def clear() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    await asyncio.to_thread(clear)
+    old_umask = os.umask(0o077)
+    try:
+        return await asyncio.start_unix_server(handler, path=str(path), limit=limit + 1)
+    finally:
+        os.umask(old_umask)
 
 
 async def read(reader: asyncio.StreamReader, limit: int = MAX_MESSAGE_BYTES) -> Message:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -37,16 +36,9 @@ class ControlServer:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
-        old_umask = os.umask(0o077)
-        try:
-            self._server = await asyncio.start_unix_server(
-                self._handle, path=str(self.socket_path), limit=CONTROL_MESSAGE_BYTES + 1
-            )
-        finally:
-            os.umask(old_umask)
+        self._server = await wire.serve_private(
+            self.socket_path, self._handle, CONTROL_MESSAGE_BYTES
+        )
 
     async def close(self) -> None:
         if self._server is not None:
