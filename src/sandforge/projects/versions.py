@@ -19,6 +19,7 @@ from ..sandbox import (
 )
 from ..store.records import VersionRecord
 from ..store.repo import Store
+from ..store.retry import retrying
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +88,23 @@ async def snapshot(sandbox: Sandbox) -> Snapshot:
 
 
 async def save_sandbox_version(
-    store: Store, sandbox: Sandbox, project_id: str, message: str, run_id: str | None
+    store: Store,
+    sandbox: Sandbox,
+    project_id: str,
+    message: str,
+    run_id: str | None,
+    retry_within_s: float = 0.0,
 ) -> tuple[VersionRecord, Snapshot]:
-    """Commit the sandbox's files and store them as the project's next version."""
+    """Commit the sandbox's files and store them as the project's next version; the store
+    write is retried for up to `retry_within_s` while the database is away."""
     commit = await git_commit(sandbox, message)
     taken = await snapshot(sandbox)
-    version = await store.save_version(
-        project_id, taken.files, message=message, run_id=run_id, commit=commit
+    version = await retrying(
+        lambda: store.save_version(
+            project_id, taken.files, message=message, run_id=run_id, commit=commit
+        ),
+        retry_within_s,
+        f"saving a version of {project_id}",
     )
     return version, taken
 

@@ -30,12 +30,13 @@ from ..config import Settings
 from ..events import CompleteEvent, Event, error, from_json, is_terminal, progress, to_json
 from ..projects.versions import commit_message, save_sandbox_version
 from ..sandbox import SandboxProvider
-from ..store.records import RunState
+from ..store.records import RunRecord, RunState
 from ..store.repo import Store
+from ..store.retry import retrying
 from .fanout import ProjectFeeds, RunLog
 from .forkserver import ForkServer, WorkerHandle
 from .job import RunJob
-from .storage import OrderedWriter, retrying
+from .storage import OrderedWriter
 from .worker import settings_to_json
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ class LiveRun:
     state: RunState = "running"
     created_at: float = field(default_factory=time.time)
     process: WorkerHandle | None = None
+    tokens_used: int = 0
+    finished_at: float | None = None
     cancel_requested: bool = False
     interrupted: str | None = None
     """Why the server ended the run (it is stopping), if it did."""
@@ -84,6 +87,20 @@ class LiveRun:
     @property
     def sandbox_id(self) -> str | None:
         return self.log.sandbox_id
+
+    def record(self) -> RunRecord:
+        """The run as this process knows it: ahead of the store while the store catches up."""
+        return RunRecord(
+            id=self.id,
+            project_id=self.job.project_id,
+            state=self.state,
+            request=self.job.request.model_dump(),
+            sandbox_id=self.sandbox_id,
+            tokens_used=self.tokens_used,
+            created_at=self.created_at,
+            finished_at=self.finished_at,
+            events=len(self.log.events),
+        )
 
     def final_state(self, terminal: Event) -> RunState:
         if terminal.type == "complete":
@@ -110,16 +127,18 @@ class Supervisor:
         self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
         self._queued = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._executing: set[asyncio.Task[None]] = set()
 
     def warm_up(self) -> None:
         """Start the fork server in the background, so the first run need not wait for it."""
         self._spawn(self.forkserver.start(), "fork server warm-up")
 
-    def _spawn(self, work: Awaitable[None], name: str) -> None:
+    def _spawn(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(work)
         task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- starting and finding ------------------------------------------------------------------
 
@@ -127,7 +146,9 @@ class Supervisor:
         """Start a run whose records (run, prompt) are stored; it is live when this returns."""
         run = LiveRun(job=job, provider=provider, writer=OrderedWriter(f"run {job.run_id}"))
         self.runs[run.id] = run
-        self._spawn(self._execute(run), f"run {run.id}")
+        task = self._spawn(self._execute(run), f"run {run.id}")
+        self._executing.add(task)
+        task.add_done_callback(self._executing.discard)
         return run
 
     def active_run(self, project_id: str) -> LiveRun | None:
@@ -178,14 +199,25 @@ class Supervisor:
             await asyncio.wait_for(ended(), timeout)
 
     async def close(self, grace_s: float = CANCEL_GRACE_S * 2) -> None:
-        """Stop every live run; each ends `interrupted`, keeping what it stored."""
+        """Stop every live run; each ends `interrupted`, keeping what it stored.
+
+        Bounded whatever fails: a run still not ended after `grace_s` (its store writes
+        retrying against a database that is away, say) ends in memory; the store, still
+        saying `running`, has it marked interrupted at the next start."""
         for run in list(self.runs.values()):
             if not run.done:
                 run.interrupted = INTERRUPTED
                 self._request_stop(run)
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=grace_s)
+        if self._executing:
+            await asyncio.wait(self._executing, timeout=grace_s)
+        leftover = list(self._tasks)  # runs past the grace, and the timers of finished ones
+        for task in leftover:
+            task.cancel()
+        await asyncio.gather(*leftover, return_exceptions=True)
         for run in list(self.runs.values()):
+            if not run.log.ended:
+                run.state = "interrupted"
+                await run.log.append(error(INTERRUPTED, code="interrupted"))
             await run.writer.flush(timeout=1.0)
             await run.writer.aclose()
         await self.forkserver.close()
@@ -314,7 +346,9 @@ class Supervisor:
         message = commit_message(job.request.prompt)
         try:
             if job.flow == "persistent":
-                files = await self.store.files(job.project_id)
+                files = await retrying(
+                    lambda: self.store.files(job.project_id), SAVE_WITHIN_S, f"run {run.id}"
+                )
                 version = await retrying(
                     lambda: self.store.save_version(
                         job.project_id, files, message=message, run_id=run.id
@@ -326,7 +360,7 @@ class Supervisor:
                 assert run.sandbox_id is not None
                 sandbox = await run.provider.get(run.sandbox_id)
                 version, taken = await save_sandbox_version(
-                    self.store, sandbox, job.project_id, message, run.id
+                    self.store, sandbox, job.project_id, message, run.id, SAVE_WITHIN_S
                 )
                 if (warning := taken.warning()) is not None:
                     await self._publish(run, progress("complete", warning, run.sandbox_id))
@@ -345,6 +379,7 @@ class Supervisor:
         """Store the end, then show it: a follower that sees it finds the store agreeing. If the
         store does not answer within END_STORE_WAIT_S, memory goes first and it catches up."""
         run.state = run.final_state(terminal)
+        run.tokens_used, run.finished_at = tokens, time.time()
         seq, body = run.log.next_seq, to_json(terminal)
         store, state, sandbox_id = self.store, run.state, run.sandbox_id
         run.writer.submit(lambda: store.append_event(run.id, seq, body))
