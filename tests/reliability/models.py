@@ -17,10 +17,29 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
 PAGE = "<!doctype html><title>Paced</title><h1>Paced</h1>\n"
 
-ODD_FILES_COMMAND = (
-    "ln -s index.html link.html && mkfifo pipe && head -c 11534336 /dev/zero > big.bin && ls -la"
+LONG_DIR = "/".join(["d" * 100] * 5)
+"""A directory whose files' paths are longer than the store's 500 characters."""
+
+ODD_FILES_COMMAND = " && ".join(
+    [
+        "ln -s index.html link.html",
+        "mkfifo pipe",
+        "head -c 11534336 /dev/zero > big.bin",
+        "ln -s . loop",
+        "ln -s /etc/passwd outside",
+        "ln -s nowhere dangling",
+        "mkdir -p sub",
+        "ln -s ../sub sub/up",
+        "printf x > \"$(printf 'bad\\377name')\"",
+        "printf y > 'new\nline'",
+        "python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind(\"sock\")'",
+        f"mkdir -p {LONG_DIR} && printf z > {LONG_DIR}/f",
+        "ls -la",
+    ]
 )
-"""A symlink, a FIFO and an 11 MiB file: what the store cannot keep as regular files."""
+"""A symlink, a FIFO and an 11 MiB file: what the store cannot keep as regular files; then
+symlinks in every shape (a loop, out of the sandbox, dangling), names that are not UTF-8
+or hold a newline, a socket, and a path too long for the store."""
 
 
 def _answered(messages: list[ModelMessage]) -> int:
