@@ -103,3 +103,29 @@ def odd_files() -> FunctionModel:
             yield "Done."
 
     return FunctionModel(stream_function=stream, model_name="scripted-odd-files")
+
+
+SIZED_FILES = {"tiny.txt": 100, "small.js": 20_000, "medium.css": 200_000, "large.txt": 1_000_000}
+
+
+def sized_content(name: str, size: int) -> str:
+    """`size` bytes of text that differ from line to line, so a body cut short or spliced
+    from another response cannot pass for the whole."""
+    lines = (f"{name} line {i:09d}\n" for i in range(size // 20 + 1))
+    return "".join(lines)[:size]
+
+
+def sized_files() -> FunctionModel:
+    """Writes index.html and files of a few sizes up to 1 MB, for load through the proxy."""
+
+    async def stream(
+        messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+        if _answered(messages):
+            yield "Done."
+            return
+        files = {"index.html": PAGE, **{n: sized_content(n, s) for n, s in SIZED_FILES.items()}}
+        for index, (path, content) in enumerate(files.items()):
+            yield _call(index, "write_file", {"path": path, "content": content})
+
+    return FunctionModel(stream_function=stream, model_name="scripted-sized-files")
