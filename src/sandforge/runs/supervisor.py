@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -310,26 +311,35 @@ class Supervisor:
         tokens = terminal.data.tokensUsed if isinstance(terminal, CompleteEvent) else 0
         return terminal, tokens
 
-    async def _fork(self, run: LiveRun) -> int:
-        """Fork the run's worker; returns the read end of its event pipe."""
+    async def _fork(self, run: LiveRun) -> socket.socket:
+        """Fork the run's worker; returns our end of its event stream.
+
+        The stream is a socketpair, not a pipe: uvloop (the server's loop in production)
+        closes a pipe's fd itself and then closes the file object it was given over it
+        again, which closes whatever another thread opened in between (issue 14, item 10).
+        A socket it detaches instead, so every loop closes it exactly once."""
         job_read, job_write = os.pipe()
-        events_read, events_write = os.pipe()
+        events, theirs = socket.socketpair()
         try:
-            run.process = await self.forkserver.fork(job_read, events_write)
+            run.process = await self.forkserver.fork(job_read, theirs.fileno())
             if run.cancel_requested:
                 run.process.send_signal(signal.SIGTERM)
         except BaseException:
-            for fd in (job_write, events_read):
-                os.close(fd)
+            os.close(job_write)
+            events.close()
             raise
         finally:
             os.close(job_read)
-            os.close(events_write)
+            theirs.close()
         message = json.dumps(
             {"job": run.job.model_dump(mode="json"), "settings": settings_to_json(self.settings)}
         ).encode()
-        await asyncio.to_thread(_write_and_close, job_write, message)
-        return events_read
+        try:
+            await asyncio.to_thread(_write_and_close, job_write, message)
+        except BaseException:
+            events.close()
+            raise
+        return events
 
     async def _wait(self, run: LiveRun) -> int:
         assert run.process is not None
@@ -438,12 +448,8 @@ async def _first(slot: Awaitable[object], cancelled: Awaitable[object]) -> bool:
     return not slot_task.cancelled()
 
 
-async def _read_events(fd: int) -> AsyncIterator[Event]:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=MAX_EVENT_LINE)
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
-    )
+async def _read_events(events: socket.socket) -> AsyncIterator[Event]:
+    reader, writer = await asyncio.open_unix_connection(sock=events, limit=MAX_EVENT_LINE)
     try:
         while line := await reader.readline():
             try:
@@ -451,4 +457,4 @@ async def _read_events(fd: int) -> AsyncIterator[Event]:
             except ValidationError as exc:
                 log.error("worker sent an invalid event: %s", exc)
     finally:
-        transport.close()
+        writer.close()
