@@ -19,6 +19,7 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,16 @@ from tests.conftest import free_socket
 from .conftest import eventually
 
 STRACE = shutil.which("strace")
-pytestmark = pytest.mark.skipif(STRACE is None, reason="needs strace")
+
+
+def _can_trace() -> bool:
+    if STRACE is None:
+        return False
+    probe = subprocess.run([STRACE, "-qq", "-o", os.devnull, "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+pytestmark = pytest.mark.skipif(not _can_trace(), reason="needs strace, allowed to trace")
 
 
 async def serve_traced(tmp_path: Path, runs: list[tuple[str, Any]]) -> list[str]:
