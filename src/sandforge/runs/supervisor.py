@@ -76,6 +76,8 @@ class LiveRun:
     interrupted: str | None = None
     """Why the server ended the run (it is stopping), if it did."""
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    ending: Event | None = None
+    """The terminal event, from when the run starts ending (before followers see it)."""
 
     @property
     def id(self) -> str:
@@ -217,8 +219,10 @@ class Supervisor:
         await asyncio.gather(*leftover, return_exceptions=True)
         for run in list(self.runs.values()):
             if not run.log.ended:
-                run.state = "interrupted"
-                await run.log.append(error(INTERRUPTED, code="interrupted"))
+                # One that was storing its end shows that end; the others end interrupted.
+                if run.ending is None:
+                    run.state = "interrupted"
+                await self._show_end(run, run.ending or error(INTERRUPTED, code="interrupted"))
             await run.writer.flush(timeout=1.0)
             await run.writer.aclose()
         await self.forkserver.close()
@@ -230,7 +234,8 @@ class Supervisor:
             if record.id in self.runs:
                 continue
             event = error(INTERRUPTED, code="interrupted")
-            await self.store.append_event(record.id, record.events + 1, to_json(event))
+            seq = await self.store.last_event_seq(record.id) + 1
+            await self.store.append_event(record.id, seq, to_json(event))
             await self.store.finish_run(
                 record.id, "interrupted", tokens_used=0, sandbox_id=record.sandbox_id
             )
@@ -388,7 +393,7 @@ class Supervisor:
     async def _end(self, run: LiveRun, terminal: Event, tokens: int = 0) -> None:
         """Store the end, then show it: a follower that sees it finds the store agreeing. If the
         store does not answer within END_STORE_WAIT_S, memory goes first and it catches up."""
-        run.state = run.final_state(terminal)
+        run.state, run.ending = run.final_state(terminal), terminal
         run.tokens_used, run.finished_at = tokens, time.time()
         seq, body = run.log.next_seq, to_json(terminal)
         store, state, sandbox_id = self.store, run.state, run.sandbox_id
@@ -397,11 +402,14 @@ class Supervisor:
             lambda: store.finish_run(run.id, state, tokens_used=tokens, sandbox_id=sandbox_id)
         )
         await run.writer.flush(END_STORE_WAIT_S)
-        await run.log.append(terminal)
-        self.feeds.notify(run.job.project_id, terminal)
+        await self._show_end(run, terminal)
         if sandbox_id and self.on_sandbox_used is not None:
             self.on_sandbox_used(sandbox_id)
         self._spawn(self._forget_later(run), f"forget run {run.id}")
+
+    async def _show_end(self, run: LiveRun, terminal: Event) -> None:
+        await run.log.append(terminal)
+        self.feeds.notify(run.job.project_id, terminal)
 
     async def _forget_later(self, run: LiveRun) -> None:
         """Late followers are served from memory for a while, then from the store (once it has

@@ -231,6 +231,14 @@ class Store:
             )
             return [(seq, body) for seq, body in rows]
 
+    async def last_event_seq(self, run_id: str) -> int:
+        """The highest seq stored for a run (0 if none): the count, unless writes were lost."""
+        async with self._session() as session:
+            last = await session.scalar(
+                select(func.max(EventRow.seq)).where(EventRow.run_id == run_id)
+            )
+            return int(last or 0)
+
     async def get_run(self, run_id: str) -> RunRecord:
         runs = await self._runs(RunRow.id == run_id)
         if not runs:
