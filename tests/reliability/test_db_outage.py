@@ -117,6 +117,10 @@ async def test_cancel_answers_while_postgres_is_down(
     async with following(server.client, "GET", f"/api/runs/{run_id}/events") as run:
         await run.wait_for(lambda events: messages(events) >= 1, 120)
         await postgres.stop()
+        # What needs the database says so, as JSON.
+        listed = await asyncio.wait_for(server.client.get("/api/projects"), 30)
+        assert listed.status_code == 503, listed.text
+        assert listed.json()["error"]["code"] == "store_unavailable"
 
         cancelled = await asyncio.wait_for(server.client.post(f"/api/runs/{run_id}/cancel"), 30)
         assert cancelled.status_code == 200, cancelled.text
