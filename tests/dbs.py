@@ -49,7 +49,7 @@ async def database(kind: str, tmp_path: Path) -> AsyncIterator[str]:
 
 # -- databases a test may take away: a private Postgres, and SQLite on a small filesystem ----
 
-POSTGRES_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))[-1:] or [Path("/usr/bin")]
+POSTGRES_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=Path("/usr/bin"))
 AS_POSTGRES = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
 
 
@@ -84,16 +84,16 @@ class PrivatePostgres:
     def url(self, database: str) -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
 
-    async def _ctl(self, *args: str) -> None:
-        await _run(*AS_POSTGRES, str(POSTGRES_BIN[0] / "pg_ctl"), "-D", str(self.data), *args)
+    async def ctl(self, *args: str) -> None:
+        await _run(*AS_POSTGRES, str(POSTGRES_BIN / "pg_ctl"), "-D", str(self.data), *args)
 
     async def start(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        await self._ctl("-o", options, "-l", str(self.root / "log"), "-w", "start")
+        await self.ctl("-o", options, "-l", str(self.root / "log"), "-w", "start")
 
     async def stop(self) -> None:
         # "fast": sessions are cut at once, as a crash or a restart by an operator would.
-        await self._ctl("-m", "fast", "-w", "stop")
+        await self.ctl("-m", "fast", "-w", "stop")
 
     async def create_database(self) -> str:
         import asyncpg
@@ -111,7 +111,7 @@ class PrivatePostgres:
 
 @asynccontextmanager
 async def private_postgres() -> AsyncIterator[PrivatePostgres]:
-    if not (POSTGRES_BIN[0] / "initdb").exists() or os.geteuid() != 0:
+    if not (POSTGRES_BIN / "initdb").exists() or os.geteuid() != 0:
         pytest.skip("a private Postgres needs the server binaries and root (to become postgres)")
     root = Path(tempfile.mkdtemp(prefix="sandforge-pg-"))
     os.chown(root, *_postgres_ids())
@@ -119,7 +119,7 @@ async def private_postgres() -> AsyncIterator[PrivatePostgres]:
     try:
         await _run(
             *AS_POSTGRES,
-            str(POSTGRES_BIN[0] / "initdb"),
+            str(POSTGRES_BIN / "initdb"),
             "-D",
             str(cluster.data),
             "-U",
@@ -132,7 +132,7 @@ async def private_postgres() -> AsyncIterator[PrivatePostgres]:
         yield cluster
     finally:
         with contextlib.suppress(RuntimeError):
-            await cluster._ctl("-m", "immediate", "-w", "stop")
+            await cluster.ctl("-m", "immediate", "-w", "stop")
         shutil.rmtree(root, ignore_errors=True)
 
 
