@@ -31,6 +31,8 @@ templates_app = typer.Typer(help="Project types and their package caches.", no_a
 app.add_typer(sandboxes_app, name="sandboxes")
 app.add_typer(templates_app, name="templates")
 console = Console()
+SHUTDOWN_GRACE_S = 5
+"""How long a stopping server lets requests in flight finish before it cuts them."""
 err_console = Console(stderr=True)
 
 
@@ -54,7 +56,15 @@ def serve(
     console.print(
         f"sandforge on [bold]{_base_url(settings)}/create-daytona[/]  (data in {settings.data_dir})"
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        # Open event streams last as long as their runs: without a bound, SIGTERM would wait
+        # on them, and the runs end only once the shutdown reaches them.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
 
 
 def _app_or_exit(settings: Settings) -> SandforgeApp:

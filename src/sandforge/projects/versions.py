@@ -11,18 +11,22 @@ import logging
 from dataclasses import dataclass, field
 
 from ..sandbox import (
+    FileEntry,
     NotARegularFile,
     PathEscapeError,
     Sandbox,
     SandboxFileNotFound,
     SandboxFileTooLarge,
 )
+from ..store.models import MAX_PATH_CHARS
 from ..store.records import VersionRecord
 from ..store.repo import Store
+from ..store.retry import retrying
 
 log = logging.getLogger(__name__)
 
 MAX_SNAPSHOT_FILES = 2000
+MAX_SKIPS_SHOWN = 20
 MAX_COMMIT_MESSAGE = 200
 # The message comes in through the environment, never the command line, so nothing in it
 # is ever parsed by the shell.
@@ -51,8 +55,9 @@ class Snapshot:
     def warning(self) -> str | None:
         if not self.skipped:
             return None
-        shown = "; ".join(self.skipped[:5])
-        more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+        shown = "; ".join(self.skipped[:MAX_SKIPS_SHOWN])
+        extra = len(self.skipped) - MAX_SKIPS_SHOWN
+        more = f" and {extra} more" if extra > 0 else ""
         return f"Not kept in the stored version: {shown}{more}."
 
 
@@ -66,34 +71,74 @@ async def git_commit(sandbox: Sandbox, message: str) -> str | None:
     return sha
 
 
+def _unstorable(path: str) -> str | None:
+    """Why the store cannot key a file by `path` (it is text, of a bounded length), if so."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a name that is not UTF-8; git keeps it"
+    if len(path) > MAX_PATH_CHARS:
+        return f"a path over {MAX_PATH_CHARS} characters; git keeps it"
+    return None
+
+
+def _shown(path: str) -> str:
+    """`path` fit for an event: the bytes of a name that is not UTF-8 (which arrive as the
+    surrogates Python decodes them to) shown escaped, as `\\xff`."""
+    try:
+        raw = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+async def _take(sandbox: Sandbox, entry: FileEntry, taken: Snapshot) -> None:
+    """Add one listed file to the snapshot, or the reason it is left out."""
+    why = _unstorable(entry.path)
+    if why is None:
+        try:
+            taken.files[entry.path] = await sandbox.read_file(entry.path)
+            return
+        except SandboxFileTooLarge:
+            why = f"{entry.size} bytes, over the file limit"
+        except PathEscapeError:
+            why = "a symlink; git keeps it"
+        except SandboxFileNotFound:
+            return  # removed while we looked
+        except NotARegularFile:
+            why = "not a regular file"
+    taken.skipped.append(f"{_shown(entry.path)} ({why})")
+
+
 async def snapshot(sandbox: Sandbox) -> Snapshot:
     """The project's regular files (the listing leaves out node_modules, .git and the like)."""
     taken = Snapshot()
     entries = [e for e in await sandbox.list_files() if not e.is_dir]
     for entry in entries[:MAX_SNAPSHOT_FILES]:
-        try:
-            taken.files[entry.path] = await sandbox.read_file(entry.path)
-        except SandboxFileTooLarge:
-            taken.skipped.append(f"{entry.path} ({entry.size} bytes, over the file limit)")
-        except PathEscapeError:
-            taken.skipped.append(f"{entry.path} (a symlink; git keeps it)")
-        except SandboxFileNotFound:
-            continue  # removed while we looked
-        except NotARegularFile:
-            taken.skipped.append(f"{entry.path} (not a regular file)")
+        await _take(sandbox, entry, taken)
     if len(entries) > MAX_SNAPSHOT_FILES:
         taken.skipped.append(f"{len(entries) - MAX_SNAPSHOT_FILES} files past the first 2000")
     return taken
 
 
 async def save_sandbox_version(
-    store: Store, sandbox: Sandbox, project_id: str, message: str, run_id: str | None
+    store: Store,
+    sandbox: Sandbox,
+    project_id: str,
+    message: str,
+    run_id: str | None,
+    retry_within_s: float = 0.0,
 ) -> tuple[VersionRecord, Snapshot]:
-    """Commit the sandbox's files and store them as the project's next version."""
+    """Commit the sandbox's files and store them as the project's next version; the store
+    write is retried for up to `retry_within_s` while the database is away."""
     commit = await git_commit(sandbox, message)
     taken = await snapshot(sandbox)
-    version = await store.save_version(
-        project_id, taken.files, message=message, run_id=run_id, commit=commit
+    version = await retrying(
+        lambda: store.save_version(
+            project_id, taken.files, message=message, run_id=run_id, commit=commit
+        ),
+        retry_within_s,
+        f"saving a version of {project_id}",
     )
     return version, taken
 

@@ -4,7 +4,9 @@ A run must end whatever fails, and a short database outage must not hang it: its
 events reach followers from memory first, and the writes that mirror them in the
 store queue up here and are retried with backoff until the database answers again,
 or until a bound passes (then the run is marked interrupted at the next start-up,
-which finds it still `running` in the store).
+which finds it still `running` in the store). A write that fails for any other reason
+is logged and skipped at once: retrying cannot help it, and the writes behind it
+must not wait on it.
 """
 
 from __future__ import annotations
@@ -13,15 +15,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+
+from ..store.retry import retrying
 
 log = logging.getLogger(__name__)
 
 Write = Callable[[], Awaitable[object]]
-T = TypeVar("T")
 
-FIRST_RETRY_S = 0.05
-MAX_RETRY_S = 2.0
 GIVE_UP_AFTER_S = 300.0
 
 
@@ -43,6 +43,8 @@ class OrderedWriter:
 
     async def flush(self, timeout: float) -> bool:
         """Wait until every submitted write is done (or given up); False on timeout."""
+        if self._task.done():
+            return self._queue.empty()
         try:
             await asyncio.wait_for(self._queue.join(), timeout)
         except TimeoutError:
@@ -68,19 +70,3 @@ class OrderedWriter:
         except Exception:
             log.exception("%s: giving up on a store write", self.name)
             self.failed = True
-
-
-async def retrying(operation: Callable[[], Awaitable[T]], within_s: float, name: str) -> T:
-    """`operation()`, tried again with backoff while it fails, for at most `within_s`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    delay = FIRST_RETRY_S
-    while True:
-        try:
-            return await operation()
-        except Exception:
-            if loop.time() + delay > deadline:
-                raise
-            log.warning("%s: store write failed; retrying in %.2fs", name, delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, MAX_RETRY_S)

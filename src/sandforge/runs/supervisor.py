@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,12 +31,13 @@ from ..config import Settings
 from ..events import CompleteEvent, Event, error, from_json, is_terminal, progress, to_json
 from ..projects.versions import commit_message, save_sandbox_version
 from ..sandbox import SandboxProvider
-from ..store.records import RunState
+from ..store.records import RunRecord, RunState
 from ..store.repo import Store
+from ..store.retry import retrying
 from .fanout import ProjectFeeds, RunLog
 from .forkserver import ForkServer, WorkerHandle
 from .job import RunJob
-from .storage import OrderedWriter, retrying
+from .storage import OrderedWriter
 from .worker import settings_to_json
 
 log = logging.getLogger(__name__)
@@ -68,10 +70,14 @@ class LiveRun:
     state: RunState = "running"
     created_at: float = field(default_factory=time.time)
     process: WorkerHandle | None = None
+    tokens_used: int = 0
+    finished_at: float | None = None
     cancel_requested: bool = False
     interrupted: str | None = None
     """Why the server ended the run (it is stopping), if it did."""
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    ending: Event | None = None
+    """The terminal event, from when the run starts ending (before followers see it)."""
 
     @property
     def id(self) -> str:
@@ -84,6 +90,20 @@ class LiveRun:
     @property
     def sandbox_id(self) -> str | None:
         return self.log.sandbox_id
+
+    def record(self) -> RunRecord:
+        """The run as this process knows it: ahead of the store while the store catches up."""
+        return RunRecord(
+            id=self.id,
+            project_id=self.job.project_id,
+            state=self.state,
+            request=self.job.request.model_dump(),
+            sandbox_id=self.sandbox_id,
+            tokens_used=self.tokens_used,
+            created_at=self.created_at,
+            finished_at=self.finished_at,
+            events=len(self.log.events),
+        )
 
     def final_state(self, terminal: Event) -> RunState:
         if terminal.type == "complete":
@@ -110,16 +130,18 @@ class Supervisor:
         self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
         self._queued = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._executing: set[asyncio.Task[None]] = set()
 
     def warm_up(self) -> None:
         """Start the fork server in the background, so the first run need not wait for it."""
         self._spawn(self.forkserver.start(), "fork server warm-up")
 
-    def _spawn(self, work: Awaitable[None], name: str) -> None:
+    def _spawn(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(work)
         task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- starting and finding ------------------------------------------------------------------
 
@@ -127,7 +149,9 @@ class Supervisor:
         """Start a run whose records (run, prompt) are stored; it is live when this returns."""
         run = LiveRun(job=job, provider=provider, writer=OrderedWriter(f"run {job.run_id}"))
         self.runs[run.id] = run
-        self._spawn(self._execute(run), f"run {run.id}")
+        task = self._spawn(self._execute(run), f"run {run.id}")
+        self._executing.add(task)
+        task.add_done_callback(self._executing.discard)
         return run
 
     def active_run(self, project_id: str) -> LiveRun | None:
@@ -178,14 +202,27 @@ class Supervisor:
             await asyncio.wait_for(ended(), timeout)
 
     async def close(self, grace_s: float = CANCEL_GRACE_S * 2) -> None:
-        """Stop every live run; each ends `interrupted`, keeping what it stored."""
+        """Stop every live run; each ends `interrupted`, keeping what it stored.
+
+        Bounded whatever fails: a run still not ended after `grace_s` (its store writes
+        retrying against a database that is away, say) ends in memory; the store, still
+        saying `running`, has it marked interrupted at the next start."""
         for run in list(self.runs.values()):
             if not run.done:
                 run.interrupted = INTERRUPTED
                 self._request_stop(run)
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=grace_s)
+        if self._executing:
+            await asyncio.wait(self._executing, timeout=grace_s)
+        leftover = list(self._tasks)  # runs past the grace, and the timers of finished ones
+        for task in leftover:
+            task.cancel()
+        await asyncio.gather(*leftover, return_exceptions=True)
         for run in list(self.runs.values()):
+            if not run.log.ended:
+                # One that was storing its end shows that end; the others end interrupted.
+                if run.ending is None:
+                    run.state = "interrupted"
+                await self._show_end(run, run.ending or error(INTERRUPTED, code="interrupted"))
             await run.writer.flush(timeout=1.0)
             await run.writer.aclose()
         await self.forkserver.close()
@@ -197,7 +234,8 @@ class Supervisor:
             if record.id in self.runs:
                 continue
             event = error(INTERRUPTED, code="interrupted")
-            await self.store.append_event(record.id, record.events + 1, to_json(event))
+            seq = await self.store.last_event_seq(record.id) + 1
+            await self.store.append_event(record.id, seq, to_json(event))
             await self.store.finish_run(
                 record.id, "interrupted", tokens_used=0, sandbox_id=record.sandbox_id
             )
@@ -278,26 +316,35 @@ class Supervisor:
         tokens = terminal.data.tokensUsed if isinstance(terminal, CompleteEvent) else 0
         return terminal, tokens
 
-    async def _fork(self, run: LiveRun) -> int:
-        """Fork the run's worker; returns the read end of its event pipe."""
+    async def _fork(self, run: LiveRun) -> socket.socket:
+        """Fork the run's worker; returns our end of its event stream.
+
+        The stream is a socketpair, not a pipe: uvloop (the server's loop in production)
+        closes a pipe's fd itself and then closes the file object it was given over it
+        again, which closes whatever another thread opened in between (issue 14, item 10).
+        A socket it detaches instead, so every loop closes it exactly once."""
         job_read, job_write = os.pipe()
-        events_read, events_write = os.pipe()
+        events, theirs = socket.socketpair()
         try:
-            run.process = await self.forkserver.fork(job_read, events_write)
+            run.process = await self.forkserver.fork(job_read, theirs.fileno())
             if run.cancel_requested:
                 run.process.send_signal(signal.SIGTERM)
         except BaseException:
-            for fd in (job_write, events_read):
-                os.close(fd)
+            os.close(job_write)
+            events.close()
             raise
         finally:
             os.close(job_read)
-            os.close(events_write)
+            theirs.close()
         message = json.dumps(
             {"job": run.job.model_dump(mode="json"), "settings": settings_to_json(self.settings)}
         ).encode()
-        await asyncio.to_thread(_write_and_close, job_write, message)
-        return events_read
+        try:
+            await asyncio.to_thread(_write_and_close, job_write, message)
+        except BaseException:
+            events.close()
+            raise
+        return events
 
     async def _wait(self, run: LiveRun) -> int:
         assert run.process is not None
@@ -314,7 +361,9 @@ class Supervisor:
         message = commit_message(job.request.prompt)
         try:
             if job.flow == "persistent":
-                files = await self.store.files(job.project_id)
+                files = await retrying(
+                    lambda: self.store.files(job.project_id), SAVE_WITHIN_S, f"run {run.id}"
+                )
                 version = await retrying(
                     lambda: self.store.save_version(
                         job.project_id, files, message=message, run_id=run.id
@@ -326,7 +375,7 @@ class Supervisor:
                 assert run.sandbox_id is not None
                 sandbox = await run.provider.get(run.sandbox_id)
                 version, taken = await save_sandbox_version(
-                    self.store, sandbox, job.project_id, message, run.id
+                    self.store, sandbox, job.project_id, message, run.id, SAVE_WITHIN_S
                 )
                 if (warning := taken.warning()) is not None:
                     await self._publish(run, progress("complete", warning, run.sandbox_id))
@@ -344,7 +393,8 @@ class Supervisor:
     async def _end(self, run: LiveRun, terminal: Event, tokens: int = 0) -> None:
         """Store the end, then show it: a follower that sees it finds the store agreeing. If the
         store does not answer within END_STORE_WAIT_S, memory goes first and it catches up."""
-        run.state = run.final_state(terminal)
+        run.state, run.ending = run.final_state(terminal), terminal
+        run.tokens_used, run.finished_at = tokens, time.time()
         seq, body = run.log.next_seq, to_json(terminal)
         store, state, sandbox_id = self.store, run.state, run.sandbox_id
         run.writer.submit(lambda: store.append_event(run.id, seq, body))
@@ -352,11 +402,14 @@ class Supervisor:
             lambda: store.finish_run(run.id, state, tokens_used=tokens, sandbox_id=sandbox_id)
         )
         await run.writer.flush(END_STORE_WAIT_S)
-        await run.log.append(terminal)
-        self.feeds.notify(run.job.project_id, terminal)
+        await self._show_end(run, terminal)
         if sandbox_id and self.on_sandbox_used is not None:
             self.on_sandbox_used(sandbox_id)
         self._spawn(self._forget_later(run), f"forget run {run.id}")
+
+    async def _show_end(self, run: LiveRun, terminal: Event) -> None:
+        await run.log.append(terminal)
+        self.feeds.notify(run.job.project_id, terminal)
 
     async def _forget_later(self, run: LiveRun) -> None:
         """Late followers are served from memory for a while, then from the store (once it has
@@ -403,12 +456,8 @@ async def _first(slot: Awaitable[object], cancelled: Awaitable[object]) -> bool:
     return not slot_task.cancelled()
 
 
-async def _read_events(fd: int) -> AsyncIterator[Event]:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=MAX_EVENT_LINE)
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
-    )
+async def _read_events(events: socket.socket) -> AsyncIterator[Event]:
+    reader, writer = await asyncio.open_unix_connection(sock=events, limit=MAX_EVENT_LINE)
     try:
         while line := await reader.readline():
             try:
@@ -416,4 +465,4 @@ async def _read_events(fd: int) -> AsyncIterator[Event]:
             except ValidationError as exc:
                 log.error("worker sent an invalid event: %s", exc)
     finally:
-        transport.close()
+        writer.close()

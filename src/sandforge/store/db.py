@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from alembic import command
@@ -10,7 +13,11 @@ from sqlalchemy import Connection, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
+from .errors import outage
+
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
+
+log = logging.getLogger(__name__)
 
 
 def database_url(configured: str | None, data_dir: Path) -> str:
@@ -51,3 +58,36 @@ async def migrate(engine: AsyncEngine) -> None:
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def outages_typed() -> Iterator[None]:
+    """Raise the database's passing failures as StoreUnavailable / StoreDiskFull."""
+    try:
+        yield
+    except Exception as exc:
+        typed = outage(exc)
+        if typed is None:
+            raise
+        log.warning("database: %s: %s", type(exc).__name__, exc)
+        raise typed from exc
+
+
+class Sessions:
+    """Sessions for the Store, whose outages come out typed (see store/errors.py)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._make = sessionmaker(engine)
+
+    @contextlib.asynccontextmanager
+    async def __call__(self) -> AsyncIterator[AsyncSession]:
+        with outages_typed():
+            async with self._make() as session:
+                yield session
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction, committed when the block ends."""
+        with outages_typed():
+            async with self._make.begin() as session:
+                yield session

@@ -13,6 +13,10 @@ def now() -> float:
     return time.time()
 
 
+MAX_PATH_CHARS = 500
+"""The longest file path the store keeps (the column's length; Postgres enforces it)."""
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -80,7 +84,7 @@ class WorkingFileRow(Base):
     project_id: Mapped[str] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
     )
-    path: Mapped[str] = mapped_column(String(500), primary_key=True)
+    path: Mapped[str] = mapped_column(String(MAX_PATH_CHARS), primary_key=True)
     blob_sha: Mapped[str] = mapped_column(ForeignKey("blobs.sha"))
     updated_at: Mapped[float] = mapped_column(Float, default=now)
 
@@ -115,7 +119,7 @@ class VersionFileRow(Base):
     version_id: Mapped[int] = mapped_column(
         ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
     )
-    path: Mapped[str] = mapped_column(String(500), primary_key=True)
+    path: Mapped[str] = mapped_column(String(MAX_PATH_CHARS), primary_key=True)
     blob_sha: Mapped[str] = mapped_column(ForeignKey("blobs.sha"))
 
 

@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ..chat import ChatMessage, Role
 from ..config import SandboxProviderName
 from ..ids import new_id
-from .db import database_url, make_engine, migrate, sessionmaker
+from .db import Sessions, database_url, make_engine, migrate, outages_typed
 from .errors import (
     FileNotStored,
     ProjectNotFound,
@@ -85,10 +85,16 @@ def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+def _insert(session: AsyncSession, table: Any) -> Any:
+    """An INSERT that can skip rows already there (each dialect spells it its own way)."""
+    assert session.bind is not None
+    return (pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert)(table)
+
+
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._session = sessionmaker(engine)
+        self._session = Sessions(engine)
 
     @classmethod
     async def open(cls, url: str | None, data_dir: Path, *, upgrade: bool = True) -> Store:
@@ -97,7 +103,8 @@ class Store:
             await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         engine = make_engine(database_url(url, data_dir))
         if upgrade:
-            await migrate(engine)
+            with outages_typed():
+                await migrate(engine)
         return cls(engine)
 
     async def close(self) -> None:
@@ -214,8 +221,14 @@ class Store:
             )
 
     async def append_event(self, run_id: str, seq: int, body: str) -> None:
+        """Store event `seq` of a run. Storing it again is a no-op: a write retried after a
+        lost reply (the database committed, then the connection broke) stores it once."""
         async with self._session.begin() as session:
-            session.add(EventRow(run_id=run_id, seq=seq, body=body, created_at=now()))
+            await session.execute(
+                _insert(session, EventRow)
+                .values(run_id=run_id, seq=seq, body=body, created_at=now())
+                .on_conflict_do_nothing(index_elements=["run_id", "seq"])
+            )
 
     async def events_after(self, run_id: str, after: int) -> list[tuple[int, str]]:
         async with self._session() as session:
@@ -225,6 +238,14 @@ class Store:
                 .order_by(EventRow.seq)
             )
             return [(seq, body) for seq, body in rows]
+
+    async def last_event_seq(self, run_id: str) -> int:
+        """The highest seq stored for a run (0 if none): the count, unless writes were lost."""
+        async with self._session() as session:
+            last = await session.scalar(
+                select(func.max(EventRow.seq)).where(EventRow.run_id == run_id)
+            )
+            return int(last or 0)
 
     async def get_run(self, run_id: str) -> RunRecord:
         runs = await self._runs(RunRow.id == run_id)
@@ -289,9 +310,8 @@ class Store:
         new = {sha: files[path] for path, sha in shas.items() if sha not in existing}
         if new:
             # Another transaction may add the same content meanwhile; either copy will do.
-            insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
             await session.execute(
-                insert(BlobRow)
+                _insert(session, BlobRow)
                 .values([{"sha": sha, "content": content} for sha, content in new.items()])
                 .on_conflict_do_nothing(index_elements=["sha"])
             )
@@ -363,8 +383,13 @@ class Store:
         run_id: str | None = None,
         commit: str | None = None,
     ) -> VersionRecord:
-        """Record `files` as the project's next version and make them its working tree."""
+        """Record `files` as the project's next version and make them its working tree.
+
+        A run has one version: saving it again (a retry after a lost reply) returns the one
+        stored."""
         async with self._session.begin() as session:
+            if run_id is not None and (saved := await self._run_version(session, run_id)):
+                return saved
             shas = await self._put_blobs(session, files)
             last = await session.scalar(
                 select(func.max(VersionRow.number)).where(VersionRow.project_id == project_id)
@@ -392,6 +417,15 @@ class Store:
                 update(ProjectRow).where(ProjectRow.id == project_id).values(updated_at=now())
             )
             return _version(version, len(files))
+
+    async def _run_version(self, session: AsyncSession, run_id: str) -> VersionRecord | None:
+        row = await session.scalar(select(VersionRow).where(VersionRow.run_id == run_id))
+        if row is None:
+            return None
+        files = await session.scalar(
+            select(func.count()).where(VersionFileRow.version_id == row.id)
+        )
+        return _version(row, files or 0)
 
     async def list_versions(self, project_id: str) -> list[VersionRecord]:
         async with self._session() as session:

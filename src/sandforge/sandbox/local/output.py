@@ -21,7 +21,7 @@ DRAIN_TIMEOUT_S = 5.0
 _FULL_NOTE = b"\n[sandforge: sandbox.log reached its size cap; later output is not kept]\n"
 
 
-class SandboxOutput(asyncio.Protocol):
+class SandboxOutput:
     def __init__(self, sandbox_dir: Path) -> None:
         """Opens the pipe and the log file (blocking: call it off the event loop)."""
         self._file = os.open(
@@ -32,19 +32,38 @@ class SandboxOutput(asyncio.Protocol):
         self._read_fd, self.write_fd = os.pipe()
         self._written = 0
         self._tail = bytearray()
-        self._transport: asyncio.BaseTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
-        """Start copying what the processes write; give them `write_fd` before this."""
-        loop = asyncio.get_running_loop()
-        self._closed = loop.create_future()
-        pipe = os.fdopen(self._read_fd, "rb", buffering=0)
-        self._read_fd = -1
-        await loop.connect_read_pipe(lambda: self, pipe)
+        """Start copying what the processes write; give them `write_fd` before this.
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport
+        Watched with add_reader, not connect_read_pipe: uvloop would close the pipe's fd
+        twice (see unix.read_until)."""
+        self._loop = asyncio.get_running_loop()
+        self._closed = self._loop.create_future()
+        os.set_blocking(self._read_fd, False)
+        self._loop.add_reader(self._read_fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._read_fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self.data_received(data)
+        else:
+            self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        if self._loop is not None and self._read_fd >= 0:
+            self._loop.remove_reader(self._read_fd)
+            os.close(self._read_fd)
+            self._read_fd = -1
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         self._tail += data
@@ -56,10 +75,6 @@ class SandboxOutput(asyncio.Protocol):
         self._written += len(data)
         with contextlib.suppress(OSError):  # a full host disk must not stop the sandbox
             os.write(self._file, kept)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._closed is not None and not self._closed.done():
-            self._closed.set_result(None)
 
     def close_writer(self) -> None:
         """The host's own copy of the write end; the pipe ends when the processes' do."""
@@ -77,9 +92,10 @@ class SandboxOutput(asyncio.Protocol):
 
     def close(self) -> None:
         self.close_writer()
-        if self._transport is not None:
-            self._transport.close()
-        for fd in (self._read_fd, self._file):
-            if fd >= 0:
-                os.close(fd)
-        self._read_fd = self._file = -1
+        self._stop_reading()
+        if self._read_fd >= 0:  # never started
+            os.close(self._read_fd)
+            self._read_fd = -1
+        if self._file >= 0:
+            os.close(self._file)
+            self._file = -1

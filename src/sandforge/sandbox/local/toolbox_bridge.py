@@ -53,7 +53,10 @@ class Bridge:
                 conn, _ = listener.accept()
             except OSError:
                 break
-            start_thread(_bridge, conn, port)
+            try:
+                start_thread(_bridge, conn, port)
+            except RuntimeError:  # no thread can start (pids limit): drop this one, stay up
+                conn.close()
         with self.lock:
             if self.forwards.get(port) is listener:
                 del self.forwards[port]
@@ -75,7 +78,12 @@ def _bridge(conn: socket.socket, port: int) -> None:
     if upstream is None:
         conn.close()
         return
-    other = start_thread(_pump, upstream, conn)
+    try:
+        other = start_thread(_pump, upstream, conn)
+    except RuntimeError:  # no thread can start (pids limit)
+        conn.close()
+        upstream.close()
+        return
     _pump(conn, upstream)
     other.join()
     conn.close()

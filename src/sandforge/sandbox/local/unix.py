@@ -134,18 +134,29 @@ class NoFollowUnixBackend(httpcore.AsyncNetworkBackend):
 
 
 async def read_until(fd: int, until: bytes) -> bytes:
-    """Read from a pipe until `until` appears or the writers are gone."""
+    """Read from a pipe until `until` appears or the writers are gone; the caller closes `fd`.
+
+    Watched with add_reader rather than handed to connect_read_pipe: uvloop closes a
+    pipe's fd and then the file object over it again, and that second close hits whatever
+    another thread opened under the same number meanwhile (a SQLite file, an rmtree's
+    directory).
+    """
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    pipe = os.fdopen(os.dup(fd), "rb", buffering=0)
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    os.set_blocking(fd, False)
+    readable = asyncio.Event()
+    loop.add_reader(fd, readable.set)
     data = b""
     try:
         while until not in data:
-            chunk = await reader.read(4096)
+            await readable.wait()
+            readable.clear()
+            try:
+                chunk = os.read(fd, 4096)
+            except BlockingIOError:
+                continue
             if not chunk:
                 break
             data += chunk
         return data
     finally:
-        transport.close()
+        loop.remove_reader(fd)

@@ -165,23 +165,22 @@ async def run_events(
     ] = None,
 ) -> StreamingResponse:
     """Replays what comes after Last-Event-ID (or `?after=`), then tails."""
-    await store.get_run(run_id)
+    if run_id not in supervisor.runs:  # a live run is served from memory, store or not
+        await store.get_run(run_id)
     resume = _last_event_id(last_event_id) or 0  # checked even when `after` wins
     return sse_response(supervisor.events(run_id, resume if after is None else after))
 
 
 @router.post("/api/runs/{run_id}/cancel", responses={200: {"model": Run}, **errors(404, 507)})
 async def cancel_run(run_id: str, store: StoreDep, supervisor: SupervisorDep) -> dict[str, Any]:
-    """Cancel a run; answers once it has ended (or after a bounded wait) with its state."""
-    record = await store.get_run(run_id)
-    if record.state == "running":
-        await supervisor.cancel(run_id)
-        record = await store.get_run(run_id)
-        run = supervisor.runs.get(run_id)
-        if run is not None and run.done and record.state == "running":
-            # The store may lag behind memory while it catches up: answer with what ran.
-            return {**run_json(record), "state": run.state}
-    return run_json(record)
+    """Cancel a run; answers once it has ended (or after a bounded wait) with its state.
+
+    A run live in this process is cancelled and reported from memory, which is ahead of
+    the store while the store catches up, and works while the database is away."""
+    run = await supervisor.cancel(run_id)
+    if run is not None:
+        return run_json(run.record())
+    return run_json(await store.get_run(run_id))
 
 
 @router.get(
