@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-import uvicorn
 from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
@@ -19,6 +18,7 @@ from .config import Settings, get_settings
 from .errors import SandforgeError
 from .events import PROGRESS_ORDER, Event, decode_sse
 from .server.app import SandforgeApp, create_app
+from .server.runner import SandforgeServer
 
 app = typer.Typer(
     help="Turn a prompt into a running web app, in a sandbox, with a live preview.",
@@ -31,7 +31,6 @@ templates_app = typer.Typer(help="Project types and their package caches.", no_a
 app.add_typer(sandboxes_app, name="sandboxes")
 app.add_typer(templates_app, name="templates")
 console = Console()
-SHUTDOWN_GRACE_S = 5
 """How long a stopping server lets requests in flight finish before it cuts them."""
 err_console = Console(stderr=True)
 
@@ -56,15 +55,7 @@ def serve(
     console.print(
         f"sandforge on [bold]{_base_url(settings)}/create-daytona[/]  (data in {settings.data_dir})"
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        # Open event streams last as long as their runs: without a bound, SIGTERM would wait
-        # on them, and the runs end only once the shutdown reaches them.
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
-    )
+    SandforgeServer(app, settings.host, settings.port).run()
 
 
 def _app_or_exit(settings: Settings) -> SandforgeApp:
@@ -122,11 +113,7 @@ async def _generate(settings: Settings, body: dict[str, Any], serve_after: bool)
         # This process is the server's client too: it signs its own requests.
         own = SecretStr(secrets.token_urlsafe(24))
         settings = settings.model_copy(update={"api_tokens": [own, *settings.api_tokens]})
-    server = uvicorn.Server(
-        uvicorn.Config(
-            _app_or_exit(settings), host=settings.host, port=settings.port, log_level="warning"
-        )
-    )
+    server = SandforgeServer(_app_or_exit(settings), settings.host, settings.port)
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():
@@ -148,20 +135,20 @@ async def _generate(settings: Settings, body: dict[str, Any], serve_after: bool)
             if response.status_code != 200:
                 await response.aread()
                 err_console.print(f"[bold red]error:[/] {response.json()['error']['message']}")
-                server.should_exit = True
+                server.stop()
                 await serving
                 return 1
             async for _, event in decode_sse(response.aiter_lines()):
                 view.show(event)
                 final = event
     if final is None or final.type != "complete":
-        server.should_exit = True
+        server.stop()
         await serving
         return 1
     token = f"?token={final.data.accessToken}" if final.data.accessToken else ""
     console.print(f"\n[bold green]Preview:[/] {final.data.previewUrl}{token}", soft_wrap=True)
     if not serve_after:
-        server.should_exit = True
+        server.stop()
     else:
         console.print("Serving the preview; press Ctrl-C to stop.")
     await serving

@@ -140,6 +140,10 @@ class Settings(BaseSettings):
     """Sandboxes running at once; a run or preview that would start another is refused
     with a 429 that says so (stop or delete one, or raise this)."""
 
+    shutdown_grace_s: float = Field(default=5.0, ge=0)
+    """On SIGTERM or Ctrl-C, how long runs in flight may go on to finish before they are
+    marked interrupted; the whole shutdown takes at most about this plus 2 s."""
+
     max_concurrent_runs: int = 8
     """Runs beyond this wait in a queue (and say so) instead of overloading the machine."""
     worker_recycle_after: int = 200

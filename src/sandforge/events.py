@@ -88,6 +88,8 @@ class ErrorData(_Data):
     # Extensions.
     code: str | None = None
     sandboxId: str | None = None
+    runId: str | None = None
+    """Set on `server_shutdown`: the run goes on being stored; resume it with this id."""
 
 
 class ProgressEvent(BaseModel):
@@ -153,6 +155,20 @@ def from_json(raw: str | bytes) -> Event:
 def encode_sse(seq: int, event: Event) -> bytes:
     """One SSE frame: `id: <seq>`, `data: <json>` and a blank line."""
     return f"id: {seq}\ndata: {to_json(event)}\n\n".encode()
+
+
+def encode_sse_notice(event: Event) -> bytes:
+    """A frame with no `id:`: a notice about the stream, not one of the run's events, so a
+    client resuming with Last-Event-ID picks up where the run's events left off."""
+    return f"data: {to_json(event)}\n\n".encode()
+
+
+def server_shutdown(run_id: str | None) -> ErrorEvent:
+    """What an open stream hears last when the server stops: not the run's end."""
+    resume = f"; reconnect to follow run {run_id}" if run_id else "; reconnect to follow it"
+    event = error(f"The server is shutting down{resume} once it is back.", code="server_shutdown")
+    event.data.runId = run_id
+    return event
 
 
 def encode_sse_comment(text: str) -> bytes:

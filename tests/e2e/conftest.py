@@ -167,12 +167,11 @@ def start_server(
         f"preview_domain={preview_domain!r}, dev_server_ready_timeout_s=90)"
     )
     code = (
-        "import uvicorn\n"
         "from pathlib import Path\n"
         "from sandforge.server.app import create_app\n"
+        "from sandforge.server.runner import SandforgeServer\n"
         "from sandforge.config import Settings\n"
-        f"uvicorn.run(create_app({settings}), host='127.0.0.1', port={port}, "
-        "log_level='warning')\n"
+        f"SandforgeServer(create_app({settings}), '127.0.0.1', {port}).run()\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
     env = {k: v for k, v in env.items() if not k.startswith("SANDFORGE_")}

@@ -20,7 +20,7 @@ from ..agent.models import allowed_model_name
 from ..agent.offline import derive_title
 from ..chat import ChatMessage
 from ..config import Settings
-from ..errors import Conflict, InvalidRequest, TooManyRequests
+from ..errors import Conflict, InvalidRequest, TooManyRequests, Unavailable
 from ..ids import Kind, kind_of, new_id
 from ..runs.job import RunJob
 from ..runs.request import GenerationRequest
@@ -43,6 +43,10 @@ class RunInFlight(Conflict):
 class TooManySandboxes(SandboxError):
     code = "too_many_sandboxes"
     http_status = TooManyRequests.http_status
+
+
+class ShuttingDown(Unavailable):
+    code = "server_shutdown"
 
 
 class PromptTooLarge(InvalidRequest):
@@ -75,6 +79,8 @@ class Projects:
         self.supervisor = supervisor
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._idle_stopper: asyncio.Task[None] | None = None
+        self.accepting = True
+        """False once the server is shutting down: no new run starts."""
 
     async def start(self) -> None:
         if self.settings.idle_stop_minutes > 0:
@@ -105,6 +111,11 @@ class Projects:
 
     async def start_run(self, request: GenerationRequest, flow: Flow) -> LiveRun:
         """A new project's first turn, or a follow-up of the project the request names."""
+        if not self.accepting:
+            raise ShuttingDown(
+                "The server is shutting down and starts no new runs; send this again once it "
+                "is back."
+            )
         self.check_request(request)
         follow_up = True
         if request.projectId:

@@ -47,6 +47,8 @@ CANCEL_GRACE_S = 5.0
 CANCEL_WAIT_S = CANCEL_GRACE_S + 5.0
 """How long a cancel request waits for the run to end before answering."""
 FINISHED_RUN_MEMORY_S = 300.0
+INTERRUPT_WAIT_S = 1.0
+"""After the shutdown grace, how long interrupted runs have to say so before they are cut."""
 END_STORE_WAIT_S = 3.0
 """How long a run's end waits for the store before followers see it anyway."""
 SAVE_WITHIN_S = 60.0
@@ -201,18 +203,21 @@ class Supervisor:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ended(), timeout)
 
-    async def close(self, grace_s: float = CANCEL_GRACE_S * 2) -> None:
-        """Stop every live run; each ends `interrupted`, keeping what it stored.
+    async def close(self, grace_s: float = CANCEL_GRACE_S) -> None:
+        """Give runs in flight `grace_s` to finish, then stop them: each ends `interrupted`,
+        keeping what it stored.
 
-        Bounded whatever fails: a run still not ended after `grace_s` (its store writes
-        retrying against a database that is away, say) ends in memory; the store, still
-        saying `running`, has it marked interrupted at the next start."""
+        Bounded whatever fails: a run still not ended after that (its store writes retrying
+        against a database that is away, say) ends in memory; the store, still saying
+        `running`, has it marked interrupted at the next start."""
+        if self._executing:
+            await asyncio.wait(self._executing, timeout=grace_s)
         for run in list(self.runs.values()):
             if not run.done:
                 run.interrupted = INTERRUPTED
                 self._request_stop(run)
         if self._executing:
-            await asyncio.wait(self._executing, timeout=grace_s)
+            await asyncio.wait(self._executing, timeout=INTERRUPT_WAIT_S)
         leftover = list(self._tasks)  # runs past the grace, and the timers of finished ones
         for task in leftover:
             task.cancel()

@@ -31,6 +31,9 @@ class SandforgeApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._asgi(scope, receive, send)
 
+    def begin_shutdown(self) -> None:
+        self.services.begin_shutdown()
+
 
 def create_app(settings: Settings | None = None) -> SandforgeApp:
     settings = settings or get_settings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -39,8 +40,14 @@ def _fleet(request: Request) -> SandboxFleet:
     return services(request).fleet
 
 
+def _stopping(request: Request) -> asyncio.Event:
+    return services(request).stopping
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 StoreDep = Annotated[Store, Depends(_store)]
 ProjectsDep = Annotated[Projects, Depends(_projects)]
 SupervisorDep = Annotated[Supervisor, Depends(_supervisor)]
 FleetDep = Annotated[SandboxFleet, Depends(_fleet)]
+StoppingDep = Annotated[asyncio.Event, Depends(_stopping)]
+"""Set once the server begins to shut down: streams end, new runs are refused."""

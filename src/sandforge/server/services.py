@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from ..config import Settings
@@ -23,6 +24,9 @@ class Services:
         self._store: Store | None = None
         self._supervisor: Supervisor | None = None
         self._projects: Projects | None = None
+        self.stopping = asyncio.Event()
+        """Set when shutdown begins (the first SIGTERM or Ctrl-C), before connections close."""
+        self._runs_closed: asyncio.Future[None] | None = None
         self.render: RenderService | None = None
         """The warm, contained rendered check; None when it is off or Chromium is missing."""
 
@@ -58,13 +62,31 @@ class Services:
             self.render = RenderService(renderer, render_socket(self.settings))
             await self.render.start()
 
+    def begin_shutdown(self) -> None:
+        """Streams end and new runs are refused from now on; runs in flight get their grace
+        in close(). Call it on the event loop (from a signal: `call_soon_threadsafe`)."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        if self._projects is not None:
+            self._projects.accepting = False
+        if self._supervisor is not None:
+            # The runs' grace starts now, while connections drain, not after.
+            self._runs_closed = asyncio.ensure_future(
+                self._supervisor.close(self.settings.shutdown_grace_s)
+            )
+
     async def close(self) -> None:
         if self.render is not None:
             await self.render.aclose()
         if self._projects is not None:
             await self._projects.aclose()
         if self._supervisor is not None:
-            await self._supervisor.close()
+            if self._runs_closed is None:
+                self._runs_closed = asyncio.ensure_future(
+                    self._supervisor.close(self.settings.shutdown_grace_s)
+                )
+            await self._runs_closed
         await self.fleet.aclose()
         if self._store is not None:
             await self._store.close()

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ...config import Settings
-from ...events import encode_sse, encode_sse_comment
+from ...events import Event, encode_sse_comment
 from ...projects.serving import PreviewStatus, preview_status
 from ...store.records import ProjectRecord, ShareLinkRecord
 from ...templates import get_template
 from ..bodies import ShareRequest
 from ..body import read_json_model
-from ..deps import ProjectsDep, SettingsDep, StoreDep, SupervisorDep
+from ..deps import ProjectsDep, SettingsDep, StoppingDep, StoreDep, SupervisorDep
 from ..openapi import (
     PROJECT_LINKS,
     Diff,
@@ -36,6 +36,7 @@ from ..openapi import (
     json_body,
     operation_id,
 )
+from ..sse import sse_stream
 from ..views import (
     conversation_json,
     preview_json,
@@ -43,7 +44,7 @@ from ..views import (
     session_json,
     version_json,
 )
-from .runs import MAX_SEQ, SSE_HEADERS
+from .runs import MAX_SEQ
 
 router = APIRouter(tags=["projects"], generate_unique_id_function=operation_id)
 
@@ -191,24 +192,23 @@ async def restore_version(
     },
 )
 async def project_events(
-    project_id: str, store: StoreDep, supervisor: SupervisorDep
+    project_id: str, store: StoreDep, supervisor: SupervisorDep, stopping: StoppingDep
 ) -> StreamingResponse:
     """Live: every event of this project's runs from now on, for everyone viewing it."""
     await store.get_project(project_id)
     queue = supervisor.feeds.listen(project_id)
 
-    async def frames() -> AsyncIterator[bytes]:
+    async def events() -> AsyncIterator[tuple[int, Event]]:
         try:
-            yield encode_sse_comment("subscribed")
             seq = 0
             while True:
                 event = await queue.get()
                 seq += 1
-                yield encode_sse(seq, event)
+                yield seq, event
         finally:
             supervisor.feeds.unlisten(project_id, queue)
 
-    return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return sse_stream(events(), stopping, preamble=encode_sse_comment("subscribed"))
 
 
 def share_json(link: ShareLinkRecord, project: ProjectRecord, settings: Settings) -> dict[str, Any]:

@@ -6,19 +6,17 @@ Handlers only parse and format; what a run is and may do lives in projects/ and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from ...errors import InvalidRequest, NotFound
-from ...events import Event, encode_sse
 from ...runs.request import GenerationRequest
 from ...runs.supervisor import LiveRun
 from ...store.records import Flow
 from ..body import read_json_model
-from ..deps import ProjectsDep, SettingsDep, StoreDep, SupervisorDep
+from ..deps import ProjectsDep, SettingsDep, StoppingDep, StoreDep, SupervisorDep
 from ..openapi import (
     Run,
     Runs,
@@ -29,11 +27,11 @@ from ..openapi import (
     operation_id,
     run_links,
 )
+from ..sse import sse_stream
 from ..views import run_json
 
 router = APIRouter(tags=["runs"], generate_unique_id_function=operation_id)
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 MAX_SEQ = 2**63 - 1
 RUN_ID_HEADER = "x-sandforge-run-id"
 PROJECT_ID_HEADER = "x-sandforge-project-id"
@@ -61,17 +59,9 @@ class NoScreenshot(NotFound):
     code = "no_screenshot"
 
 
-def sse_response(
-    events: AsyncIterator[tuple[int, Event]], run: LiveRun | None = None
-) -> StreamingResponse:
-    async def frames() -> AsyncIterator[bytes]:
-        async for seq, event in events:
-            yield encode_sse(seq, event)
-
-    headers = dict(SSE_HEADERS)
-    if run is not None:
-        headers |= {RUN_ID_HEADER: run.id, PROJECT_ID_HEADER: run.job.project_id}
-    return StreamingResponse(frames(), media_type="text/event-stream", headers=headers)
+def run_stream(run: LiveRun, stopping: asyncio.Event) -> StreamingResponse:
+    headers = {RUN_ID_HEADER: run.id, PROJECT_ID_HEADER: run.job.project_id}
+    return sse_stream(run.log.follow(), stopping, run.id, headers)
 
 
 async def _start(request: Request, projects: ProjectsDep, flow: Flow) -> LiveRun:
@@ -85,10 +75,11 @@ async def _start(request: Request, projects: ProjectsDep, flow: Flow) -> LiveRun
     openapi_extra=json_body(GenerationRequest),
     responses=NEW_RUN_STREAM,
 )
-async def stream_daytona(request: Request, projects: ProjectsDep) -> StreamingResponse:
+async def stream_daytona(
+    request: Request, projects: ProjectsDep, stopping: StoppingDep
+) -> StreamingResponse:
     """The seed's sandbox flow: a new run (or a follow-up), streamed."""
-    run = await _start(request, projects, "sandbox")
-    return sse_response(run.log.follow(), run)
+    return run_stream(await _start(request, projects, "sandbox"), stopping)
 
 
 @router.post(
@@ -97,10 +88,11 @@ async def stream_daytona(request: Request, projects: ProjectsDep) -> StreamingRe
     openapi_extra=json_body(GenerationRequest),
     responses=NEW_RUN_STREAM,
 )
-async def stream_persistent(request: Request, projects: ProjectsDep) -> StreamingResponse:
+async def stream_persistent(
+    request: Request, projects: ProjectsDep, stopping: StoppingDep
+) -> StreamingResponse:
     """The seed's persistent flow: files go to the database and are served from there."""
-    run = await _start(request, projects, "persistent")
-    return sse_response(run.log.follow(), run)
+    return run_stream(await _start(request, projects, "persistent"), stopping)
 
 
 @router.post(
@@ -155,6 +147,7 @@ async def run_events(
     run_id: str,
     store: StoreDep,
     supervisor: SupervisorDep,
+    stopping: StoppingDep,
     after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
     last_event_id: Annotated[
         str | None,
@@ -168,7 +161,8 @@ async def run_events(
     if run_id not in supervisor.runs:  # a live run is served from memory, store or not
         await store.get_run(run_id)
     resume = _last_event_id(last_event_id) or 0  # checked even when `after` wins
-    return sse_response(supervisor.events(run_id, resume if after is None else after))
+    events = supervisor.events(run_id, resume if after is None else after)
+    return sse_stream(events, stopping, run_id)
 
 
 @router.post("/api/runs/{run_id}/cancel", responses={200: {"model": Run}, **errors(404, 507)})

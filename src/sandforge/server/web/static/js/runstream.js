@@ -37,6 +37,7 @@ export class RunStream {
     this.startedAt = undefined;
     this.finished = false;
     this.retryMs = 1000;
+    this.offlineNote = null; // why the server is away, when it said so (it is shutting down)
     this.controller = new AbortController();
     this.wake = null; // aborts the wait before the next reconnect attempt
   }
@@ -115,6 +116,13 @@ export class RunStream {
         } catch {
           continue; // not one of ours
         }
+        if (event.type === "error" && event.data?.code === "server_shutdown") {
+          // Not the run's end (the frame has no id of its own): the server is stopping. The
+          // run is stored to its end, or marked interrupted; follow it again once it is back.
+          this.connection.lost();
+          this.offlineNote = "The server is shutting down: this run's progress shows again once it is back.";
+          return;
+        }
         const seq = /^\d+$/.test(frame.id) ? Number(frame.id) : this.lastSeq + 1;
         if (seq <= this.lastSeq) continue; // already shown (a replay overlapped)
         this.lastSeq = seq;
@@ -171,8 +179,9 @@ export class RunStream {
           this.onState("reconnecting", "The connection to the server dropped; reconnecting…");
           await this.wait(delay);
         } else {
-          this.onState("offline", "Lost the connection: this run's progress shows again once the server answers.");
+          this.onState("offline", this.offlineNote || "Lost the connection: this run's progress shows again once the server answers.");
           await this.connection.whenOnline(this.controller.signal);
+          this.offlineNote = null;
         }
         if (this.aborted) return;
       }
