@@ -177,7 +177,8 @@ def encode_sse_comment(text: str) -> bytes:
 
 
 async def decode_sse(lines: AsyncIterable[str]) -> AsyncIterator[tuple[int, Event]]:
-    """The (seq, Event) pairs of an SSE body, given its lines; comments are skipped."""
+    """The (seq, Event) pairs of an SSE body, given its lines; comments are skipped. A frame
+    with no `id:` (a notice about the stream, such as `server_shutdown`) has seq 0."""
     seq = 0
     data: list[str] = []
     async for line in lines:
@@ -187,4 +188,4 @@ async def decode_sse(lines: AsyncIterable[str]) -> AsyncIterator[tuple[int, Even
             data.append(line[5:].strip())
         elif line == "" and data:
             yield seq, from_json("\n".join(data))
-            data = []
+            seq, data = 0, []
