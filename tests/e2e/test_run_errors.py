@@ -26,6 +26,7 @@ ERROR_CODES = [
     "model_rate_limited",
     "sandbox_error",
     "disk_full",
+    "insufficient_storage",
     "limit_reached",
 ]
 TROUBLESHOOT = """async (errors) => {

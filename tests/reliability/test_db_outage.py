@@ -206,7 +206,7 @@ async def test_sqlite_on_a_full_disk_answers_507_and_runs_still_end(
     await asyncio.to_thread(disk.fill)
     refused = await server.client.post("/api/runs", json=body("Anything"))
     assert refused.status_code == 507, refused.text
-    assert refused.json()["error"]["code"] == "disk_full"
+    assert refused.json()["error"]["code"] == "insufficient_storage"
     await asyncio.to_thread(disk.free)
 
     release = tmp_path / "release"

@@ -45,7 +45,8 @@ class StoreUnavailable(Unavailable):
 
 
 class StoreDiskFull(InsufficientStorage):
-    code = "disk_full"
+    """The database's disk is full: the same condition, and code, as the server's data dir
+    being full (`disk_full` is a sandbox's own disk)."""
 
 
 TRANSIENT: tuple[type[Exception], ...] = (StoreUnavailable, StoreDiskFull)

@@ -82,6 +82,9 @@ export function troubleshoot(data) {
   if (code.startsWith("sandbox_") || code === "disk_full" || /bwrap|bubblewrap|namespace/i.test(message)) {
     return { title: "The sandbox failed", steps: ["Run sandforge doctor to check the set-up (bubblewrap, user namespaces, disk space).", `Read ${SERVER_TERMINAL}.`, "Try again."] };
   }
+  if (code === "insufficient_storage") {
+    return { title: "The server's disk is full", steps: ["Free space on the disk that holds sandforge's data dir (its database and projects).", "Try again."] };
+  }
   if (code === "internal") {
     return { title: "Something went wrong inside sandforge", steps: [`Read ${SERVER_TERMINAL}, or the technical details below.`, "Try again; if it keeps happening, report it with those details."] };
   }
