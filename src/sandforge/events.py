@@ -37,6 +37,9 @@ class ProgressData(_Data):
     status: ProgressStatus
     message: str
     sandboxId: str | None = None
+    version: int | None = None
+    """Extension, on a project's live feed: the version a change made outside any run saved
+    (a restore or a manual edit), so every viewer shows it."""
 
 
 class MessageData(_Data):

@@ -144,7 +144,7 @@ async def test_a_405_names_every_method_the_path_has(server: LiveServer) -> None
     for method, path, allowed in (
         ("PUT", "/api/runs", {"GET", "POST"}),
         ("OPTIONS", "/api/runs", {"GET", "POST"}),
-        ("POST", "/api/projects/pj000000000000", {"GET", "DELETE"}),
+        ("POST", "/api/projects/pj000000000000", {"GET", "PATCH", "DELETE"}),
         ("DELETE", "/api/health", {"GET"}),
     ):
         response = await server.client.request(method, path)

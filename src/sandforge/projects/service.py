@@ -21,13 +21,21 @@ from ..agent.offline import derive_title
 from ..chat import ChatMessage
 from ..config import Settings
 from ..errors import Conflict, InvalidRequest, TooManyRequests, Unavailable
+from ..events import ProgressData, ProgressEvent
 from ..ids import Kind, kind_of, new_id
 from ..runs.job import RunJob
 from ..runs.request import GenerationRequest
 from ..runs.supervisor import LiveRun, Supervisor
 from ..sandbox import Sandbox, SandboxError, SandboxInfo, SandboxNotFound, SandboxState
 from ..sandbox.fleet import SandboxFleet
-from ..store.records import Flow, ProjectRecord, RunRecord, ShareLinkRecord, VersionRecord
+from ..store.records import (
+    Flow,
+    ProjectRecord,
+    RunRecord,
+    ShareLinkRecord,
+    VersionKind,
+    VersionRecord,
+)
 from ..store.repo import Store
 from ..templates import get_template
 from .serving import ensure_serving, open_or_rebuild, project_spec
@@ -139,6 +147,10 @@ class Projects:
         self, project: ProjectRecord, request: GenerationRequest, follow_up: bool
     ) -> LiveRun:
         self._refuse_if_busy(project.id)
+        if request.model is None and project.model is not None:
+            # The project's chosen model, still within the allow-list (it may have shrunk).
+            allowed_model_name(self.settings, project.model)
+            request = request.model_copy(update={"model": project.model})
         provider = self.fleet.provider(project.provider)
         history = request.history
         sandbox_id, seed = None, None
@@ -187,6 +199,18 @@ class Projects:
         files = await self.store.files(project.id)
         return None, files if files else None
 
+    async def update(
+        self, project_id: str, *, name: str | None = None, model: str | None = None
+    ) -> ProjectRecord:
+        """Rename the project, or choose the model its runs use (`""`: the server's own)."""
+        if name is not None and not name.strip():
+            raise InvalidRequest("The name is empty; give the project a name.")
+        if model:
+            model = allowed_model_name(self.settings, model)
+        return await self.store.update_project(
+            project_id, name=name.strip() if name else None, model=model
+        )
+
     # -- versions ------------------------------------------------------------------------------
 
     async def restore(self, project_id: str, number: int) -> VersionRecord:
@@ -195,13 +219,54 @@ class Projects:
             project = await self.store.get_project(project_id)
             self._refuse_if_busy(project_id)
             files = await self.store.version_files(project_id, number)
-            message = f"Restore version {number}"
-            commit = None
+            version = await self._save_locked(
+                project, files, f"Restore version {number}", "restore", replace=True
+            )
+        self._announce(project_id, version, f"Restored version {number} as version")
+        return version
+
+    async def edit_file(self, project_id: str, path: str, content: bytes) -> VersionRecord:
+        """The user's own change to one file: written where the project runs (its dev server
+        reloads) and saved as a version marked as a manual edit."""
+        async with self._locks[project_id]:
+            project = await self.store.get_project(project_id)
+            self._refuse_if_busy(project_id)
+            files = {**await self.store.files(project_id), path: content}
             if project.flow == "sandbox":
                 sandbox = await self._serving_locked(project)
+                await sandbox.write_file(path, content)
+            version = await self._save_locked(project, files, f"Edit {path}", "edit")
+        self._announce(project_id, version, f"{path} edited by hand: version")
+        return version
+
+    async def _save_locked(
+        self,
+        project: ProjectRecord,
+        files: dict[str, bytes],
+        message: str,
+        kind: VersionKind,
+        *,
+        replace: bool = False,
+    ) -> VersionRecord:
+        """Save `files` as the next version; in a sandbox (whose whole tree becomes `files`
+        when `replace`), committed to its git history too."""
+        commit = None
+        if project.flow == "sandbox":
+            sandbox = await self._serving_locked(project)
+            if replace:
                 await replace_files(sandbox, files)
-                commit = await git_commit(sandbox, message)
-            return await self.store.save_version(project_id, files, message=message, commit=commit)
+            commit = await git_commit(sandbox, message)
+        return await self.store.save_version(
+            project.id, files, message=message, commit=commit, kind=kind
+        )
+
+    def _announce(self, project_id: str, version: VersionRecord, what: str) -> None:
+        """Tell everyone viewing the project (its live feed) about a version made outside a run."""
+        message = f"{what} {version.number}"
+        event = ProgressEvent(
+            data=ProgressData(status="complete", message=message, version=version.number)
+        )
+        self.supervisor.feeds.notify(project_id, event)
 
     # -- serving -------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from ..projects.serving import PreviewState
 from ..runs.request import GenerationRequest
 from ..sandbox import SandboxState
 from ..store.records import Flow, RunState
-from .bodies import ShareRequest, SignIn
+from .bodies import FileEdit, ProjectUpdate, ShareRequest, SignIn
 
 COMPONENTS = "#/components/schemas/"
 
@@ -71,6 +71,8 @@ _SCHEMAS: dict[str, tuple[TypeAdapter[Any], JsonSchemaMode]] = {
     "Event": (event_adapter, "serialization"),
     "ShareRequest": (TypeAdapter(ShareRequest), "validation"),
     "SignIn": (TypeAdapter(SignIn), "validation"),
+    "FileEdit": (TypeAdapter(FileEdit), "validation"),
+    "ProjectUpdate": (TypeAdapter(ProjectUpdate), "validation"),
 }
 """Schemas the routes refer to that FastAPI does not generate, by component name."""
 
@@ -119,6 +121,8 @@ class Project(BaseModel):
     previewUrl: str
     accessToken: str | None
     """None for a public project."""
+    model: str | None
+    """The model chosen for the project's runs; null: the server's configured one."""
     createdAt: float
     updatedAt: float
 
@@ -184,6 +188,8 @@ class Files(BaseModel):
 
 class Version(BaseModel):
     number: int
+    kind: Literal["run", "edit", "restore"]
+    """What made it: a run, a manual edit, or a restore of an older version."""
     message: str
     runId: str | None
     commit: str | None
@@ -193,6 +199,43 @@ class Version(BaseModel):
 
 class Versions(BaseModel):
     versions: list[Version]
+
+
+class FileChange(BaseModel):
+    path: str
+    status: Literal["added", "deleted", "modified"]
+    added: int
+    """Lines added (0 for a file that is not text)."""
+    removed: int
+
+
+class TimelineEntry(BaseModel):
+    number: int
+    kind: Literal["run", "edit", "restore"]
+    message: str
+    prompt: str | None
+    """The prompt of the run that made it; null for an edit or a restore."""
+    runId: str | None
+    screenshot: str | None
+    """The rendered check's screenshot of the run that made it, if there is one."""
+    createdAt: float
+    files: int
+    changes: list[FileChange]
+    """Against the version before it."""
+
+
+class Timeline(BaseModel):
+    versions: list[TimelineEntry]
+    """Oldest first."""
+
+
+class Saved(BaseModel):
+    """The version a manual edit saved."""
+
+    number: int
+    kind: Literal["edit"]
+    message: str
+    commit: str | None
 
 
 class Restored(BaseModel):

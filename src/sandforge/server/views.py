@@ -27,6 +27,7 @@ def project_json(project: ProjectRecord, settings: Settings) -> dict[str, Any]:
         "public": project.public,
         "previewUrl": settings.preview_url(project.id, get_template(project.project_type).port),
         "accessToken": None if project.public else project.preview_token,
+        "model": project.model,
         "createdAt": project.created_at,
         "updatedAt": project.updated_at,
     }
@@ -70,6 +71,7 @@ def sandbox_json(info: SandboxInfo, settings: Settings, port: int = WEB_APP.port
 def version_json(version: VersionRecord) -> dict[str, Any]:
     return {
         "number": version.number,
+        "kind": version.kind,
         "message": version.message,
         "runId": version.run_id,
         "commit": version.commit,

@@ -34,6 +34,8 @@ class ProjectRow(Base):
     sandbox_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
     preview_token: Mapped[str] = mapped_column(String(80))
     public: Mapped[bool] = mapped_column(default=False)
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """The model the project's runs use unless a request names one; None: the server's."""
     created_at: Mapped[float] = mapped_column(Float, default=now)
     updated_at: Mapped[float] = mapped_column(Float, default=now)
 
@@ -110,6 +112,8 @@ class VersionRow(Base):
     run_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     message: Mapped[str] = mapped_column(Text)
     commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str] = mapped_column(String(20), default="run", server_default="run")
+    """What made it: a `run`, the user's manual `edit`, or a `restore` of an older version."""
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 

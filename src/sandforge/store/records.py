@@ -16,6 +16,8 @@ Flow = Literal["sandbox", "persistent"]
 the store and are served from it, with no sandbox."""
 RunState = Literal["running", "succeeded", "failed", "cancelled", "interrupted"]
 SandboxLifecycle = Literal["started", "stopped", "deleted"]
+VersionKind = Literal["run", "edit", "restore"]
+"""What made a version: a run, the user's manual edit, or a restore of an older one."""
 
 
 def narrow(value: str, vocabulary: object) -> Any:
@@ -38,6 +40,8 @@ class ProjectRecord:
     public: bool
     created_at: float
     updated_at: float
+    model: str | None = None
+    """The model chosen for the project's runs; None: the server's configured one."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class VersionRecord:
     commit: str | None
     created_at: float
     files: int
+    kind: VersionKind = "run"
 
 
 @dataclass(frozen=True)

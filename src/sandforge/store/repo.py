@@ -49,6 +49,7 @@ from .records import (
     RunState,
     SandboxLifecycle,
     ShareLinkRecord,
+    VersionKind,
     VersionRecord,
     narrow,
 )
@@ -67,6 +68,7 @@ def _project(row: ProjectRow) -> ProjectRecord:
         public=row.public,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        model=row.model,
     )
 
 
@@ -78,6 +80,7 @@ def _version(row: VersionRow, files: int) -> VersionRecord:
         commit=row.commit,
         created_at=row.created_at,
         files=files,
+        kind=narrow(row.kind, VersionKind),
     )
 
 
@@ -169,6 +172,21 @@ class Store:
                 .where(ProjectRow.id == project_id)
                 .values(sandbox_id=sandbox_id, updated_at=now())
             )
+
+    async def update_project(
+        self, project_id: str, *, name: str | None = None, model: str | None = None
+    ) -> ProjectRecord:
+        """Rename the project and/or choose its model; `model=""` goes back to the server's."""
+        async with self._session.begin() as session:
+            row = await session.get(ProjectRow, project_id)
+            if row is None:
+                raise ProjectNotFound(f"no project {project_id!r}")
+            if name is not None:
+                row.name = name
+            if model is not None:
+                row.model = model or None
+            row.updated_at = now()
+            return _project(row)
 
     async def delete_project(self, project_id: str) -> None:
         async with self._session.begin() as session:
@@ -382,6 +400,7 @@ class Store:
         message: str,
         run_id: str | None = None,
         commit: str | None = None,
+        kind: VersionKind = "run",
     ) -> VersionRecord:
         """Record `files` as the project's next version and make them its working tree.
 
@@ -400,6 +419,7 @@ class Store:
                 run_id=run_id,
                 message=message,
                 commit=commit,
+                kind=kind,
                 created_at=now(),
             )
             session.add(version)

@@ -15,7 +15,7 @@ from ...events import Event, encode_sse_comment
 from ...projects.serving import PreviewStatus, preview_status
 from ...store.records import ProjectRecord, ShareLinkRecord
 from ...templates import get_template
-from ..bodies import ShareRequest
+from ..bodies import ProjectUpdate, ShareRequest
 from ..body import read_json_model
 from ..deps import ProjectsDep, SettingsDep, StoppingDep, StoreDep, SupervisorDep
 from ..openapi import (
@@ -23,6 +23,7 @@ from ..openapi import (
     Diff,
     Files,
     Preview,
+    Project,
     Projects,
     ProjectWithConversation,
     Restored,
@@ -67,6 +68,21 @@ async def get_project(project_id: str, store: StoreDep, settings: SettingsDep) -
     project = await store.get_project(project_id)
     messages = conversation_json(await store.history(project_id))
     return {**project_json(project, settings), "messages": messages}
+
+
+@router.patch(
+    "/api/projects/{project_id}",
+    openapi_extra=json_body(ProjectUpdate),
+    responses={200: {"model": Project}, **errors(400, 404, 413, 415)},
+)
+async def update_project(
+    project_id: str, request: Request, projects: ProjectsDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Rename the project (`name`), or choose the model its runs use (`model`, one of
+    GET /api/models; `""` goes back to the server's configured model)."""
+    body = await read_json_model(request, ProjectUpdate)
+    project = await projects.update(project_id, name=body.name, model=body.model)
+    return project_json(project, settings)
 
 
 @router.delete(

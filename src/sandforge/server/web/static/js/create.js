@@ -8,6 +8,7 @@ import { Conversation } from "./conversation.js";
 import { PreviewPanel } from "./preview.js";
 import { FilesPanel } from "./files.js";
 import { Tabs } from "./tabs.js";
+import { Timeline } from "./timeline.js";
 import { loadProjects, renderProjects } from "./projects.js";
 
 const page = document.body.dataset;
@@ -41,8 +42,13 @@ const files = new FilesPanel({
     els.fileCount.textContent = String(n);
   },
 });
-const tabs = new Tabs(["preview", "code", "logs"], (name) => {
+const tabs = new Tabs(["preview", "code", "history", "logs"], (name) => {
   if (name === "code") files.openDefault();
+  if (name === "history") timeline.refresh();
+});
+const timeline = new Timeline({
+  busy: () => Boolean(session.active),
+  onRestored: () => showNewVersion(),
 });
 const conversation = new Conversation($("#conversation"), {
   onFileClick: (path) => {
@@ -61,6 +67,13 @@ const session = new Session({
     onChange: () => render(),
     onEvent: (turn, event, { restoring }) => showEvent(event, restoring),
     onForeignRun: () => toast("This project was updated in another session", "info"),
+    onVersion: (version) => {
+      // Our own restores and edits come back on the feed too; only others' are news.
+      if (timeline.current !== null && version <= timeline.current) return;
+      toast(`Version ${version} was saved in another session`, "info");
+      timeline.refresh();
+      showNewVersion();
+    },
   },
 });
 const composer = new Composer({
@@ -82,7 +95,14 @@ function showEvent(event, restoring) {
   if (event.type === "complete") {
     preview.showVersion();
     files.refresh();
+    timeline.refresh();
   }
+}
+
+/** A restore or a manual edit changed the files: show them everywhere. */
+function showNewVersion() {
+  preview.showVersion();
+  files.reload();
 }
 
 /** Redraw everything that is drawn from the session. */
@@ -94,6 +114,7 @@ function render() {
   if (session.project) preview.setProject(session.project);
   preview.setBuilt(session.built);
   files.setSource({ sandboxId: session.liveSandboxId, projectId: session.projectId });
+  timeline.setProject(session.projectId);
   updateUrl();
 }
 

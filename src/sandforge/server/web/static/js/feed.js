@@ -1,5 +1,6 @@
 // Live updates of a project for everyone viewing it: GET /api/projects/{id}/events.
-// Only `complete` matters here; the page replays that run from its own event log.
+// A run's `complete` (the page replays that run from its own event log), and a version made
+// outside any run (a restore or a manual edit: a `progress` naming its `version`).
 import { projectPath, request } from "./api.js";
 import { readSSE } from "./sse.js";
 import { sleep } from "./dom.js";
@@ -12,10 +13,12 @@ export class ProjectFeed {
    * @param {object} opts
    * @param {import("./connection.js").ServerConnection} opts.connection
    * @param {(event: object) => void} opts.onForeignComplete
+   * @param {(version: number) => void} [opts.onVersion]
    */
-  constructor({ connection, onForeignComplete }) {
+  constructor({ connection, onForeignComplete, onVersion = () => {} }) {
     this.connection = connection;
     this.onForeignComplete = onForeignComplete;
+    this.onVersion = onVersion;
     this.projectId = null;
     this.controller = null;
   }
@@ -45,6 +48,7 @@ export class ProjectFeed {
         for await (const frame of readSSE(response)) {
           const event = JSON.parse(frame.data);
           if (event.type === "complete") this.onForeignComplete(event);
+          else if (event.type === "progress" && event.data?.version) this.onVersion(event.data.version);
         }
       } catch (err) {
         if (signal.aborted) return;

@@ -88,6 +88,12 @@ export class FilesPanel {
     this.refreshTimer = setTimeout(() => this.refresh(), 350);
   }
 
+  /** The files changed outside a run (a restore): list them again and reload the open one. */
+  reload() {
+    if (this.selected) this.changed.add(this.selected);
+    return this.refresh();
+  }
+
   async refresh() {
     clearTimeout(this.refreshTimer);
     const base = this.base;

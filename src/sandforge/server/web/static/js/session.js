@@ -16,6 +16,7 @@ export class Session {
    * @param {() => void} opts.hooks.onChange  anything about the session changed: redraw from it
    * @param {(turn, event, how: {restoring: boolean}) => void} opts.hooks.onEvent  after the turn shows it
    * @param {(turn) => void} opts.hooks.onForeignRun  another viewer's run was added
+   * @param {(version: number) => void} [opts.hooks.onVersion]  a restore or manual edit saved `version`
    */
   constructor({ endpoint, connection, conversation, hooks }) {
     this.endpoint = endpoint;
@@ -31,7 +32,11 @@ export class Session {
     this.agents = null;
     this.turns = [];
     this.active = null; // {stream, turn, state}: the run in progress
-    this.feed = new ProjectFeed({ connection, onForeignComplete: (event) => this.addForeignRun(event) });
+    this.feed = new ProjectFeed({
+      connection,
+      onForeignComplete: (event) => this.addForeignRun(event),
+      onVersion: (version) => this.hooks.onVersion?.(version),
+    });
   }
 
   get title() {
