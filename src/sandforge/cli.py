@@ -30,6 +30,8 @@ sandboxes_app = typer.Typer(
 templates_app = typer.Typer(help="Project types and their package caches.", no_args_is_help=True)
 app.add_typer(sandboxes_app, name="sandboxes")
 app.add_typer(templates_app, name="templates")
+ui_app = typer.Typer(help="The web UI's libraries, served locally.", no_args_is_help=True)
+app.add_typer(ui_app, name="ui")
 console = Console()
 """How long a stopping server lets requests in flight finish before it cuts them."""
 err_console = Console(stderr=True)
@@ -254,6 +256,17 @@ def templates_prepare() -> None:
         installed = prepare_all(root)
     done = f" (installed: {', '.join(installed)})" if installed else " (up to date)"
     console.print(f"templates ready in {root}{done}")
+
+
+@ui_app.command("prepare")
+def ui_prepare() -> None:
+    """Install the web UI's libraries (CodeMirror, marked, DOMPurify) from npm, once."""
+    from .server.vendor import prepare
+
+    root = get_settings().ui_vendor
+    with console.status(f"Installing the web UI's libraries into {root}..."):
+        installed = prepare(root)
+    console.print(f"web UI libraries ready in {root}{'' if installed else ' (up to date)'}")
 
 
 @templates_app.command("list")

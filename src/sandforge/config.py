@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     """Installed template packages (node_modules); /var/cache/sandforge/templates as root,
     else <data_dir>/template-cache. Filled by `sandforge templates prepare`."""
 
+    ui_vendor_dir: Path | None = None
+    """The web UI's libraries (CodeMirror, marked, DOMPurify); /var/cache/sandforge/ui as root,
+    else ~/.cache/sandforge/ui. Filled by `sandforge ui prepare`."""
+
     render_check: bool = True
     """Load each finished preview in headless Chromium and report what it shows."""
     repair_attempts: int = Field(default=3, ge=0, le=20)
@@ -190,6 +194,12 @@ class Settings(BaseSettings):
         from .templates.cache import default_cache_root
 
         return self.template_cache_dir or default_cache_root(self.data_dir)
+
+    @property
+    def ui_vendor(self) -> Path:
+        from .server.vendor import default_root
+
+        return self.ui_vendor_dir or default_root()
 
     @property
     def control_socket(self) -> Path:

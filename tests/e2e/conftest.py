@@ -35,6 +35,11 @@ from playwright.sync_api import (
 )
 from playwright.sync_api import Error as PlaywrightError
 
+from tests.fakes.model_apis import FakeAnthropic
+
+from .wire_model import DEFAULT_MODEL as WIRE_DEFAULT_MODEL
+from .wire_model import counter_fake, server_env
+
 E2E_DIR = Path(__file__).resolve().parent
 REPO = E2E_DIR.parents[1]
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
@@ -158,8 +163,10 @@ def start_server(
     preview_domain: str = PAGE_HOST,
     page_host: str = PAGE_HOST,
     port: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> Server:
-    """A server on `port` (a free one when None; a stopped server's, to bring it back)."""
+    """A server on `port` (a free one when None; a stopped server's, to bring it back), with
+    `env` added to its environment."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     settings = (
@@ -173,18 +180,19 @@ def start_server(
         "from sandforge.config import Settings\n"
         f"SandforgeServer(create_app({settings}), '127.0.0.1', {port}).run()\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-    env = {k: v for k, v in env.items() if not k.startswith("SANDFORGE_")}
+    child_env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
+    child_env = {k: v for k, v in child_env.items() if not k.startswith("SANDFORGE_")}
     if model:
-        env["SANDFORGE_MODEL"] = model
+        child_env["SANDFORGE_MODEL"] = model
+    child_env.update(env or {})
     existing = os.environ.get("PYTHONPATH")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(E2E_DIR), existing) if p)
+    child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(E2E_DIR), existing) if p)
     log_path = data_dir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-c", code],
             cwd=data_dir,  # so no developer .env is read
-            env=env,
+            env=child_env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -325,3 +333,25 @@ def screenshot(page: Page, name: str, *, full_page: bool = False) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page, animations="disabled")
     return path
+
+
+@pytest.fixture(scope="package")
+def anthropic_fake() -> Iterator[FakeAnthropic]:
+    """The scripted counter over the Anthropic wire; its `requests` are what the model got."""
+    with counter_fake() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="package")
+def wire_server(
+    tmp_path_factory: pytest.TempPathFactory, anthropic_fake: FakeAnthropic
+) -> Iterator[Server]:
+    """A server whose model is anthropic:claude-wire-default, on the Anthropic fake; it also
+    allows anthropic:claude-wire-other."""
+    server = start_server(
+        tmp_path_factory.mktemp("wire"),
+        model=f"anthropic:{WIRE_DEFAULT_MODEL}",
+        env=server_env(anthropic_fake),
+    )
+    yield server
+    stop_server(server)

@@ -131,21 +131,21 @@ def test_prompt_streams_renders_in_order_and_previews(
     finally:
         fresh.close()
 
-    # Files: tree and a highlighted, read-only view.
+    # Files: tree and a highlighting editor.
     page.get_by_role("tab", name=re.compile("Code")).click()
     tree = page.locator("#file-tree")
     expect(tree.locator(".tree-item.file .name")).to_have_text(
         ["app.js", "index.html", "styles.css"]
     )
     expect(page.locator("#code-path")).to_have_text("index.html")  # the entry file opens first
-    expect(page.locator("#code-scroll .tok-tag").first).to_be_visible()
+    expect(page.locator("#code-scroll .tok-typeName").first).to_be_visible()
     tree.get_by_role("button", name="app.js").click()
     expect(page.locator("#code-path")).to_have_text("app.js")
-    code = page.locator("#code-scroll pre.code")
+    code = page.locator("#code-scroll .cm-content")
     expect(code).to_contain_text('document.getElementById("count")')
     expect(code.locator(".tok-keyword").first).to_have_text("const")
     expect(code.locator(".tok-string").first).to_have_text('"count"')
-    expect(code.locator(".ln")).to_have_count(8)
+    expect(code.locator(".cm-line")).to_have_count(9)  # the last one empty, after the final newline
     screenshot(page, "create-daytona-code")
     page.emulate_media(color_scheme="dark")
     screenshot(page, "create-daytona-code-dark")
@@ -157,7 +157,7 @@ def test_prompt_streams_renders_in_order_and_previews(
     page.get_by_role("tab", name="Preview").click()
     turn.locator(".tool-file", has_text="styles.css").click()
     expect(page.locator("#code-path")).to_have_text("styles.css")
-    expect(page.locator("#code-scroll .tok-property").first).to_have_text("color-scheme")
+    expect(page.locator("#code-scroll .tok-propertyName").first).to_have_text("color-scheme")
 
     # Logs: the dev server's log tail.
     page.get_by_role("tab", name="Logs").click()

@@ -296,3 +296,39 @@ def resolve_model(settings: Settings, override: str | None = None) -> ModelChoic
     model, info = build_model(settings, name)
     retry, limits = runtime_settings(settings)
     return ModelChoice(name, BuildModel(model, ModelRuntime(info, retry, limits)))
+
+
+@dataclass(frozen=True)
+class ModelOption:
+    """A model a user may choose for a project, and whether it can run here."""
+
+    name: str
+    default: bool
+    reads_images: bool
+    problem: str | None
+    """Why it cannot run (a missing key...), with the fix; None when it can."""
+
+
+def _option(settings: Settings, name: str, default: bool) -> ModelOption:
+    if name == OFFLINE:
+        return ModelOption(name, default, reads_images=False, problem=None)
+    try:
+        _, info = build_model(settings, name)
+    except ModelConfigError as exc:
+        return ModelOption(name, default, reads_images=False, problem=str(exc))
+    return ModelOption(name, default, reads_images=info.reads_images, problem=None)
+
+
+def model_options(settings: Settings) -> tuple[list[ModelOption], list[str]]:
+    """The configured model first, then each model SANDFORGE_ALLOWED_MODELS names exactly;
+    and the allow-list's glob patterns, which name no model in particular."""
+    default = configured_model_name(settings)
+    exact = [p for p in settings.allowed_models if not any(c in p for c in "*?[")]
+    patterns = [p for p in settings.allowed_models if p not in exact]
+    names = [default, *(n for n in dict.fromkeys(exact) if n != default)]
+    return [_option(settings, n, n == default) for n in names], patterns
+
+
+def reads_images(settings: Settings, name: str | None) -> bool:
+    """Whether the model a run would use (`name`, or the configured one) reads images."""
+    return _option(settings, allowed_model_name(settings, name), default=False).reads_images

@@ -57,3 +57,12 @@ def system_prompt(template: ProjectTemplate, agents: Sequence[str]) -> str:
         "start it.\n\n"
         f"Your roles:\n{personas}"
     )
+
+
+def hand_edits_note(paths: Sequence[str]) -> str:
+    """What the model is told, after the prompt, when the user edited files since its last turn."""
+    listed = ", ".join(paths)
+    return (
+        f"Since your last turn the user edited these files by hand: {listed}. Read them before "
+        "you change them, and keep the user's changes unless the prompt asks otherwise."
+    )

@@ -39,6 +39,7 @@ from ..store.records import (
 from ..store.repo import Store
 from ..templates import get_template
 from .serving import ensure_serving, open_or_rebuild, project_spec
+from .timeline import hand_edited
 from .versions import git_commit, replace_files
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,8 @@ class Projects:
                 flow=flow,
                 agents=request.agents,
                 provider=provider,
+                # A first request's choice of model stays the project's for its follow-ups.
+                model=request.model,
             )
         async with self._locks[project.id]:
             return await self._start_locked(project, request, follow_up)
@@ -172,6 +175,7 @@ class Projects:
             sandbox_id=sandbox_id,
             seed_files_b64=RunJob.encode_files(seed) if seed is not None else None,
             isolation_problem=self.fleet.isolation_problem,
+            hand_edited=await hand_edited(self.store, project.id) if follow_up else [],
         )
         await self.store.create_run(job.run_id, project.id, request.model_dump())
         await self.store.add_message(project.id, job.run_id, "user", request.prompt)

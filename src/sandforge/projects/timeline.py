@@ -76,3 +76,18 @@ async def timeline(store: Store, project_id: str, runs: list[RunRecord]) -> list
         entries.append(TimelineEntry(version, prompt, changed))
         previous = files
     return entries
+
+
+async def hand_edited(store: Store, project_id: str) -> list[str]:
+    """The files the user edited by hand since the project's last run, in path order."""
+    versions = await store.list_versions(project_id)
+    last_run = max((v.number for v in versions if v.kind == "run"), default=0)
+    edited: set[str] = set()
+    for version in versions:
+        if version.kind != "edit" or version.number <= last_run:
+            continue
+        previous = version.number - 1
+        before = await store.version_files(project_id, previous) if previous else {}
+        after = await store.version_files(project_id, version.number)
+        edited |= {c.path for c in await asyncio.to_thread(changes, before, after)}
+    return sorted(edited)

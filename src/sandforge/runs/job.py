@@ -6,6 +6,7 @@ import base64
 
 from pydantic import BaseModel
 
+from ..agent.prompts import hand_edits_note
 from ..chat import ChatMessage
 from ..config import SandboxProviderName
 from ..store.records import Flow
@@ -31,6 +32,15 @@ class RunJob(BaseModel):
     """Rebuild: the project's stored files, for a fresh sandbox."""
     isolation_problem: str = ""
     """Why sandboxes run without full isolation here, when they do (empty when isolated)."""
+    hand_edited: list[str] = []
+    """Files the user edited by hand since the project's last run, for the model to respect."""
+
+    @property
+    def model_prompt(self) -> str:
+        """The prompt as the model reads it: the user's, then what changed since its last turn."""
+        if not self.hand_edited:
+            return self.request.prompt
+        return f"{self.request.prompt}\n\n{hand_edits_note(self.hand_edited)}"
 
     @property
     def new_project(self) -> bool:

@@ -136,7 +136,7 @@ async def _sandbox_flow(inputs: PipelineInputs, provider: SandboxProvider) -> As
     if job.new_project and not inputs.model.offline:
         await _write_starter(sandbox, template, job)
     turn = TurnOutcome()
-    async for event in _model_turn(inputs, sandbox, sandbox, turn, job.request.prompt):
+    async for event in _model_turn(inputs, sandbox, sandbox, turn, job.model_prompt):
         yield event
     async for event in _check_files(sandbox, template, sandbox.id):
         yield event
@@ -156,7 +156,7 @@ async def _persistent_flow(inputs: PipelineInputs, stored: StoredFiles) -> Async
     if new_project and not inputs.model.offline:
         await _write_starter(stored, template, job)
     turn = TurnOutcome()
-    async for event in _model_turn(inputs, stored, None, turn, job.request.prompt):
+    async for event in _model_turn(inputs, stored, None, turn, job.model_prompt):
         yield event
     async for event in _check_files(stored, template, None):
         yield event

@@ -229,6 +229,23 @@ class Timeline(BaseModel):
     """Oldest first."""
 
 
+class ModelOption(BaseModel):
+    name: str
+    """A model string, e.g. `anthropic:claude-sonnet-4-5`."""
+    default: bool
+    """The server's configured model (SANDFORGE_MODEL), used unless a project chooses another."""
+    readsImages: bool
+    """Whether prompts with images can go to it."""
+    problem: str | None
+    """Why it cannot run on this server (a missing key...), and the fix; null when it can."""
+
+
+class Models(BaseModel):
+    models: list[ModelOption]
+    patterns: list[str]
+    """Glob patterns SANDFORGE_ALLOWED_MODELS also allows (`openai:*`): any model they match."""
+
+
 class Saved(BaseModel):
     """The version a manual edit saved."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from ..agent.models import configured_model_name
 from ..agent.prompts import PERSONAS
 from ..sandbox import SKIPPED_DIRS
 from ..templates import TEMPLATES
+from . import vendor
 from .deps import services
 
 WEB_DIR = Path(__file__).with_name("web")
@@ -28,7 +30,14 @@ router = APIRouter(include_in_schema=False)
 pages = Jinja2Templates(directory=WEB_DIR / "templates")
 
 
-def _context(request: Request, flow: str) -> dict[str, Any]:
+async def _ui_missing(root: Path) -> str | None:
+    """What to do when the UI's libraries are not installed (the page says so), else None."""
+    if await asyncio.to_thread(vendor.ready, root):
+        return None
+    return vendor.missing_message(root)
+
+
+async def _context(request: Request, flow: str) -> dict[str, Any]:
     svc = services(request)
     return {
         "flow": flow,
@@ -40,25 +49,28 @@ def _context(request: Request, flow: str) -> dict[str, Any]:
         "model": configured_model_name(svc.settings),
         "isolated": svc.fleet.isolated,
         "skipped_dirs": json.dumps(sorted(SKIPPED_DIRS)),
+        "ui_missing": await _ui_missing(svc.settings.ui_vendor),
     }
 
 
 @router.get("/", response_class=HTMLResponse)
 @router.get("/create-daytona", response_class=HTMLResponse)
 async def create_sandbox_page(request: Request) -> HTMLResponse:
-    return pages.TemplateResponse(request, "create.html", _context(request, "sandbox"))
+    return pages.TemplateResponse(request, "create.html", await _context(request, "sandbox"))
 
 
 @router.get("/create", response_class=HTMLResponse)
 async def create_page(request: Request) -> HTMLResponse:
-    return pages.TemplateResponse(request, "create.html", _context(request, "persistent"))
+    return pages.TemplateResponse(request, "create.html", await _context(request, "persistent"))
 
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, next: str = "/create-daytona") -> HTMLResponse:
-    return pages.TemplateResponse(request, "login.html", {**_context(request, ""), "next": next})
+    return pages.TemplateResponse(
+        request, "login.html", {**(await _context(request, "")), "next": next}
+    )
 
 
 @router.get("/sandboxes", response_class=HTMLResponse)
 async def sandboxes_page(request: Request) -> HTMLResponse:
-    return pages.TemplateResponse(request, "sandboxes.html", _context(request, "sandbox"))
+    return pages.TemplateResponse(request, "sandboxes.html", await _context(request, "sandbox"))

@@ -124,6 +124,7 @@ class Store:
         agents: list[str],
         provider: SandboxProviderName,
         public: bool = False,
+        model: str | None = None,
     ) -> ProjectRecord:
         row = ProjectRow(
             id=new_id("project"),
@@ -135,6 +136,7 @@ class Store:
             sandbox_id=None,
             preview_token=secrets.token_urlsafe(24),
             public=public,
+            model=model,
             created_at=now(),
             updated_at=now(),
         )

@@ -29,9 +29,11 @@ export class Composer {
    * @param {import("./session.js").Session} opts.session
    * @param {number} opts.maxPrompt  the server's prompt limit, for the counter (the server is the judge)
    * @param {() => void} opts.onStarted  the server accepted a prompt: its turn is on the page
+   * @param {import("./picker.js").ModelPicker} opts.picker
    */
-  constructor({ session, maxPrompt, onStarted }) {
+  constructor({ session, maxPrompt, onStarted, picker }) {
     this.session = session;
+    this.picker = picker;
     this.maxPrompt = maxPrompt;
     this.onStarted = onStarted;
     this.stopping = false;
@@ -61,7 +63,7 @@ export class Composer {
 
     this.els.start.form.addEventListener("submit", (event) => {
       event.preventDefault();
-      this.session.configure({ projectType: this.projectType.value, agents: this.selectedAgents() });
+      this.session.configure({ projectType: this.projectType.value, agents: this.selectedAgents(), model: this.picker.requested });
       this.send(this.els.start.prompt.value, "start");
     });
     this.els.followup.form.addEventListener("submit", (event) => {

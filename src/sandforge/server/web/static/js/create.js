@@ -9,6 +9,7 @@ import { PreviewPanel } from "./preview.js";
 import { FilesPanel } from "./files.js";
 import { Tabs } from "./tabs.js";
 import { Timeline } from "./timeline.js";
+import { ModelPicker } from "./picker.js";
 import { loadProjects, renderProjects } from "./projects.js";
 
 const page = document.body.dataset;
@@ -40,6 +41,11 @@ const files = new FilesPanel({
   onCount: (n) => {
     els.fileCount.hidden = n === 0;
     els.fileCount.textContent = String(n);
+  },
+  onSaved: () => {
+    // Our own version: the feed's echo of it is not news.
+    timeline.refresh();
+    preview.showVersion();
   },
 });
 const tabs = new Tabs(["preview", "code", "history", "logs"], (name) => {
@@ -76,8 +82,10 @@ const session = new Session({
     },
   },
 });
+const picker = new ModelPicker();
 const composer = new Composer({
   session,
+  picker,
   maxPrompt: Number(page.maxPrompt),
   onStarted: () => {
     showSession();
@@ -90,6 +98,7 @@ function showEvent(event, restoring) {
   const data = event.data || {};
   if (event.type === "tool" && data.action !== "read") files.touched(data.action === "run" ? "" : data.file);
   if (event.type === "error") files.cancelRefresh();
+  if (event.type === "complete" && data.model) showModelRan(data.model);
   if (restoring) return; // the finished state is drawn once, after the replay
   if (event.type === "progress") preview.setGenerating(true, data.message);
   if (event.type === "complete") {
@@ -97,6 +106,14 @@ function showEvent(event, restoring) {
     files.refresh();
     timeline.refresh();
   }
+}
+
+/** The top bar's model badge says which model made the project's newest version. */
+function showModelRan(model) {
+  const pill = $("#model-pill");
+  pill.lastChild.textContent = model;
+  pill.title = "The model that made this project's newest version";
+  pill.classList.toggle("pill-warn", model === "offline");
 }
 
 /** A restore or a manual edit changed the files: show them everywhere. */
@@ -111,7 +128,10 @@ function render() {
   setRunBadge(session.runStatus);
   composer.render();
   if (!session.active) preview.setGenerating(false);
-  if (session.project) preview.setProject(session.project);
+  if (session.project) {
+    preview.setProject(session.project);
+    picker.setProject(session.project);
+  }
   preview.setBuilt(session.built);
   files.setSource({ sandboxId: session.liveSandboxId, projectId: session.projectId });
   timeline.setProject(session.projectId);
@@ -191,6 +211,7 @@ async function openProjectsDialog() {
 }
 
 els.newBtn.href = location.pathname;
+picker.load().then(() => session.project && picker.setProject(session.project));
 els.projectsBtn.addEventListener("click", openProjectsDialog);
 els.projectsDialog.addEventListener("click", (event) => {
   if (event.target === els.projectsDialog || event.target.closest("[data-close]")) els.projectsDialog.close();

@@ -1,8 +1,10 @@
-// The Code tab: a file tree of the project and a read-only, highlighted view of one file.
-// Files come from the live sandbox while there is one, else from the project's saved version.
+// The Code tab: a file tree of the project and an editor for one file (editor.js).
+// Files come from the live sandbox while there is one, else from the project's saved version;
+// a save goes through the project, which writes it where the project runs.
 import { api, filePath, projectPath, sandboxPath } from "./api.js";
 import { $, h, copyText, formatBytes, toast } from "./dom.js";
-import { languageOf, isBinaryPath, renderCode, LANGUAGE_BADGE } from "./highlight.js";
+import { languageOf, isBinaryPath, LANGUAGE_BADGE, LANGUAGE_NAME } from "./languages.js";
+import { CodeEditor } from "./editor.js";
 
 const MAX_VIEW_BYTES = 512 * 1024;
 const MAX_OPEN_DEPTH = 3;
@@ -13,15 +15,21 @@ export class FilesPanel {
    * @param {object} opts
    * @param {string[]} opts.skippedDirs  the server's one list of folders a listing leaves out
    * @param {(files: number) => void} opts.onCount
+   * @param {(saved: {number: number}) => void} opts.onSaved  a manual edit was saved as a version
    */
-  constructor({ skippedDirs, onCount }) {
+  constructor({ skippedDirs, onCount, onSaved }) {
     this.skippedDirs = new Set(skippedDirs);
     this.onCount = onCount;
+    this.onSaved = onSaved;
     this.tree = $("#file-tree");
     this.pathEl = $("#code-path");
     this.metaEl = $("#code-meta");
     this.scroll = $("#code-scroll");
     this.copyBtn = $("#copy-code");
+    this.saveBtn = $("#save-code");
+    this.dirtyMark = $("#code-dirty");
+    this.editor = new CodeEditor(this.scroll, { onSave: (text) => this.save(text), onDirty: (dirty) => this.showDirty(dirty) });
+    this.saveBtn.addEventListener("click", () => this.editor.save());
     this.sandboxId = null;
     this.projectId = null;
     this.files = new Map(); // path -> {path, size, isDir}
@@ -32,7 +40,7 @@ export class FilesPanel {
     this.refreshTimer = null;
     this.openSeq = 0;
     this.copyBtn.addEventListener("click", async () => {
-      const ok = await copyText(this.content);
+      const ok = await copyText(this.editor.text);
       toast(ok ? "File copied" : "Could not copy", ok ? "ok" : "error");
     });
   }
@@ -196,6 +204,7 @@ export class FilesPanel {
   }
 
   showPlaceholder(text) {
+    this.editor.detach();
     this.pathEl.textContent = this.selected || "Select a file";
     this.metaEl.textContent = "";
     this.copyBtn.disabled = true;
@@ -204,6 +213,9 @@ export class FilesPanel {
 
   async open(path, { quiet = false } = {}) {
     if (!this.base) return;
+    // A run or a restore changed the open file while the user edits it: keep their text.
+    if (quiet && this.editor.dirty) return;
+    if (!quiet && path !== this.selected && this.editor.dirty && !confirm(`Discard your unsaved changes to ${this.selected}?`)) return;
     this.selected = path;
     for (const b of this.tree.querySelectorAll(".tree-item.file")) {
       if (b.dataset.path === path) b.setAttribute("aria-current", "true");
@@ -224,7 +236,10 @@ export class FilesPanel {
       return;
     }
     const seq = ++this.openSeq;
-    if (!quiet) this.scroll.replaceChildren(h("div", { class: "code-empty" }, h("span", { class: "spinner", "aria-label": "Loading" })));
+    if (!quiet) {
+      this.editor.detach();
+      this.scroll.replaceChildren(h("div", { class: "code-empty" }, h("span", { class: "spinner", "aria-label": "Loading" })));
+    }
     let text;
     try {
       text = await this.read(filePath("", path), { headers: { accept: "text/plain" } });
@@ -237,10 +252,37 @@ export class FilesPanel {
     if (seq !== this.openSeq) return;
     this.content = typeof text === "string" ? text : JSON.stringify(text, null, 2);
     const lines = this.content ? this.content.split("\n").length - (this.content.endsWith("\n") ? 1 : 0) : 0;
-    this.metaEl.textContent = `${lang === "plain" ? "text" : lang} · ${lines} lines · ${formatBytes(new Blob([this.content]).size)}`;
+    this.metaEl.textContent = `${LANGUAGE_NAME[lang] || lang} · ${lines} lines · ${formatBytes(new Blob([this.content]).size)}`;
     this.copyBtn.disabled = false;
-    const keep = quiet ? this.scroll.scrollTop : 0;
-    this.scroll.replaceChildren(renderCode(this.content, lang));
-    this.scroll.scrollTop = keep;
+    this.editor.show(this.content, lang, { editable: Boolean(this.projectId), keepScroll: quiet });
+  }
+
+  showDirty(dirty) {
+    this.saveBtn.disabled = !dirty || this.saving;
+    this.dirtyMark.hidden = !dirty;
+  }
+
+  /** Save the open file as the user edited it: a new version, marked as a manual edit. */
+  async save(text) {
+    const path = this.selected;
+    if (!path || !this.projectId || this.saving) return;
+    this.saving = true;
+    this.saveBtn.disabled = true;
+    this.saveBtn.setAttribute("aria-busy", "true");
+    try {
+      const saved = await api(filePath(projectPath(this.projectId), path), { method: "PUT", body: { content: text } });
+      if (path === this.selected) {
+        this.content = text;
+        this.editor.markSaved(text);
+      }
+      toast(`Saved ${path} as version ${saved.number}`, "ok");
+      this.onSaved(saved);
+    } catch (err) {
+      toast(`Could not save ${path}: ${err.message}`, "error", 6000);
+    } finally {
+      this.saving = false;
+      this.saveBtn.removeAttribute("aria-busy");
+      this.showDirty(this.editor.dirty);
+    }
   }
 }

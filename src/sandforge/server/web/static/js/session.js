@@ -114,9 +114,10 @@ export class Session {
   }
 
   /** The start form's choices, for a new project (a follow-up keeps the project's own). */
-  configure({ projectType, agents }) {
+  configure({ projectType, agents, model }) {
     this.projectType = projectType;
     this.agents = agents;
+    this.model = model;
   }
 
   setSandbox(sandboxId) {
@@ -148,6 +149,8 @@ export class Session {
     messages.push({ role: "user", content: prompt });
     const body = { messages, projectType: this.projectType, agents: this.agents };
     if (this.projectId) body.projectId = this.projectId;
+    // A new project's model; afterwards the project's own choice applies (the picker saves it).
+    else if (this.model) body.model = this.model;
     if (this.sandboxId && !this.sandboxGone) body.sandboxId = this.sandboxId;
     return body;
   }

@@ -1,6 +1,6 @@
 // One turn of the conversation: the user's prompt and everything the run streamed back.
 import { h, brandAvatar } from "./dom.js";
-import { renderMarkdown } from "./markdown.js";
+import { showMarkdown } from "./markdown.js";
 import { shareUrl } from "./api.js";
 import { outcomeOf, problemsOf, troubleshoot, APP_ERRORS_HINT } from "./outcome.js";
 
@@ -182,7 +182,7 @@ export class TurnView {
       this.finishText();
       this.text += (this.text ? "\n\n" : "") + content;
       const el = h("div", { class: "text-block", dataset: { seq } });
-      el.innerHTML = renderMarkdown(content);
+      showMarkdown(el, content);
       this.blocks.append(el);
       return;
     }
@@ -203,13 +203,13 @@ export class TurnView {
     this.renderQueued = true;
     requestAnimationFrame(() => {
       this.renderQueued = false;
-      if (this.currentText) this.currentText.el.innerHTML = renderMarkdown(this.currentText.source);
+      if (this.currentText) showMarkdown(this.currentText.el, this.currentText.source);
     });
   }
 
   finishText() {
     if (!this.currentText) return;
-    this.currentText.el.innerHTML = renderMarkdown(this.currentText.source);
+    showMarkdown(this.currentText.el, this.currentText.source);
     this.currentText.el.classList.remove("streaming");
     this.currentText = null;
   }
