@@ -15,7 +15,7 @@ def test_the_pickers_choice_reaches_the_model_endpoint(
     wire_server: Server, anthropic_fake: FakeAnthropic, page: Page
 ) -> None:
     page.goto(f"{wire_server.base_url}/create")
-    picker = page.get_by_label("Model")
+    picker = page.locator("#model-start")
     expect(picker.locator("option")).to_have_text(
         [f"anthropic:{DEFAULT_MODEL} (default)", f"anthropic:{OTHER_MODEL}"]
     )
