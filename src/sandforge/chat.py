@@ -14,3 +14,12 @@ class ChatMessage(BaseModel):
 
     role: Role
     content: str
+
+
+class PromptImage(BaseModel):
+    """An image sent with a prompt (or a screenshot of the preview), for models that read them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data: bytes
+    media_type: str

@@ -36,7 +36,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model
 from pydantic_ai.usage import RunUsage
 
-from ..chat import ChatMessage
+from ..chat import ChatMessage, PromptImage
 from ..events import Event, assistant_delta, progress
 from ..sandbox import Sandbox, SandboxError
 from ..templates import ProjectTemplate
@@ -234,18 +234,21 @@ class Builder:
         history: Sequence[ChatMessage] = (),
         *,
         sandbox: Sandbox | None = None,
-        images: Sequence[bytes] = (),
+        images: Sequence[PromptImage] = (),
     ) -> AsyncIterator[Event]:
         """One turn over `files`; commands run in `sandbox` (none in the persistent flow).
 
-        `images` (PNG) go with the prompt to models that read them.
+        `images` go with the prompt to models that read them.
         """
         self.result = TurnResult()
         sandbox_id = sandbox.id if sandbox is not None else None
         deps = BuildDeps(editor=FileEditor(files, sandbox))
         user_prompt: str | list[UserContent] = prompt
         if images and self.runtime.provider.reads_images:
-            user_prompt = [prompt, *(BinaryContent(i, media_type="image/png") for i in images)]
+            user_prompt = [
+                prompt,
+                *(BinaryContent(i.data, media_type=i.media_type) for i in images),
+            ]
         state = _TurnState(messages=history_messages(history), user_prompt=user_prompt)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.runtime.limits.max_seconds

@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ..agent.models import allowed_model_name
+from ..agent.models import allowed_model_name, reads_images
 from ..agent.offline import derive_title
 from ..chat import ChatMessage
 from ..config import Settings
@@ -64,6 +64,10 @@ class PromptTooLarge(InvalidRequest):
 
 class TooManyMessages(InvalidRequest):
     code = "too_many_messages"
+
+
+class ImagesNotRead(InvalidRequest):
+    code = "images_not_supported"
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,8 @@ class Projects:
             # The project's chosen model, still within the allow-list (it may have shrunk).
             allowed_model_name(self.settings, project.model)
             request = request.model_copy(update={"model": project.model})
+        if request.images:
+            await self._check_reads_images(request.model)
         provider = self.fleet.provider(project.provider)
         history = request.history
         sandbox_id, seed = None, None
@@ -180,6 +186,15 @@ class Projects:
         await self.store.create_run(job.run_id, project.id, request.model_dump())
         await self.store.add_message(project.id, job.run_id, "user", request.prompt)
         return self.supervisor.start(job, provider)
+
+    async def _check_reads_images(self, model: str | None) -> None:
+        # Building the model imports its SDK the first time: off the event loop.
+        if not await asyncio.to_thread(reads_images, self.settings, model):
+            name = allowed_model_name(self.settings, model)
+            raise ImagesNotRead(
+                f"The model {name} does not read images. Choose a model that does (Anthropic's "
+                "and OpenAI's do) in the model picker, or send the prompt without images."
+            )
 
     def _refuse_if_busy(self, project_id: str) -> None:
         active = self.supervisor.active_run(project_id)

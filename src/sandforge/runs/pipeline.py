@@ -22,7 +22,7 @@ from ..agent.builder import Builder
 from ..agent.edits import ProjectFiles
 from ..agent.models import ModelChoice
 from ..agent.offline import derive_title, scaffold
-from ..chat import ChatMessage
+from ..chat import ChatMessage, PromptImage
 from ..config import Settings
 from ..errors import SandforgeError
 from ..events import CompleteData, CompleteEvent, Event, error, progress
@@ -136,7 +136,9 @@ async def _sandbox_flow(inputs: PipelineInputs, provider: SandboxProvider) -> As
     if job.new_project and not inputs.model.offline:
         await _write_starter(sandbox, template, job)
     turn = TurnOutcome()
-    async for event in _model_turn(inputs, sandbox, sandbox, turn, job.model_prompt):
+    async for event in _model_turn(
+        inputs, sandbox, sandbox, turn, job.model_prompt, job.request.prompt_images
+    ):
         yield event
     async for event in _check_files(sandbox, template, sandbox.id):
         yield event
@@ -156,7 +158,9 @@ async def _persistent_flow(inputs: PipelineInputs, stored: StoredFiles) -> Async
     if new_project and not inputs.model.offline:
         await _write_starter(stored, template, job)
     turn = TurnOutcome()
-    async for event in _model_turn(inputs, stored, None, turn, job.model_prompt):
+    async for event in _model_turn(
+        inputs, stored, None, turn, job.model_prompt, job.request.prompt_images
+    ):
         yield event
     async for event in _check_files(stored, template, None):
         yield event
@@ -178,7 +182,7 @@ async def _model_turn(
     sandbox: Sandbox | None,
     turn: TurnOutcome,
     prompt: str,
-    images: tuple[bytes, ...] = (),
+    images: tuple[PromptImage, ...] = (),
 ) -> AsyncIterator[Event]:
     """One turn of the model over the files (or the offline scaffolder's), added to `turn`."""
     job, template = inputs.job, inputs.template
@@ -309,9 +313,9 @@ def _why_stop(
     return None
 
 
-async def _screenshot(path: Path) -> tuple[bytes, ...]:
+async def _screenshot(path: Path) -> tuple[PromptImage, ...]:
     try:
-        return (await asyncio.to_thread(path.read_bytes),)
+        return (PromptImage(data=await asyncio.to_thread(path.read_bytes), media_type="image/png"),)
     except OSError:
         return ()
 

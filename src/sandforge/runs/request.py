@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -15,11 +18,35 @@ from pydantic import (
 )
 
 from ..agent.prompts import PERSONAS
-from ..chat import ChatMessage
+from ..chat import ChatMessage, PromptImage
 from ..config import SandboxProviderName
 from ..templates import TEMPLATES
 
 MAX_PROJECT_NAME = 80
+MAX_IMAGES = 4
+ImageMediaType = Literal["image/png", "image/jpeg", "image/gif", "image/webp"]
+
+
+class ImageInput(BaseModel):
+    """An image sent with the prompt (pasted, dropped or attached), base64-encoded."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    mediaType: ImageMediaType
+    data: str = Field(min_length=1)
+    """The image's bytes, base64-encoded (standard alphabet, no data: prefix)."""
+
+    @field_validator("data")
+    @classmethod
+    def _base64(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise ValueError("an image's data is not valid base64") from None
+        return value
+
+    def decoded(self) -> PromptImage:
+        return PromptImage(data=base64.b64decode(self.data), media_type=self.mediaType)
 
 
 def _check_text(text: str, what: str) -> str:
@@ -77,6 +104,8 @@ class GenerationRequest(BaseModel):
     sandboxId: str | None = None
     model: str | None = None
     """Override SANDFORGE_MODEL for this run, within SANDFORGE_ALLOWED_MODELS."""
+    images: list[ImageInput] = Field(default_factory=list, max_length=MAX_IMAGES)
+    """Images for the prompt, for models that read them (others refuse the request)."""
 
     @field_validator("messages")
     @classmethod
@@ -118,6 +147,10 @@ class GenerationRequest(BaseModel):
     @property
     def prompt(self) -> str:
         return self.messages[-1].content
+
+    @property
+    def prompt_images(self) -> tuple[PromptImage, ...]:
+        return tuple(image.decoded() for image in self.images)
 
     @property
     def history(self) -> list[ChatMessage]:

@@ -102,6 +102,8 @@ class Run(BaseModel):
     tokensUsed: int
     projectType: str | None
     prompt: str
+    images: int
+    """How many images the prompt came with (GET /api/runs/{run_id}/images/{index})."""
 
 
 class Runs(BaseModel):

@@ -50,6 +50,7 @@ def run_json(record: RunRecord) -> dict[str, Any]:
         "tokensUsed": record.tokens_used,
         "projectType": record.project_type,
         "prompt": record.prompt,
+        "images": len(record.images),
     }
 
 

@@ -63,6 +63,12 @@ class RunRecord:
         return str(messages[-1].get("content", ""))
 
     @property
+    def images(self) -> list[dict[str, Any]]:
+        """The images the prompt came with: `{mediaType, data}` (base64)."""
+        images = self.request.get("images")
+        return [i for i in images if isinstance(i, dict)] if isinstance(images, list) else []
+
+    @property
     def project_type(self) -> str | None:
         value = self.request.get("projectType")
         return value if isinstance(value, str) else None

@@ -3,6 +3,7 @@
 // Fix it), goes through send(), so each is checked and shown the same way.
 import { $, h, submitOnModEnter, localiseKbdHints } from "./dom.js";
 import { fixItPrompt } from "./outcome.js";
+import { Attachments } from "./attachments.js";
 
 const EMPTY_PROMPT = "Describe what to build first: the prompt is empty.";
 
@@ -74,7 +75,8 @@ export class Composer {
     for (const button of document.querySelectorAll(".example")) {
       button.addEventListener("click", () => this.useExample(button.dataset.prompt));
     }
-    for (const form of Object.values(this.els)) {
+    for (const [name, form] of Object.entries(this.els)) {
+      form.attachments = new Attachments(form.form, $(`#${name}-attachments`), $(`#${name}-attach`), $(`#${name}-attach-btn`));
       submitOnModEnter(form.prompt);
       form.prompt.addEventListener("input", () => this.updateCount(form));
       this.updateCount(form);
@@ -130,11 +132,16 @@ export class Composer {
       form.prompt.focus();
       return;
     }
+    // A button's prompt (Try again, Fix it) carries nothing but its words.
+    const attachments = prompt === form.prompt.value ? form.attachments : null;
     try {
       await this.session.send(prompt, {
+        images: attachments?.payload || [],
+        imageUrls: attachments?.urls || [],
         onAccepted: () => {
           // The prompt is in the conversation now; the box is free for the next one.
           if (form.prompt.value === prompt) form.prompt.value = "";
+          attachments?.clear();
           this.updateCount(form);
           this.onStarted();
           this.els.followup.prompt.focus({ preventScroll: true });

@@ -138,8 +138,8 @@ export class Session {
     this.hooks.onChange();
   }
 
-  /** The request body for `prompt`: the conversation so far, then the new prompt. */
-  request(prompt) {
+  /** The request body for `prompt` (and its images): the conversation so far, then the prompt. */
+  request(prompt, images = []) {
     const messages = [];
     for (const turn of this.turns) {
       messages.push({ role: "user", content: turn.prompt });
@@ -148,6 +148,7 @@ export class Session {
     }
     messages.push({ role: "user", content: prompt });
     const body = { messages, projectType: this.projectType, agents: this.agents };
+    if (images.length) body.images = images;
     if (this.projectId) body.projectId = this.projectId;
     // A new project's model; afterwards the project's own choice applies (the picker saves it).
     else if (this.model) body.model = this.model;
@@ -159,10 +160,11 @@ export class Session {
    * Send a prompt: a new project's first, or a follow-up. Throws ApiError when the server refuses
    * it (the turn never shows then); once accepted, calls `onAccepted` and follows the run to its end.
    */
-  async send(prompt, { onAccepted }) {
-    const body = this.request(prompt);
+  async send(prompt, { onAccepted, images = [], imageUrls = [] }) {
+    const body = this.request(prompt, images);
     let accepted = false;
     const turn = this.conversation.create(prompt, { onReconnect: () => stream.reconnectNow() });
+    turn.showImages(imageUrls);
     const stream = this.streamFor(turn, {
       restoring: false,
       onAccepted: () => {
@@ -198,6 +200,7 @@ export class Session {
   async replay(run, { restoring }) {
     const turn = this.conversation.create(run.prompt, { onReconnect: () => stream.reconnectNow() });
     turn.runId = run.runId;
+    turn.showImages(Array.from({ length: run.images || 0 }, (_, i) => `${runPath(run.runId)}/images/${i}`));
     this.turns.push(turn);
     this.conversation.attach(turn);
     const stream = this.streamFor(turn, { restoring });

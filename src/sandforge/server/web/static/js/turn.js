@@ -69,9 +69,11 @@ export class TurnView {
     this.logList = h("ol", { class: "runlog-list" });
     this.logSummary = h("summary", {}, "Run log");
     this.log = h("details", { class: "runlog" }, this.logSummary, this.logList);
+    this.images = h("div", { class: "msg-images", hidden: true });
     this.el = h(
       "article",
       { class: "turn", "aria-label": "Turn" },
+      this.images,
       h("div", { class: "msg-user" }, prompt),
       h("div", { class: "msg-assistant" }, brandAvatar(), h("div", { class: "assistant-body" }, this.stepper, this.blocks, this.connNote, this.result, this.log)),
     );
@@ -212,6 +214,12 @@ export class TurnView {
     showMarkdown(this.currentText.el, this.currentText.source);
     this.currentText.el.classList.remove("streaming");
     this.currentText = null;
+  }
+
+  /** The images the prompt came with. */
+  showImages(urls) {
+    this.images.hidden = urls.length === 0;
+    this.images.replaceChildren(...urls.map((src, i) => h("a", { href: src, target: "_blank", rel: "noopener" }, h("img", { src, alt: `Image ${i + 1} sent with the prompt` }))));
   }
 
   /** A repair pass started (the run went back to generating after its rendered check). */
