@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -203,3 +204,34 @@ async def test_request_limit_argument_still_works(wire: Wire, sandbox: Sandbox) 
     assert wire.fake.request_count == 3
     assert builder.result.limit_reached is not None
     assert "limit of 3 model requests" in builder.result.limit_reached
+
+
+async def test_without_a_sandbox_the_model_is_offered_no_command_tool(
+    wire: Wire, sandbox: Sandbox
+) -> None:
+    """The persistent flow (files only, no sandbox): a run_command there could only fail."""
+    wire.fake.set_script([Turn([write("a.txt")]), Turn(["Done."])])
+    model = resolve_model(wire.settings()).model
+    assert model is not None
+    builder = Builder(model, get_template("web-app"), ["frontend-dev"])
+    events = [event async for event in builder.run(sandbox, "Make a page", sandbox=None)]
+
+    assert "tool:a.txt" in kinds(events)
+    first = wire.fake.requests[0].json
+    assert tools_offered(first) == {
+        "list_files",
+        "read_file",
+        "write_file",
+        "edit_file",
+        "delete_file",
+    }
+    assert "run_command" not in json.dumps(first.get("system") or first["messages"][0])
+
+    wire.fake.set_script([Turn(["Done."])])
+    await build(wire.settings(), sandbox)
+    assert "run_command" in tools_offered(wire.fake.requests[-1].json)
+
+
+def tools_offered(request: dict[str, Any]) -> set[str]:
+    """The tool names of a request, on either wire (Anthropic's, OpenAI's)."""
+    return {tool.get("name") or tool["function"]["name"] for tool in request["tools"]}

@@ -174,14 +174,19 @@ async def run_command(ctx: RunContext[BuildDeps], command: str) -> str:
     )
 
 
-def _build_agent() -> Agent[BuildDeps, str]:
+def _build_agent(*, runs_commands: bool) -> Agent[BuildDeps, str]:
     agent: Agent[BuildDeps, str] = Agent(deps_type=BuildDeps, output_type=str, retries=TOOL_RETRIES)
-    for tool in (list_files, read_file, write_file, edit_file, delete_file, run_command):
+    for tool in (list_files, read_file, write_file, edit_file, delete_file):
         agent.tool(sequential=True)(tool)
+    if runs_commands:
+        agent.tool(sequential=True)(run_command)
     return agent
 
 
-_AGENT = _build_agent()
+_AGENT = _build_agent(runs_commands=True)
+_FILES_ONLY_AGENT = _build_agent(runs_commands=False)
+"""For the persistent flow: no machine runs anything, so the model is offered no command tool
+(one that could only fail)."""
 
 
 def history_messages(history: Sequence[ChatMessage]) -> list[ModelMessage]:
@@ -278,11 +283,13 @@ class Builder:
         limits = self.runtime.limits
         state.failure, state.limit = None, None
         try:
-            async with _AGENT.run_stream_events(
+            runs_commands = deps.editor.sandbox is not None
+            agent = _AGENT if runs_commands else _FILES_ONLY_AGENT
+            async with agent.run_stream_events(
                 state.user_prompt,
                 model=self.model,
                 deps=deps,
-                instructions=system_prompt(self.template, self.agents),
+                instructions=system_prompt(self.template, self.agents, runs_commands=runs_commands),
                 message_history=state.messages,
                 usage=state.usage,
                 usage_limits=limits.usage_limits(),

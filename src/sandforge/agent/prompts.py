@@ -37,6 +37,14 @@ and run_command for shell commands (there is no network access).
 Write complete files, never placeholders or "rest unchanged" comments. When you are done,
 reply with a short summary of what you built; do not paste the code into the reply."""
 
+FILES_ONLY_RULES = """\
+You build web apps by calling tools. Paths are relative to the project dir. Use list_files and
+read_file to see what is there, write_file to create or replace a file, edit_file for a small
+change to an existing file and delete_file to remove one. Nothing runs here: the files are
+served as they are, so write plain HTML, CSS and JavaScript that needs no build step.
+Write complete files, never placeholders or "rest unchanged" comments. When you are done,
+reply with a short summary of what you built; do not paste the code into the reply."""
+
 
 def persona_fragments(agents: Sequence[str]) -> list[str]:
     """The chosen personas' prompt fragments, in order, each once; the default when none."""
@@ -47,14 +55,22 @@ def persona_fragments(agents: Sequence[str]) -> list[str]:
     return [PERSONAS[name] for name in chosen]
 
 
-def system_prompt(template: ProjectTemplate, agents: Sequence[str]) -> str:
-    """The builder's rules, the project type (stack, files, dev server) and the personas."""
+def system_prompt(
+    template: ProjectTemplate, agents: Sequence[str], *, runs_commands: bool = True
+) -> str:
+    """The builder's rules, the project type (stack, files, dev server) and the personas;
+    without `runs_commands` (the persistent flow), the rules of a project nothing runs in."""
     personas = "\n".join(f"- {fragment}" for fragment in persona_fragments(agents))
+    serving = (
+        f"The dev server runs `{template.dev_command}` on port {template.port}; it is already "
+        "set up, so do not start it."
+        if runs_commands
+        else "The files are served straight from storage."
+    )
+    rules = RULES if runs_commands else FILES_ONLY_RULES
     return (
-        f"{RULES}\n\nProject type: {template.label}.\n{template.stack}\n"
-        f"The entry file is {template.entry_file}. The dev server runs "
-        f"`{template.dev_command}` on port {template.port}; it is already set up, so do not "
-        "start it.\n\n"
+        f"{rules}\n\nProject type: {template.label}.\n{template.stack}\n"
+        f"The entry file is {template.entry_file}. {serving}\n\n"
         f"Your roles:\n{personas}"
     )
 
