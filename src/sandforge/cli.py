@@ -12,7 +12,6 @@ import httpx
 import typer
 from pydantic import SecretStr
 from rich.console import Console
-from rich.table import Table
 
 from .config import Settings, get_settings
 from .errors import SandforgeError
@@ -182,15 +181,35 @@ def generate(
     raise typer.Exit(asyncio.run(_generate(_settings(host, port), body, serve_after)))
 
 
-def _api(settings: Settings, method: str, path: str) -> Any:
+HostOption = Annotated[
+    str | None,
+    typer.Option(help="The server's address (default: SANDFORGE_SERVER_URL, else 127.0.0.1)."),
+]
+PortOption = Annotated[
+    int | None, typer.Option(help="The server's port (default: SANDFORGE_PORT, else 8000).")
+]
+
+
+def _client_url(host: str | None, port: int | None) -> tuple[Settings, str]:
+    """The settings and the server address a client command uses: --host/--port, else
+    SANDFORGE_SERVER_URL, else the local server's."""
+    settings = _settings(host, port)
+    if host is None and port is None and settings.server_url:
+        return settings, settings.server_url.rstrip("/")
+    return settings, _base_url(settings)
+
+
+def _api(host: str | None, port: int | None, method: str, path: str) -> Any:
+    settings, base = _client_url(host, port)
     try:
         response = httpx.request(
-            method, f"{_base_url(settings)}{path}", timeout=30, headers=_auth_headers(settings)
+            method, f"{base}{path}", timeout=30, headers=_auth_headers(settings)
         )
     except httpx.ConnectError:
         err_console.print(
-            f"[red]No sandforge server at {settings.host}:{settings.port}; "
-            "start one with `sandforge serve`.[/]"
+            f"[red]No sandforge server at {base}; start one with `sandforge serve`, or point "
+            "at yours with --host/--port or SANDFORGE_SERVER_URL.[/]",
+            highlight=False,
         )
         raise typer.Exit(1) from None
     if response.status_code >= 400:
@@ -199,42 +218,60 @@ def _api(settings: Settings, method: str, path: str) -> Any:
     return response.json() if response.content else None
 
 
+def human_age(seconds: float) -> str:
+    """`42s`, `5m 03s`, `2h 10m`, `3d 4h`."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
 @sandboxes_app.command("list")
 def sandboxes_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    port: Annotated[int | None, typer.Option(help="Server port.")] = None,
+    host: HostOption = None,
+    port: PortOption = None,
 ) -> None:
-    """List sandboxes."""
-    items = _api(_settings(None, port), "GET", "/api/sandboxes")["sandboxes"]
+    """List sandboxes, each with its project's stable preview URL (it survives rebuilds)."""
+    items = _api(host, port, "GET", "/api/sandboxes")["sandboxes"]
     if as_json:
         sys.stdout.write(json.dumps(items, indent=2) + "\n")
         return
-    table = Table("id", "provider", "state", "age (s)", "preview")
+    projects = {p["id"]: p for p in _api(host, port, "GET", "/api/projects")["projects"]}
+    rows = [("ID", "PROVIDER", "STATE", "AGE", "PREVIEW")]
     for s in items:
-        table.add_row(
-            s["id"], s["provider"], s["state"], str(int(s["ageSeconds"])), s["previewUrl"]
-        )
-    console.print(table)
+        project = projects.get(s["projectId"] or "")
+        url = project["previewUrl"] if project else s["previewUrl"]
+        rows.append((s["id"], s["provider"], s["state"], human_age(s["ageSeconds"]), url))
+    # Plain columns, never cut: a URL is only useful whole.
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        sys.stdout.write("  ".join([*cells, row[4]]) + "\n")
 
 
 @sandboxes_app.command("delete")
-def sandboxes_delete(sandbox_id: str, port: Annotated[int | None, typer.Option()] = None) -> None:
+def sandboxes_delete(sandbox_id: str, host: HostOption = None, port: PortOption = None) -> None:
     """Delete a sandbox and its files."""
-    _api(_settings(None, port), "DELETE", f"/api/sandboxes/{sandbox_id}")
+    _api(host, port, "DELETE", f"/api/sandboxes/{sandbox_id}")
     console.print(f"deleted {sandbox_id}")
 
 
 @sandboxes_app.command("stop")
-def sandboxes_stop(sandbox_id: str, port: Annotated[int | None, typer.Option()] = None) -> None:
+def sandboxes_stop(sandbox_id: str, host: HostOption = None, port: PortOption = None) -> None:
     """Stop a sandbox; its files stay."""
-    _api(_settings(None, port), "POST", f"/api/sandboxes/{sandbox_id}/stop")
+    _api(host, port, "POST", f"/api/sandboxes/{sandbox_id}/stop")
     console.print(f"stopped {sandbox_id}")
 
 
 @sandboxes_app.command("start")
-def sandboxes_start(sandbox_id: str, port: Annotated[int | None, typer.Option()] = None) -> None:
+def sandboxes_start(sandbox_id: str, host: HostOption = None, port: PortOption = None) -> None:
     """Start a stopped sandbox."""
-    _api(_settings(None, port), "POST", f"/api/sandboxes/{sandbox_id}/start")
+    _api(host, port, "POST", f"/api/sandboxes/{sandbox_id}/start")
     console.print(f"started {sandbox_id}")
 
 

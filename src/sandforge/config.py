@@ -27,6 +27,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=default_data_dir)
     host: str = "127.0.0.1"
+    server_url: str | None = None
+    """Where the CLI's client commands (`sandforge sandboxes ...`) reach a running server, e.g.
+    http://10.0.0.5:8000 (SANDFORGE_SERVER_URL); default http://<host>:<port>."""
     port: int = 8000
     preview_domain: str = "localhost"
     preview_scheme: Literal["http", "https"] = "http"

@@ -13,8 +13,8 @@ NO_MODEL_MESSAGE = (
     "No AI model is configured, so sandforge wrote the {template} starter, customised from "
     "your prompt, instead of generating an app. To generate with a model, set "
     "ANTHROPIC_API_KEY (Claude), or SANDFORGE_MODEL (for example "
-    "`openai-chat:gpt-4.1` with OPENAI_API_KEY, or `ollama:qwen2.5-coder`), then restart "
-    "sandforge. `sandforge doctor` checks the set-up."
+    "`openai-chat:gpt-4.1` with OPENAI_API_KEY, or `ollama:qwen2.5-coder`) in the environment "
+    "or .env that sandforge starts with. `sandforge doctor` checks the set-up."
 )
 
 _LEADING = re.compile(
