@@ -64,7 +64,7 @@ export class Composer {
 
     this.els.start.form.addEventListener("submit", (event) => {
       event.preventDefault();
-      this.session.configure({ projectType: this.projectType.value, agents: this.selectedAgents(), model: this.picker.requested });
+      this.session.configure({ projectType: this.projectType.value, agents: this.selectedAgents(), model: this.picker.requested, sandbox: $("#sandbox-provider")?.value });
       this.send(this.els.start.prompt.value, "start");
     });
     this.els.followup.form.addEventListener("submit", (event) => {

@@ -10,7 +10,9 @@ import { FilesPanel } from "./files.js";
 import { Tabs } from "./tabs.js";
 import { Timeline } from "./timeline.js";
 import { ModelPicker } from "./picker.js";
+import { Panes } from "./panes.js";
 import { loadProjects, renderProjects } from "./projects.js";
+import { deleteProject, projectActions, renameProject } from "./manage.js";
 
 const page = document.body.dataset;
 const els = {
@@ -30,6 +32,7 @@ const els = {
 };
 
 const connection = new ServerConnection();
+const panes = new Panes();
 const preview = new PreviewPanel({
   connection,
   staticFiles: page.flow === "persistent",
@@ -58,12 +61,16 @@ const timeline = new Timeline({
 });
 const conversation = new Conversation($("#conversation"), {
   onFileClick: (path) => {
+    panes.show("app");
     tabs.select("code");
     files.open(path);
   },
   onRetry: (turn) => composer.followUp(turn.prompt),
   onFixIt: (problems) => composer.fixIt(problems),
-  onOpenPreview: () => tabs.select("preview", { focus: true }),
+  onOpenPreview: () => {
+    panes.show("app");
+    tabs.select("preview", { focus: true });
+  },
 });
 const session = new Session({
   endpoint: page.endpoint,
@@ -135,6 +142,7 @@ function render() {
   preview.setBuilt(session.built);
   files.setSource({ sandboxId: session.liveSandboxId, projectId: session.projectId });
   timeline.setProject(session.projectId);
+  for (const button of [$("#rename-btn"), $("#delete-btn")]) button.hidden = !session.projectId;
   updateUrl();
 }
 
@@ -194,7 +202,7 @@ async function refreshRecent() {
   try {
     const projects = await loadProjects();
     els.recent.hidden = projects.length === 0;
-    renderProjects(els.recentList, projects, { limit: 6 });
+    renderProjects(els.recentList, projects, { limit: 6, actions: projectActions(refreshRecent) });
   } catch {
     els.recent.hidden = true;
   }
@@ -204,7 +212,13 @@ async function openProjectsDialog() {
   els.projectsList.replaceChildren(h("li", { class: "empty-note" }, "Loading…"));
   els.projectsDialog.showModal();
   try {
-    renderProjects(els.projectsList, await loadProjects(), { current: session.projectId });
+    renderProjects(els.projectsList, await loadProjects(), {
+      current: session.projectId,
+      actions: projectActions(openProjectsDialog, (deleted) => {
+        // The open project is gone: back to a new one.
+        if (deleted.id === session.projectId) location.assign(location.pathname);
+      }),
+    });
   } catch (err) {
     els.projectsList.replaceChildren(h("li", { class: "empty-note" }, err.message));
   }
@@ -213,6 +227,14 @@ async function openProjectsDialog() {
 els.newBtn.href = location.pathname;
 picker.load().then(() => session.project && picker.setProject(session.project));
 els.projectsBtn.addEventListener("click", openProjectsDialog);
+$("#rename-btn").addEventListener("click", async () => {
+  if (!session.project) return;
+  const renamed = await renameProject({ id: session.projectId, name: session.title });
+  if (renamed) await session.refresh();
+});
+$("#delete-btn").addEventListener("click", async () => {
+  if (session.projectId && (await deleteProject({ id: session.projectId, name: session.title }))) location.assign(location.pathname);
+});
 els.projectsDialog.addEventListener("click", (event) => {
   if (event.target === els.projectsDialog || event.target.closest("[data-close]")) els.projectsDialog.close();
 });

@@ -33,6 +33,8 @@ export async function loadProjects() {
       id: p.id,
       flow: p.flow,
       title: titleFrom(runs[0]?.prompt, p.name),
+      firstPrompt: runs[0]?.prompt || "",
+      createdAt: p.createdAt,
       runs,
       last,
       sandboxId: p.sandboxId,
@@ -58,7 +60,13 @@ export function projectHref(p) {
   return `${page}?project=${encodeURIComponent(p.id)}`;
 }
 
-export function renderProjects(list, projects, { current = null, limit = Infinity } = {}) {
+const dateFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+
+/**
+ * @param {object} [opts]
+ * @param {(project) => Node[]} [opts.actions]  buttons beside each project (rename, delete)
+ */
+export function renderProjects(list, projects, { current = null, limit = Infinity, actions = null } = {}) {
   if (!projects.length) {
     list.replaceChildren(h("li", { class: "empty-note" }, "No projects yet. Describe an app to start one."));
     return;
@@ -67,17 +75,20 @@ export function renderProjects(list, projects, { current = null, limit = Infinit
   list.replaceChildren(
     ...projects.slice(0, limit).map((p) => {
       const turns = p.runs.length === 1 ? "1 turn" : `${p.runs.length} turns`;
-      const meta = [turns, ago(now - p.updatedAt), p.flow === "persistent" ? "persistent" : "sandbox"].join(" · ");
+      // Two projects may share a name: the kind, the creation time and the id tell them apart.
+      const created = p.createdAt ? `made ${dateFormat.format(new Date(p.createdAt * 1000))}` : null;
+      const meta = [turns, ago(now - p.updatedAt), p.flow === "persistent" ? "static site" : "sandboxed app", created, `#${p.id.slice(-4)}`].filter(Boolean).join(" · ");
       return h(
         "li",
-        {},
+        { class: actions ? "with-actions" : null },
         h(
           "a",
-          { class: "project-item", href: projectHref(p), "aria-current": current && current === p.id ? "true" : null, dataset: { project: p.id, sandbox: p.sandboxId || "" } },
+          { class: "project-item", href: projectHref(p), title: p.firstPrompt || p.title, "aria-current": current && current === p.id ? "true" : null, dataset: { project: p.id, sandbox: p.sandboxId || "" } },
           h("span", { class: "p-ico", "aria-hidden": "true" }, p.title.charAt(0).toUpperCase()),
           h("span", { class: "p-main" }, h("span", { class: "p-title" }, p.title), h("span", { class: "p-meta" }, meta)),
           h("span", { class: "badge", dataset: { status: p.status } }, p.status),
         ),
+        actions ? h("div", { class: "p-actions" }, actions(p)) : null,
       );
     }),
   );

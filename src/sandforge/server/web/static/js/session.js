@@ -114,10 +114,11 @@ export class Session {
   }
 
   /** The start form's choices, for a new project (a follow-up keeps the project's own). */
-  configure({ projectType, agents, model }) {
+  configure({ projectType, agents, model, sandbox }) {
     this.projectType = projectType;
     this.agents = agents;
     this.model = model;
+    this.provider = sandbox;
   }
 
   setSandbox(sandboxId) {
@@ -151,7 +152,10 @@ export class Session {
     if (images.length) body.images = images;
     if (this.projectId) body.projectId = this.projectId;
     // A new project's model; afterwards the project's own choice applies (the picker saves it).
-    else if (this.model) body.model = this.model;
+    else {
+      if (this.model) body.model = this.model;
+      if (this.provider) body.sandbox = this.provider;
+    }
     if (this.sandboxId && !this.sandboxGone) body.sandboxId = this.sandboxId;
     return body;
   }
