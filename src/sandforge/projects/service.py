@@ -235,15 +235,33 @@ class Projects:
         return sandbox
 
     async def _check_capacity(self) -> None:
-        """Refuse to start one more sandbox than SANDFORGE_MAX_SANDBOXES."""
-        running = await self.fleet.running_count()
+        """Keep to SANDFORGE_MAX_SANDBOXES: at the limit, stop the sandbox idle the longest (its
+        files stay; opening its project starts it again), and refuse only when every running
+        sandbox is in use."""
+        running = await self.fleet.running()
         limit = self.settings.max_sandboxes
-        if running >= limit:
-            raise TooManySandboxes(
-                f"{running} sandboxes are running and the limit is {limit} "
-                "(SANDFORGE_MAX_SANDBOXES). Stop or delete one on the sandboxes page "
-                "(or `sandforge sandboxes list`), or raise the limit."
-            )
+        if len(running) < limit:
+            return
+        to_stop = len(running) - limit + 1
+        busy = self.supervisor.busy_sandboxes()
+        for info in sorted(running, key=self.fleet.idle_for, reverse=True):
+            lock = self._locks[info.labels.get("project", info.id)]
+            # Never wait for another project's lock while this one's is held: two projects
+            # making room for each other would wait forever.
+            if info.id in busy or lock.locked():
+                continue
+            async with lock:
+                with contextlib.suppress(SandboxError):
+                    await self.fleet.stop(await self.fleet.find(info.id))
+                    log.info("stopped sandbox %s to stay within %d sandboxes", info.id, limit)
+                    to_stop -= 1
+            if to_stop == 0:
+                return
+        raise TooManySandboxes(
+            f"{len(running)} sandboxes are running, all of them in use, and the limit is "
+            f"{limit} (SANDFORGE_MAX_SANDBOXES). Wait for a run to end, stop or delete a "
+            "sandbox on the sandboxes page (or `sandforge sandboxes list`), or raise the limit."
+        )
 
     async def project_sandbox(self, project: ProjectRecord) -> Sandbox | None:
         """The project's sandbox if it still exists (running or not)."""
