@@ -27,6 +27,7 @@ from .auth import TOKEN_COOKIE, TOKEN_HEADER
 from .inject import FRAME_COOKIE, Injection, injected_headers
 
 OUR_COOKIES = frozenset({TOKEN_COOKIE, FRAME_COOKIE})
+BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 HOP_BY_HOP = frozenset(
     {
@@ -152,16 +153,16 @@ class Forwarder:
         """Forward one request, with `injection`'s scripts in a page it answers with; False
         (after answering 502) if the dev server did not answer."""
         request = Request(scope, receive)
+        identity = injection is not None
         try:
-            upstream, client = await self.pool.get(sandbox, port)
-            has_body = request.method not in ("GET", "HEAD", "OPTIONS")
-            upstream_request = client.build_request(
-                request.method,
-                raw_target(scope),
-                headers=forwarded_headers(request, upstream, port, injection is not None),
-                content=_request_body(receive) if has_body else None,
-            )
-            response = await client.send(upstream_request, stream=True)
+            try:
+                response = await self._send(request, scope, receive, sandbox, port, identity)
+            except httpx.RemoteProtocolError:
+                if request.method not in BODILESS:
+                    raise
+                # A kept-alive connection the dev server closed as this request left (Node
+                # closes idle ones after 5 s, as Vite's first load waits for its optimizer).
+                response = await self._send(request, scope, receive, sandbox, port, identity)
         except (httpx.HTTPError, SandboxError, OSError):
             await page(
                 502,
@@ -181,6 +182,25 @@ class Forwarder:
         else:
             await _relay(response, scope, receive, send)
         return True
+
+    async def _send(
+        self,
+        request: Request,
+        scope: Scope,
+        receive: Receive,
+        sandbox: Sandbox,
+        port: int,
+        identity: bool,
+    ) -> httpx.Response:
+        upstream, client = await self.pool.get(sandbox, port)
+        has_body = request.method not in BODILESS
+        upstream_request = client.build_request(
+            request.method,
+            raw_target(scope),
+            headers=forwarded_headers(request, upstream, port, identity),
+            content=_request_body(receive) if has_body else None,
+        )
+        return await client.send(upstream_request, stream=True)
 
 
 def _end_to_end(response: httpx.Response) -> list[tuple[str, str]]:

@@ -9,9 +9,9 @@ import { api, projectPath, sandboxPath, shareUrl } from "./api.js";
 import { $, h, copyText, toast } from "./dom.js";
 
 const FAST_POLL_MS = 1500;
+const SLOW_POLL_MS = 5000;
 // Asks the preview proxy to treat this iframe as the editor's (it adds the live-reload helper).
 const EDITOR_FRAME = ["sandforge-frame", "editor"];
-const SLOW_POLL_MS = 5000;
 
 const ICONS = {
   screen: '<svg viewBox="0 0 24 24"><rect x="3" y="4" width="18" height="16" rx="2"/><path d="M3 9h18M7 6.5h.01M10 6.5h.01"/></svg>',
