@@ -49,6 +49,11 @@ class ShuttingDown(Unavailable):
     code = "server_shutdown"
 
 
+class PreviewNotReady(SandboxError):
+    code = "preview_not_ready"
+    http_status = Unavailable.http_status
+
+
 class PromptTooLarge(InvalidRequest):
     code = "prompt_too_large"
 
@@ -214,9 +219,10 @@ class Projects:
         if project.sandbox_id:
             # Touched first, so the idle stop does not take back what this starts.
             self.fleet.touch(project.sandbox_id)
+        run = self.supervisor.active_run(project.id)
+        if run is not None:
+            return await self._run_sandbox(project, run)
         sandbox = await self.project_sandbox(project)
-        if sandbox is not None and self.supervisor.active_run(project.id) is not None:
-            return sandbox  # the run brings it up
         if sandbox is None or (await sandbox.info()).state != SandboxState.STARTED:
             await self._check_capacity()
         template = get_template(project.project_type)
@@ -233,6 +239,18 @@ class Projects:
             await self.store.record_sandbox(sandbox.id, provider.name, project.id, "started")
         await ensure_serving(sandbox, template, self.settings.dev_server_ready_timeout_s)
         return sandbox
+
+    async def _run_sandbox(self, project: ProjectRecord, run: LiveRun) -> Sandbox:
+        """The sandbox a run in flight works in (the run brings its dev server up). The run
+        knows it before the store does: a new project's preview opens while the run is young."""
+        sandbox_id = run.sandbox_id or project.sandbox_id
+        with contextlib.suppress(SandboxNotFound):
+            if sandbox_id is not None:
+                return await self.fleet.provider(project.provider).get(sandbox_id)
+        raise PreviewNotReady(
+            f"Run {run.id} is still setting up this project's sandbox; the preview appears as "
+            "soon as its dev server answers."
+        )
 
     async def _check_capacity(self) -> None:
         """Keep to SANDFORGE_MAX_SANDBOXES: at the limit, stop the sandbox idle the longest (its
