@@ -23,7 +23,6 @@ from .bwrap import BwrapLauncher
 CONTROL_MESSAGE_BYTES = 1 << 20
 
 
-
 class ControlServer:
     """Serves a Launcher on a unix socket only its owner can reach (mode 0600)."""
 
