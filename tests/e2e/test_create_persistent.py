@@ -9,7 +9,7 @@ from .conftest import UI_TIMEOUT_MS, Server, screenshot
 
 def test_create_page_renders_its_preview(offline_server: Server, page: Page) -> None:
     page.goto(f"{offline_server.base_url}/create")
-    expect(page.get_by_role("link", name="Persistent")).to_have_attribute("aria-current", "page")
+    expect(page.get_by_role("link", name="Static site")).to_have_attribute("aria-current", "page")
     screenshot(page, "create-start")
 
     page.get_by_role("button", name="Calculator").click()
