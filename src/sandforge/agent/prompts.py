@@ -82,3 +82,14 @@ def hand_edits_note(paths: Sequence[str]) -> str:
         f"Since your last turn the user edited these files by hand: {listed}. Read them before "
         "you change them, and keep the user's changes unless the prompt asks otherwise."
     )
+
+
+def picked_elements_note(elements: Sequence[tuple[str, str, str | None, int | None]]) -> str:
+    """What the model is told about the elements the user pointed at in the preview, each as
+    (selector, text, file, line)."""
+    lines = []
+    for selector, text, file, line in elements:
+        where = f" in {file}" + (f" line {line}" if line else "") if file else ""
+        said = f' showing "{text}"' if text else ""
+        lines.append(f"- `{selector}`{said}{where}")
+    return "The user pointed at these elements of the app's page:\n" + "\n".join(lines)

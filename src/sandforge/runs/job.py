@@ -6,7 +6,7 @@ import base64
 
 from pydantic import BaseModel
 
-from ..agent.prompts import hand_edits_note
+from ..agent.prompts import hand_edits_note, picked_elements_note
 from ..chat import ChatMessage
 from ..config import SandboxProviderName
 from ..store.records import Flow
@@ -37,10 +37,15 @@ class RunJob(BaseModel):
 
     @property
     def model_prompt(self) -> str:
-        """The prompt as the model reads it: the user's, then what changed since its last turn."""
-        if not self.hand_edited:
-            return self.request.prompt
-        return f"{self.request.prompt}\n\n{hand_edits_note(self.hand_edited)}"
+        """The prompt as the model reads it: the user's, then the elements they pointed at and
+        the files they edited by hand since its last turn."""
+        notes = [self.request.prompt]
+        if self.request.elements:
+            picked = [(e.selector, e.text, e.file, e.line) for e in self.request.elements]
+            notes.append(picked_elements_note(picked))
+        if self.hand_edited:
+            notes.append(hand_edits_note(self.hand_edited))
+        return "\n\n".join(notes)
 
     @property
     def new_project(self) -> bool:

@@ -64,6 +64,27 @@ def _choices(names: Iterable[str]) -> list[JsonValue]:
     return [*sorted(names)]
 
 
+MAX_ELEMENTS = 5
+
+
+class PickedElement(BaseModel):
+    """An element the user pointed at in the preview, sent as context with the prompt. It
+    comes from the app's page, so it is the app's word: bounded, and only ever text."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    selector: str = Field(min_length=1, max_length=500)
+    tag: str = Field(default="", max_length=40)
+    text: str = Field(default="", max_length=500)
+    file: str | None = Field(default=None, max_length=300)
+    line: int | None = Field(default=None, ge=1)
+
+    @field_validator("selector", "tag", "text", "file")
+    @classmethod
+    def _readable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else _check_text(value, f"an element's {info.field_name}")
+
+
 class GenerationRequest(BaseModel):
     """The seed's `{messages, projectType, agents, projectName}`.
 
@@ -106,6 +127,8 @@ class GenerationRequest(BaseModel):
     """Override SANDFORGE_MODEL for this run, within SANDFORGE_ALLOWED_MODELS."""
     images: list[ImageInput] = Field(default_factory=list, max_length=MAX_IMAGES)
     """Images for the prompt, for models that read them (others refuse the request)."""
+    elements: list[PickedElement] = Field(default_factory=list, max_length=MAX_ELEMENTS)
+    """Elements the user pointed at in the preview; the model is told about them."""
 
     @field_validator("messages")
     @classmethod

@@ -20,7 +20,7 @@ from ..chat import ChatMessage
 from ..events import event_adapter
 from ..ids import Kind
 from ..projects.serving import PreviewState
-from ..runs.request import GenerationRequest
+from ..runs.request import GenerationRequest, PickedElement
 from ..sandbox import SandboxState
 from ..store.records import Flow, RunState
 from .bodies import FileEdit, ProjectUpdate, ShareRequest, SignIn
@@ -104,6 +104,8 @@ class Run(BaseModel):
     prompt: str
     images: int
     """How many images the prompt came with (GET /api/runs/{run_id}/images/{index})."""
+    elements: list[PickedElement]
+    """The elements of the preview the user pointed at for this prompt."""
 
 
 class Runs(BaseModel):

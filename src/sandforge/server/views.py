@@ -51,6 +51,7 @@ def run_json(record: RunRecord) -> dict[str, Any]:
         "projectType": record.project_type,
         "prompt": record.prompt,
         "images": len(record.images),
+        "elements": record.request.get("elements") or [],
     }
 
 

@@ -56,6 +56,8 @@ class FrameScript:
 FRAME_SCRIPTS: tuple[FrameScript, ...] = (
     # Reloads the page after each write, where the dev server does not update it itself.
     FrameScript("reload", lambda template: not template.reloads_itself),
+    # Lets the user point at an element of the app, for the next prompt (any project type).
+    FrameScript("inspector", lambda template: True),
 )
 
 

@@ -6,6 +6,26 @@ import { h, toast } from "./dom.js";
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 const MAX_IMAGES = 4; // the server's limit (runs/request.py)
 const MAX_IMAGE_BYTES = 5 * 1024 * 1024;
+const MAX_ELEMENTS = 5;
+
+/** "h1 · Forged by… · index.html:11", the way a chip (or a sent turn) names a picked element. */
+export function elementLabel(element) {
+  const where = element.file ? `${element.file}${element.line ? `:${element.line}` : ""}` : "";
+  const text = element.text.length > 40 ? `${element.text.slice(0, 39)}…` : element.text;
+  return [element.tag || element.selector, text && `“${text}”`, where].filter(Boolean).join(" · ");
+}
+
+export function elementChip(element, onRemove) {
+  const label = elementLabel(element);
+  return h(
+    "li",
+    { class: "attach-chip element-chip", title: element.selector },
+    h("span", { class: "element-ico", "aria-hidden": "true" }, "⌖"),
+    h("span", { class: "attach-name" }, label),
+    onRemove ? h("button", { type: "button", class: "icon-btn", "aria-label": `Remove ${label}`, onclick: onRemove }, "×") : null,
+  );
+}
+
 
 function readBase64(file) {
   return new Promise((resolve, reject) => {
@@ -25,8 +45,9 @@ export class Attachments {
    */
   constructor(form, list, fileInput, button) {
     this.list = list;
-    button.addEventListener("click", () => fileInput.click());
     this.images = []; // {name, mediaType, data, url}
+    this.elements = []; // {selector, tag, text, file?, line?}: picked in the preview
+    button.addEventListener("click", () => fileInput.click());
     fileInput.addEventListener("change", () => {
       this.addFiles([...fileInput.files]);
       fileInput.value = "";
@@ -77,6 +98,22 @@ export class Attachments {
     return this.images.map(({ mediaType, data }) => ({ mediaType, data }));
   }
 
+  /** An element picked in the preview, for the next prompt. */
+  addElement(element) {
+    if (this.elements.some((e) => e.selector === element.selector)) return;
+    if (this.elements.length >= MAX_ELEMENTS) {
+      toast(`At most ${MAX_ELEMENTS} elements go with one prompt`, "error", 5000);
+      return;
+    }
+    this.elements.push(element);
+    this.render();
+  }
+
+  /** The picked elements for the request body. */
+  get elementsPayload() {
+    return this.elements.map((e) => ({ ...e }));
+  }
+
   /** The images as shown (object URLs), for the turn that sends them. */
   get urls() {
     return this.images.map((i) => i.url);
@@ -84,6 +121,12 @@ export class Attachments {
 
   clear() {
     this.images = [];
+    this.elements = [];
+    this.render();
+  }
+
+  removeElement(element) {
+    this.elements = this.elements.filter((e) => e !== element);
     this.render();
   }
 
@@ -94,8 +137,9 @@ export class Attachments {
   }
 
   render() {
-    this.list.hidden = this.images.length === 0;
+    this.list.hidden = this.images.length + this.elements.length === 0;
     this.list.replaceChildren(
+      ...this.elements.map((element) => elementChip(element, () => this.removeElement(element))),
       ...this.images.map((image) =>
         h(
           "li",

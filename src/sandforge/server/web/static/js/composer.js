@@ -109,6 +109,12 @@ export class Composer {
     form.count.classList.toggle("over", Boolean(this.maxPrompt) && n > this.maxPrompt);
   }
 
+  /** An element picked in the preview goes with the next follow-up. */
+  addElement(element) {
+    this.els.followup.attachments.addElement(element);
+    this.els.followup.prompt.focus({ preventScroll: true });
+  }
+
   /** A follow-up from a button in the conversation (Try again, Run it again). */
   followUp(prompt) {
     return this.send(prompt, "followup");
@@ -138,6 +144,7 @@ export class Composer {
       await this.session.send(prompt, {
         images: attachments?.payload || [],
         imageUrls: attachments?.urls || [],
+        elements: attachments?.elementsPayload || [],
         onAccepted: () => {
           // The prompt is in the conversation now; the box is free for the next one.
           if (form.prompt.value === prompt) form.prompt.value = "";

@@ -11,6 +11,7 @@ import { Tabs } from "./tabs.js";
 import { Timeline } from "./timeline.js";
 import { ModelPicker } from "./picker.js";
 import { Panes } from "./panes.js";
+import { ElementPicker } from "./elementpick.js";
 import { loadProjects, renderProjects } from "./projects.js";
 import { deleteProject, projectActions, renameProject } from "./manage.js";
 
@@ -90,6 +91,12 @@ const session = new Session({
   },
 });
 const picker = new ModelPicker();
+new ElementPicker({
+  onPicked: (element) => {
+    composer.addElement(element);
+    panes.show("chat");
+  },
+});
 const composer = new Composer({
   session,
   picker,

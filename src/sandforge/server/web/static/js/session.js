@@ -140,7 +140,7 @@ export class Session {
   }
 
   /** The request body for `prompt` (and its images): the conversation so far, then the prompt. */
-  request(prompt, images = []) {
+  request(prompt, images = [], elements = []) {
     const messages = [];
     for (const turn of this.turns) {
       messages.push({ role: "user", content: turn.prompt });
@@ -150,6 +150,7 @@ export class Session {
     messages.push({ role: "user", content: prompt });
     const body = { messages, projectType: this.projectType, agents: this.agents };
     if (images.length) body.images = images;
+    if (elements.length) body.elements = elements;
     if (this.projectId) body.projectId = this.projectId;
     // A new project's model; afterwards the project's own choice applies (the picker saves it).
     else {
@@ -164,11 +165,12 @@ export class Session {
    * Send a prompt: a new project's first, or a follow-up. Throws ApiError when the server refuses
    * it (the turn never shows then); once accepted, calls `onAccepted` and follows the run to its end.
    */
-  async send(prompt, { onAccepted, images = [], imageUrls = [] }) {
-    const body = this.request(prompt, images);
+  async send(prompt, { onAccepted, images = [], imageUrls = [], elements = [] }) {
+    const body = this.request(prompt, images, elements);
     let accepted = false;
     const turn = this.conversation.create(prompt, { onReconnect: () => stream.reconnectNow() });
     turn.showImages(imageUrls);
+    turn.showElements(elements);
     const stream = this.streamFor(turn, {
       restoring: false,
       onAccepted: () => {
@@ -205,6 +207,7 @@ export class Session {
     const turn = this.conversation.create(run.prompt, { onReconnect: () => stream.reconnectNow() });
     turn.runId = run.runId;
     turn.showImages(Array.from({ length: run.images || 0 }, (_, i) => `${runPath(run.runId)}/images/${i}`));
+    turn.showElements(run.elements || []);
     this.turns.push(turn);
     this.conversation.attach(turn);
     const stream = this.streamFor(turn, { restoring });

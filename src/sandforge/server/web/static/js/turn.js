@@ -1,6 +1,7 @@
 // One turn of the conversation: the user's prompt and everything the run streamed back.
 import { h, brandAvatar } from "./dom.js";
 import { showMarkdown } from "./markdown.js";
+import { elementChip } from "./attachments.js";
 import { shareUrl } from "./api.js";
 import { outcomeOf, problemsOf, troubleshoot, APP_ERRORS_HINT } from "./outcome.js";
 
@@ -70,10 +71,12 @@ export class TurnView {
     this.logSummary = h("summary", {}, "Run log");
     this.log = h("details", { class: "runlog" }, this.logSummary, this.logList);
     this.images = h("div", { class: "msg-images", hidden: true });
+    this.elements = h("ul", { class: "attach-list msg-elements", "aria-label": "Elements pointed at", hidden: true });
     this.el = h(
       "article",
       { class: "turn", "aria-label": "Turn" },
       this.images,
+      this.elements,
       h("div", { class: "msg-user" }, prompt),
       h("div", { class: "msg-assistant" }, brandAvatar(), h("div", { class: "assistant-body" }, this.stepper, this.blocks, this.connNote, this.result, this.log)),
     );
@@ -220,6 +223,12 @@ export class TurnView {
   showImages(urls) {
     this.images.hidden = urls.length === 0;
     this.images.replaceChildren(...urls.map((src, i) => h("a", { href: src, target: "_blank", rel: "noopener" }, h("img", { src, alt: `Image ${i + 1} sent with the prompt` }))));
+  }
+
+  /** The elements of the preview the prompt points at. */
+  showElements(elements) {
+    this.elements.hidden = elements.length === 0;
+    this.elements.replaceChildren(...elements.map((element) => elementChip(element, null)));
   }
 
   /** A repair pass started (the run went back to generating after its rendered check). */
