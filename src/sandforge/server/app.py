@@ -18,6 +18,7 @@ from .openapi import install_openapi
 from .preview import PreviewProxy
 from .security import Guard, Sessions, check_bind
 from .services import Services
+from .vendor import VendorFiles
 
 
 class SandforgeApp:
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None) -> SandforgeApp:
     # Before /static, which would otherwise answer for these paths.
     app.mount(
         "/static/vendor",
-        StaticFiles(directory=settings.ui_vendor, check_dir=False),
+        VendorFiles(directory=settings.ui_vendor, check_dir=False),
         name="vendor",
     )
     app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")

@@ -9,11 +9,14 @@ DOMPurify ship ES modules that are copied as they are.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
+
+from starlette.staticfiles import StaticFiles
 
 from ..errors import Unavailable
 
@@ -30,6 +33,15 @@ SERVED = (BUNDLED, *COPIED)
 
 class UiVendorError(Unavailable):
     code = "ui_vendor"
+
+
+class VendorFiles(StaticFiles):
+    """The cache's files; a 404 (not a server error) while `sandforge ui prepare` has not run,
+    and the files once it has, without a restart."""
+
+    async def check_config(self) -> None:
+        if self.directory is not None and await asyncio.to_thread(os.path.isdir, self.directory):
+            await super().check_config()
 
 
 def default_root() -> Path:

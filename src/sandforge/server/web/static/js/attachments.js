@@ -20,7 +20,7 @@ export function elementChip(element, onRemove) {
   return h(
     "li",
     { class: "attach-chip element-chip", title: element.selector },
-    h("span", { class: "element-ico", "aria-hidden": "true" }, "⌖"),
+    h("span", { class: "element-ico", "aria-hidden": "true", html: '<svg viewBox="0 0 24 24"><path d="M3 3l7 17 2.5-7.5L20 10z"/></svg>' }),
     h("span", { class: "attach-name" }, label),
     onRemove ? h("button", { type: "button", class: "icon-btn", "aria-label": `Remove ${label}`, onclick: onRemove }, "×") : null,
   );
