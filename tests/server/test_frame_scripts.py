@@ -15,7 +15,8 @@ from tests.conftest import LiveServer
 from tests.server.test_preview import serving_sandbox
 
 SCRIPT_TAG = re.compile(
-    r'<script src="/\.sandforge/frame/reload\.js" data-sandforge-since="[\d.]+"></script>'
+    r'<script src="/\.sandforge/frame/(reload|inspector)\.js" '
+    r'data-sandforge-since="[\d.]+"></script>'
 )
 PROMPT = {"messages": [{"role": "user", "content": "Create a tip calculator"}]}
 
@@ -73,7 +74,7 @@ async def test_the_owners_editor_frame_gets_the_reload_helper(
 
     page = await visit(server, host, "/", cookies)
     assert page.status_code == 200
-    assert len(SCRIPT_TAG.findall(page.text)) == 1
+    assert SCRIPT_TAG.findall(page.text) == ["reload", "inspector"]
     # Right after <head>, and otherwise the page is the app's own, never cached.
     assert SCRIPT_TAG.sub("", page.text) == plain.text
     assert re.search(r"<head[^>]*>" + SCRIPT_TAG.pattern, page.text)
@@ -86,6 +87,8 @@ async def test_the_owners_editor_frame_gets_the_reload_helper(
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
     assert "/.sandforge/frame/changes" in script.text
+    inspector = await visit(server, host, "/.sandforge/frame/inspector.js", cookies)
+    assert inspector.status_code == 200 and "sandforge:picked" in inspector.text
 
     # The changes feed: `stale` at once for a page served before the run's writes.
     async with server.client.stream(
@@ -119,7 +122,11 @@ async def test_share_links_and_public_previews_never_get_it(server: LiveServer) 
     page = await visit(server, host, "/", forged)
     assert page.status_code == 200 and "<h1>Tip Calculator</h1>" in page.text
     assert "/.sandforge/" not in page.text
-    for path in ("/.sandforge/frame/reload.js", "/.sandforge/frame/changes"):
+    for path in (
+        "/.sandforge/frame/reload.js",
+        "/.sandforge/frame/inspector.js",
+        "/.sandforge/frame/changes",
+    ):
         assert (await visit(server, host, path, forged)).status_code == 404
 
     public = await serving_sandbox(server, public=True)
