@@ -313,8 +313,30 @@ def check_data_dir(settings: Settings) -> list[Check]:
     return [Check("data dir", "ok", f"{settings.data_dir} is writable{created}.")]
 
 
+def check_ui(settings: Settings) -> list[Check]:
+    """The web UI's libraries (CodeMirror, marked, DOMPurify) are installed for this version."""
+    from .server import vendor
+
+    root = settings.ui_vendor
+    if vendor.ready(root):
+        return [Check("web UI", "ok", f"its libraries are installed in {root}.")]
+    return [
+        Check(
+            "web UI",
+            "fail",
+            f"its libraries are not installed in {root} (or are for another version).",
+            "Run `sandforge ui prepare` (scripts/bootstrap does).",
+        )
+    ]
+
+
 def run_checks(settings: Settings) -> list[Check]:
-    return [*check_model(settings), *check_sandbox(settings), *check_data_dir(settings)]
+    return [
+        *check_model(settings),
+        *check_sandbox(settings),
+        *check_data_dir(settings),
+        *check_ui(settings),
+    ]
 
 
 MARKS = {"ok": "[green]ok  [/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}

@@ -13,7 +13,14 @@ from typer.testing import CliRunner
 from sandforge import doctor
 from sandforge.cli import app
 from sandforge.config import get_settings
-from sandforge.doctor import Check, check_model, check_sandbox, print_report, run_checks
+from sandforge.doctor import (
+    Check,
+    check_model,
+    check_sandbox,
+    check_ui,
+    print_report,
+    run_checks,
+)
 from sandforge.sandbox.local.isolation import Isolation
 from tests.agent.conftest import Wire, make_settings
 
@@ -120,3 +127,11 @@ def test_cli_doctor(wire: Wire, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         get_settings.cache_clear()
     assert result.exit_code == 1, result.output
     assert "HTTP 401" in result.output and wire.key_env in result.output
+
+
+def test_the_web_ui_libraries_are_checked(tmp_path: Path) -> None:
+    installed = check_ui(make_settings(tmp_path))
+    assert [c.status for c in installed] == ["ok"]
+    (missing,) = check_ui(make_settings(tmp_path).model_copy(update={"ui_vendor_dir": tmp_path}))
+    assert missing.status == "fail" and missing.fix is not None
+    assert "sandforge ui prepare" in missing.fix
