@@ -109,3 +109,34 @@ async def test_deleting_a_project_removes_its_rows(store: Store) -> None:
     with pytest.raises(RunNotFound):
         await store.get_run("run1")
     assert await store.list_versions(project_id) == []
+
+
+async def test_versions_keep_their_kind_and_projects_their_name_and_model(store: Store) -> None:
+    from sandforge.projects.timeline import changes, hand_edited, timeline
+
+    project_id = await new_project(store)
+    await store.save_version(project_id, {"a.js": b"1\n2\n"}, message="run 1", run_id="run1")
+    await store.save_version(project_id, {"a.js": b"1\nTWO\n"}, message="Edit a.js", kind="edit")
+    await store.save_version(project_id, {"a.js": b"1\n2\n"}, message="Restore", kind="restore")
+    await store.save_version(
+        project_id, {"a.js": b"1\n2\n", "b.png": b"\x89PNG\xff"}, message="Edit", kind="edit"
+    )
+    kinds = [v.kind for v in await store.list_versions(project_id)]
+    assert kinds == ["run", "edit", "restore", "edit"]
+    entries = await timeline(store, project_id, [])
+    assert [(c.path, c.status, c.added, c.removed) for c in entries[1].changes] == [
+        ("a.js", "modified", 1, 1)
+    ]
+    assert [(c.path, c.added) for c in entries[3].changes] == [("b.png", 0)]  # not text
+    # Every hand edit since the last run, whatever restores came between.
+    assert await hand_edited(store, project_id) == ["a.js", "b.png"]
+    await store.save_version(project_id, {"a.js": b"x\n"}, message="run 2", run_id="run2")
+    assert await hand_edited(store, project_id) == []
+    assert changes({"a": b"x"}, {"a": b"x"}) == []
+
+    renamed = await store.update_project(project_id, name="Abacus", model="anthropic:claude-x")
+    assert (renamed.name, renamed.model) == ("Abacus", "anthropic:claude-x")
+    cleared = await store.update_project(project_id, model="")
+    assert (cleared.name, cleared.model) == ("Abacus", None)
+    with pytest.raises(ProjectNotFound):
+        await store.update_project("pj-none", name="x")

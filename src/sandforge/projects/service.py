@@ -243,8 +243,11 @@ class Projects:
             project = await self.store.get_project(project_id)
             self._refuse_if_busy(project_id)
             files = await self.store.version_files(project_id, number)
+            sandbox = await self._changing_sandbox(project)
+            if sandbox is not None:
+                await replace_files(sandbox, files)
             version = await self._save_locked(
-                project, files, f"Restore version {number}", "restore", replace=True
+                project, sandbox, files, f"Restore version {number}", "restore"
             )
         self._announce(project_id, version, f"Restored version {number} as version")
         return version
@@ -256,30 +259,28 @@ class Projects:
             project = await self.store.get_project(project_id)
             self._refuse_if_busy(project_id)
             files = {**await self.store.files(project_id), path: content}
-            if project.flow == "sandbox":
-                sandbox = await self._serving_locked(project)
+            sandbox = await self._changing_sandbox(project)
+            if sandbox is not None:
                 await sandbox.write_file(path, content)
-            version = await self._save_locked(project, files, f"Edit {path}", "edit")
+            version = await self._save_locked(project, sandbox, files, f"Edit {path}", "edit")
         self._announce(project_id, version, f"{path} edited by hand: version")
         return version
+
+    async def _changing_sandbox(self, project: ProjectRecord) -> Sandbox | None:
+        """Where a change outside a run is written besides the store: the project's sandbox
+        (started, or rebuilt, with its dev server up); None for the persistent flow."""
+        return await self._serving_locked(project) if project.flow == "sandbox" else None
 
     async def _save_locked(
         self,
         project: ProjectRecord,
+        sandbox: Sandbox | None,
         files: dict[str, bytes],
         message: str,
         kind: VersionKind,
-        *,
-        replace: bool = False,
     ) -> VersionRecord:
-        """Save `files` as the next version; in a sandbox (whose whole tree becomes `files`
-        when `replace`), committed to its git history too."""
-        commit = None
-        if project.flow == "sandbox":
-            sandbox = await self._serving_locked(project)
-            if replace:
-                await replace_files(sandbox, files)
-            commit = await git_commit(sandbox, message)
+        """Save `files` as the next version, committed to the sandbox's git history too."""
+        commit = await git_commit(sandbox, message) if sandbox is not None else None
         return await self.store.save_version(
             project.id, files, message=message, commit=commit, kind=kind
         )
