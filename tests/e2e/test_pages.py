@@ -74,10 +74,13 @@ def test_phone_width(
         screenshot(page, "create-daytona-phone", full_page=True)
         page.get_by_label("Describe your app").fill("Create a calculator with a modern design")
         page.get_by_role("button", name="Generate").click()
-        expect(page.locator(".complete-card")).to_be_visible()
+        # A finished run shows its app; the chat is one tap away.
         expect(page.frame_locator("#preview-frame").get_by_role("heading", level=1)).to_have_text(
             "Calculator"
         )
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.get_by_role("button", name="Chat").click()
+        expect(page.locator(".complete-card")).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         screenshot(page, "create-daytona-phone-session", full_page=True)
         page.goto(f"{offline_server.base_url}/sandboxes")
@@ -93,9 +96,10 @@ def test_keyboard_order_and_theme_toggle(offline_server: Server, page: Page) -> 
     page.goto(f"{offline_server.base_url}/create-daytona")
     prompt = page.get_by_label("Describe your app")
     expect(prompt).to_be_focused()  # ready to type
-    # Tab order follows the layout: prompt, type, agents, submit, then the examples.
+    # Tab order follows the layout: prompt, type, where it runs, agents, attach, submit, then
+    # the examples (the model picker is disabled with one model to pick).
     order = []
-    for _ in range(7):
+    for _ in range(9):
         page.keyboard.press("Tab")
         order.append(
             page.evaluate(
@@ -105,10 +109,12 @@ def test_keyboard_order_and_theme_toggle(offline_server: Server, page: Page) -> 
         )
     assert order == [
         "projectType",
+        "sandbox-provider",
         "frontend-dev",
         "ui-designer",
         "backend-dev",
         "qa-tester",
+        "start-attach-btn",
         "generate-btn",
         "Calculator",
     ], order

@@ -119,6 +119,8 @@ function showEvent(event, restoring) {
     if (data.previewUrl) preview.showLive(data.previewUrl, data.accessToken);
   }
   if (event.type === "complete") {
+    // On a phone, a finished run shows the app it made (the chat is one tap away).
+    panes.show("app");
     preview.showVersion();
     files.refresh();
     timeline.refresh();
