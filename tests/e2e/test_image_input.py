@@ -76,6 +76,8 @@ def test_a_model_that_reads_no_images_refuses_them(
 ) -> None:
     console_errors.allow(r"status of 400")
     png = sketch(page)
+    with offline_server.client() as client:
+        projects_before = len(client.get("/api/projects").json()["projects"])
     page.goto(f"{offline_server.base_url}/create")
     page.evaluate(PASTE, [base64.b64encode(png).decode()])
     expect(page.locator("#start-attachments .attach-chip")).to_contain_text("pasted.png")
@@ -86,6 +88,8 @@ def test_a_model_that_reads_no_images_refuses_them(
     expect(error).to_have_attribute("data-code", "images_not_supported")
     # Nothing was started, and the image is still there to remove or send elsewhere.
     expect(page.locator(".turn")).to_have_count(0)
+    with offline_server.client() as client:
+        assert len(client.get("/api/projects").json()["projects"]) == projects_before
     page.get_by_role("button", name="Remove pasted.png").click()
     expect(page.locator("#start-attachments .attach-chip")).to_have_count(0)
     screenshot(page, "image-refused")

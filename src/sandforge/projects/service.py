@@ -143,6 +143,8 @@ class Projects:
         else:
             follow_up = False
             provider = self.fleet.check_provider(request.sandbox)
+            if request.images:  # refused before a project exists, so none is left behind
+                await self._check_reads_images(request.model)
             project = await self.store.create_project(
                 name=request.projectName or derive_title(request.prompt),
                 project_type=request.projectType,
@@ -163,7 +165,7 @@ class Projects:
             # The project's chosen model, still within the allow-list (it may have shrunk).
             allowed_model_name(self.settings, project.model)
             request = request.model_copy(update={"model": project.model})
-        if request.images:
+        if request.images and follow_up:
             await self._check_reads_images(request.model)
         provider = self.fleet.provider(project.provider)
         history = request.history

@@ -20,7 +20,7 @@ from ..chat import ChatMessage
 from ..events import event_adapter
 from ..ids import Kind
 from ..projects.serving import PreviewState
-from ..runs.request import GenerationRequest, PickedElement
+from ..runs.request import GenerationRequest
 from ..sandbox import SandboxState
 from ..store.records import Flow, RunState
 from .bodies import FileEdit, ProjectUpdate, ShareRequest, SignIn
@@ -90,6 +90,16 @@ class RunStarted(BaseModel):
     projectId: str
 
 
+class PointedElement(BaseModel):
+    """An element of the preview a prompt pointed at (the request's `elements`)."""
+
+    selector: str
+    tag: str
+    text: str
+    file: str | None = None
+    line: int | None = None
+
+
 class Run(BaseModel):
     runId: str
     kind: Literal["run"]
@@ -104,7 +114,7 @@ class Run(BaseModel):
     prompt: str
     images: int
     """How many images the prompt came with (GET /api/runs/{run_id}/images/{index})."""
-    elements: list[PickedElement]
+    elements: list[PointedElement]
     """The elements of the preview the user pointed at for this prompt."""
 
 
