@@ -20,6 +20,7 @@ from ...sandbox import Sandbox, SandboxError, SandboxNotFound
 from ...sandbox.fleet import SandboxFleet
 from .auth import TOKEN_HEADER, carries_token, cookie_redirect
 from .http import Forwarder, StoredFilesServer, UpstreamPool, page
+from .replicas import ReplicaForwarder
 from .route import PreviewHost, PreviewRoutes, PreviewStopped, Route, parse_preview_host
 from .ws import forward_websocket, refuse
 
@@ -41,12 +42,16 @@ class PreviewProxy:
         self.forwarder = Forwarder(self.pool)
         self._routes: PreviewRoutes | None = None
         self._stored: StoredFilesServer | None = None
+        self.replicas: ReplicaForwarder | None = None
+        """With replicas: forwards previews of other replicas' local sandboxes to them."""
         self._closing: set[asyncio.Task[None]] = set()
 
     def attach(self, projects: Projects, fleet: SandboxFleet) -> None:
         """Serve previews of these projects and sandboxes (once the server has started)."""
         self._routes = PreviewRoutes(projects, fleet)
         self._stored = StoredFilesServer(projects.store)
+        if projects.replica is not None:
+            self.replicas = ReplicaForwarder(projects.replica, projects.store)
         fleet.on_change(self._sandbox_changed)
 
     @property
@@ -61,6 +66,8 @@ class PreviewProxy:
 
     async def aclose(self) -> None:
         await self.pool.aclose()
+        if self.replicas is not None:
+            await self.replicas.aclose()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
@@ -79,11 +86,19 @@ class PreviewProxy:
         if host is None:
             await self.app(scope, receive, send)
             return
+        owner = None
+        if self.replicas is not None:
+            owner = await self.replicas.owner(HTTPConnection(scope), host)
         if scope["type"] == "websocket":
             websocket = WebSocket(scope, receive, send)
             if (await websocket.receive())["type"] != "websocket.connect":
                 return
-            await self._websocket(websocket, host)
+            if owner is not None and self.replicas is not None:
+                await self.replicas.websocket(websocket, owner)
+            else:
+                await self._websocket(websocket, host)
+        elif owner is not None and self.replicas is not None:
+            await self.replicas.http(scope, receive, send, owner)
         else:
             await self._http(scope, receive, send, host)
 

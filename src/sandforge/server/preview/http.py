@@ -156,11 +156,13 @@ class Forwarder:
                 f"GET /api/sandboxes/{sandbox.id}/preview shows its status and log.",
             )(scope, receive, send)
             return False
-        await _relay(response, scope, receive, send)
+        await relay_response(response, scope, receive, send)
         return True
 
 
-async def _relay(response: httpx.Response, scope: Scope, receive: Receive, send: Send) -> None:
+async def relay_response(
+    response: httpx.Response, scope: Scope, receive: Receive, send: Send
+) -> None:
     """The upstream response, streamed as it comes. Its Content-Length stays, so a client
     can tell a body cut short by a dying dev server from a whole one."""
     headers: list[tuple[bytes, bytes]] = [
