@@ -65,6 +65,7 @@ def cluster() -> FunctionModel:
         writes = {"index.html": page(prompt), f"turn-{turn}.txt": prompt}
         for index, (path, content) in enumerate(writes.items()):
             args = json.dumps({"path": path, "content": content})
-            yield {index: DeltaToolCall(name="write_file", json_args=args, tool_call_id=f"w{index}")}
+            call = DeltaToolCall(name="write_file", json_args=args, tool_call_id=f"w{index}")
+            yield {index: call}
 
     return FunctionModel(stream_function=stream, model_name="replicas-cluster")

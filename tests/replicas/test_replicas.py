@@ -66,6 +66,24 @@ def test_a_run_started_on_a_is_streamed_from_b_and_resumed_from_c(cluster: Clust
     assert _run(a, run_id)["events"] == len(received)
 
 
+def test_project_viewers_on_every_replica_see_a_run_wherever_it_runs(cluster: Cluster) -> None:
+    with cluster["a"].client() as client:
+        first = client.post("/api/agent/stream", json=ask("Viewed everywhere"))
+    project_id = first.headers["x-sandforge-project-id"]
+    viewers = [Reader(r, f"/api/projects/{project_id}/events") for r in cluster.replicas.values()]
+    for viewer in viewers:
+        viewer.start()
+        assert viewer.subscribed.wait(30), viewer.failure
+    with cluster["b"].client() as client:
+        follow_up = client.post("/api/agent/stream", json=ask("Seen", projectId=project_id))
+    sent = [event for _, event in sse_events(follow_up.iter_lines())]
+    assert sent[-1]["type"] == "complete"
+    for viewer in viewers:
+        viewer.join(60)
+        assert viewer.failure is None, (viewer.replica.name, viewer.failure)
+        assert [event for _, event in viewer.events] == sent, viewer.replica.name
+
+
 async def _stream_to_end(client: httpx.AsyncClient, prompt: str) -> tuple[str, dict[str, Any]]:
     async with client.stream("POST", "/api/agent/stream", json=ask(prompt)) as response:
         assert response.status_code == 200, await response.aread()
@@ -129,7 +147,10 @@ def _owner_of_sandbox(cluster: Cluster, sandbox_id: str) -> ReplicaProcess:
 
 
 def _preview(replica: ReplicaProcess, target: str, path: str, token: str) -> httpx.Response:
-    headers = {"host": f"3000-{target}.localhost:{replica.port}", "x-sandforge-preview-token": token}
+    headers = {
+        "host": f"3000-{target}.localhost:{replica.port}",
+        "x-sandforge-preview-token": token,
+    }
     with replica.client() as client:
         return client.get(path, headers=headers)
 
@@ -139,43 +160,55 @@ def test_a_preview_of_a_sandbox_owned_by_b_answers_through_a(cluster: Cluster) -
     owner = _owner_of_sandbox(cluster, done["sandboxId"])
     others = [r for r in cluster.replicas.values() if r is not owner]
     for other in others:
-        for target in (done["sandboxId"], done["projectId"]):
-            response = _preview(other, target, "/", done["accessToken"])
-            assert response.status_code == 200, (other.name, target, response.text)
-            assert "<h1>Served from its owner</h1>" in response.text
-        # Access is still the owner's to decide: no token, no preview.
+        response = _preview(other, done["projectId"], "/", done["accessToken"])
+        assert response.status_code == 200, (other.name, response.text)
+        assert "<h1>Served from its owner</h1>" in response.text
+        # A sandbox's own host is the owner's to answer too, and access is its to decide:
+        # private without the sandbox's token (a replica without the sandbox says 404).
         with other.client() as client:
-            refused = client.get("/", headers={"host": f"3000-{done['sandboxId']}.localhost:1"})
-        assert refused.status_code == 401
+            host = f"3000-{done['sandboxId']}.localhost:{other.port}"
+            refused = client.get("/", headers={"host": host})
+        assert refused.status_code == 401, refused.text
+        assert "This preview is private" in refused.text
     # The sandbox stayed where it was: nobody rebuilt it to answer.
     assert _owner_of_sandbox(cluster, done["sandboxId"]) is owner
 
 
 class Reader(threading.Thread):
-    """Follows a run's events on one replica until the stream ends."""
+    """Follows an event stream on one replica until a run's terminal event."""
 
-    def __init__(self, replica: ReplicaProcess, run_id: str) -> None:
+    def __init__(self, replica: ReplicaProcess, path: str, silent_for_s: float = 120) -> None:
         super().__init__(daemon=True)
-        self.replica, self.run_id = replica, run_id
+        self.replica, self.path, self.silent_for_s = replica, path, silent_for_s
         self.events: list[tuple[int, dict[str, Any]]] = []
         self.failure: BaseException | None = None
-        self.started_streaming = threading.Event()
+        self.subscribed = threading.Event()
+        """The stream is open (a project feed's first comment, or a run's first message)."""
 
     def run(self) -> None:
         try:
-            timeout = httpx.Timeout(10, read=INTERRUPTED_WITHIN_S)
+            timeout = httpx.Timeout(30, read=self.silent_for_s)
             with (
                 httpx.Client(base_url=self.replica.url, timeout=timeout) as client,
-                client.stream("GET", f"/api/runs/{self.run_id}/events") as stream,
+                client.stream("GET", self.path) as stream,
             ):
-                for item in sse_events(stream.iter_lines()):
+                lines = stream.iter_lines()
+                for item in sse_events(self._noting_comments(lines)):
                     self.events.append(item)
                     if item[1]["type"] == "message":
-                        self.started_streaming.set()
+                        self.subscribed.set()
+                    if item[1]["type"] in ("complete", "error"):
+                        return
         except BaseException as exc:
             self.failure = exc
         finally:
-            self.started_streaming.set()
+            self.subscribed.set()
+
+    def _noting_comments(self, lines: Any) -> Any:
+        for line in lines:
+            if line.startswith(":"):
+                self.subscribed.set()
+            yield line
 
 
 def _replica_running(cluster: Cluster, asker: ReplicaProcess, run_id: str) -> ReplicaProcess:
@@ -200,9 +233,9 @@ def test_kill_9_of_a_replica_mid_run(cluster: Cluster) -> None:
     # The project's sandbox lives on one replica: the follow-up ran there.
     assert doomed is _owner_of_sandbox(cluster, first["sandboxId"])
     reader_at, follow_up_at = [r for r in cluster.replicas.values() if r is not doomed]
-    reader = Reader(reader_at, run_id)
+    reader = Reader(reader_at, f"/api/runs/{run_id}/events", INTERRUPTED_WITHIN_S)
     reader.start()
-    assert reader.started_streaming.wait(60), reader.failure
+    assert reader.subscribed.wait(60), reader.failure
     doomed.process.kill()
     doomed.process.wait()
     reader.join(INTERRUPTED_WITHIN_S + 5)

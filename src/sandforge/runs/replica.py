@@ -22,9 +22,11 @@ from collections.abc import Awaitable, Callable
 
 from ..config import Settings
 from ..events import error, to_json
+from ..store.db import database_url
 from ..store.replicas import Beat, ClaimedRun, EndedRun, ReplicaRecord, ReplicaStore
 from ..store.repo import Store
 from .bus import EventBus
+from .heartbeat import Heartbeat
 from .supervisor import CANCEL_WAIT_S, Supervisor
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,14 @@ class Replica:
         self.address = settings.replica_address or f"http://{settings.host}:{settings.port}"
         self.started_at = time.time()
         self.store = store
-        self.registry = ReplicaStore(store, settings.replica_dead_after_s)
+        self.registry = ReplicaStore(store.engine, settings.replica_dead_after_s)
+        self.heart = Heartbeat(
+            database_url(settings.database_url, settings.data_dir),
+            settings.replica_heartbeat_s,
+            settings.replica_dead_after_s,
+            self._beat,
+        )
+        self._sandboxes: list[str] = []
         self.bus = EventBus(settings.redis_url, settings.redis_prefix)
         self.supervisor = supervisor
         self.local_sandboxes = local_sandboxes
@@ -90,8 +99,11 @@ class Replica:
         self.supervisor.bus = self.bus
         self.supervisor.on_run_ended = self._claimable.set
         await self.bus.start()
-        await self._beat()
-        self._spawn(self._heartbeats(), "replica heartbeat")
+        self._sandboxes = await self.local_sandboxes()
+        await self.registry.heartbeat(self._beat())  # listed before the first request
+        await self._read_peers()
+        self.heart.start()
+        self._spawn(self._ticks(), "replica upkeep")
         self._spawn(self._claims(), "replica claims")
 
     def stop_taking_runs(self) -> None:
@@ -103,6 +115,7 @@ class Replica:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self.heart.stop)
         with contextlib.suppress(Exception):
             await self.registry.leave(self.id)
         await self.bus.aclose()
@@ -119,32 +132,42 @@ class Replica:
     def load(self) -> int:
         return self.supervisor.running + self._launching
 
-    async def _beat(self) -> None:
-        beat = Beat(
+    def _beat(self) -> Beat:
+        """What the heartbeat says (called from its thread: plain values only)."""
+        return Beat(
             id=self.id,
             address=self.address,
             started_at=self.started_at,
             capacity=self.settings.max_concurrent_runs,
             running=self.load,
-            sandboxes=await self.local_sandboxes(),
+            sandboxes=list(self._sandboxes),
         )
-        if await self.registry.heartbeat(beat) and not self.draining:
-            log.warning("replica %s: told to drain; it takes no new runs", self.id)
-            self.draining = True
-        await self._read_peers()
 
-    async def _heartbeats(self) -> None:
+    async def _ticks(self) -> None:
         while True:
             await asyncio.sleep(self.settings.replica_heartbeat_s)
             try:
-                await self._beat()
-                for ended in await self.registry.end_orphans(_orphan_end):
-                    log.warning("run %s: replica %s is dead", ended.id, ended.replica_id)
-                    await self._published(ended)
-                await self.registry.forget_replicas(FORGET_AFTER_S)
+                await self._tick()
             except Exception:
-                log.exception("replica %s: the heartbeat failed; it tries again", self.id)
+                log.exception("replica %s: upkeep failed; it tries again", self.id)
             self._claimable.set()
+
+    async def _tick(self) -> None:
+        """Refresh what the heartbeat says and who is alive; end the dead's runs."""
+        self._sandboxes = await self.local_sandboxes()
+        if self.heart.told_to_drain and not self.draining:
+            log.warning("replica %s: told to drain; it takes no new runs", self.id)
+            self.draining = True
+        await self._read_peers()
+        for ended in await self.registry.end_orphans(_orphan_end):
+            log.warning("run %s: replica %s is dead", ended.id, ended.replica_id)
+            await self._published(ended)
+        live_here = [r.id for r in self.supervisor.runs.values() if not r.done]
+        for run_id in await self.registry.ended(live_here):
+            # Taken for dead (too long silent): the others ended the run; stop it here.
+            log.error("run %s was ended by another replica; stopping it here", run_id)
+            self.supervisor.interrupt(run_id, replica_dead(self.id))
+        await self.registry.forget_replicas(FORGET_AFTER_S)
 
     async def _published(self, ended: EndedRun) -> None:
         await self.bus.publish_event(ended.id, ended.project_id, ended.seq, ended.body)

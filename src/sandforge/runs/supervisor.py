@@ -201,6 +201,14 @@ class Supervisor:
             await self._wait_ended(run, wait_s)
         return run
 
+    def interrupt(self, run_id: str, why: str) -> None:
+        """Stop a live run, which ends `interrupted` saying `why` (the store already has it
+        ended: its replica was taken for dead)."""
+        run = self.runs.get(run_id)
+        if run is not None and not run.done:
+            run.interrupted = why
+            self._request_stop(run)
+
     def _request_stop(self, run: LiveRun) -> None:
         run.cancel_requested = True
         run.cancelled.set()

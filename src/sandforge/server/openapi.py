@@ -283,6 +283,8 @@ class ReplicaInfo(BaseModel):
     running: int
     runs: list[str]
     """The ids of the runs it is running."""
+    sandboxes: list[str]
+    """The ids of its local sandboxes (their previews are served by it)."""
     self_: bool = Field(alias="self")
     """It is the replica that answered."""
 

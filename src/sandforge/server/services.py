@@ -59,7 +59,11 @@ class Services:
         if self.settings.redis_url is not None:
             # Runs marked running may be other replicas' now: the heartbeats end the dead's.
             self.replica = Replica(
-                self.replica_id, self.settings, self._store, self._supervisor, self._local_ids
+                self.replica_id,
+                self.settings,
+                self._store,
+                self._supervisor,
+                self.local_sandbox_ids,
             )
             self._projects.attach_replica(self.replica)
             await self.replica.start()
@@ -76,7 +80,7 @@ class Services:
             self.render = RenderService(renderer, render_socket(self.settings))
             await self.render.start()
 
-    async def _local_ids(self) -> list[str]:
+    async def local_sandbox_ids(self) -> list[str]:
         return [info.id for info in await self.fleet.provider("local").list()]
 
     def begin_shutdown(self) -> None:

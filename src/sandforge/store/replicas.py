@@ -15,11 +15,10 @@ from typing import Any
 
 from sqlalchemy import Float, cast, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from .db import Sessions
 from .models import EventRow, ReplicaRow, RunRow, now
-from .repo import Store
 
 
 @dataclass(frozen=True)
@@ -64,6 +63,10 @@ class EndedRun:
     replica_id: str | None
 
 
+class ReplicasNeedPostgres(ValueError):
+    pass
+
+
 def _db_now() -> Any:
     return cast(func.extract("epoch", func.clock_timestamp()), Float)
 
@@ -82,10 +85,13 @@ def _replica(row: ReplicaRow) -> ReplicaRecord:
 
 
 class ReplicaStore:
-    def __init__(self, store: Store, dead_after_s: float) -> None:
-        if store.engine.dialect.name != "postgresql":
-            raise ValueError("replicas share a Postgres database (SANDFORGE_DATABASE_URL)")
-        self._session = Sessions(store.engine)
+    def __init__(self, engine: AsyncEngine, dead_after_s: float) -> None:
+        if engine.dialect.name != "postgresql":
+            raise ReplicasNeedPostgres(
+                "Replicas (SANDFORGE_REDIS_URL) share a Postgres database: set "
+                "SANDFORGE_DATABASE_URL=postgresql://..."
+            )
+        self._session = Sessions(engine)
         self.dead_after_s = dead_after_s
 
     def _live_ids(self) -> Any:
@@ -217,10 +223,15 @@ class ReplicaStore:
             )
             return int(count or 0)
 
-    async def run_replica(self, run_id: str) -> str | None:
+    async def ended(self, run_ids: list[str]) -> list[str]:
+        """Which of these runs the store no longer has running."""
+        if not run_ids:
+            return []
         async with self._session() as session:
-            found = await session.scalar(select(RunRow.replica_id).where(RunRow.id == run_id))
-            return str(found) if found is not None else None
+            rows = await session.scalars(
+                select(RunRow.id).where(RunRow.id.in_(run_ids), RunRow.state != "running")
+            )
+            return list(rows)
 
     # -- ending runs no live replica will end ----------------------------------------------------
 

@@ -35,11 +35,12 @@ def _replica_json(record: ReplicaRecord, runs: list[str], own_id: str) -> dict[s
         "capacity": record.capacity,
         "running": len(runs),
         "runs": runs,
+        "sandboxes": record.sandboxes,
         "self": record.id == own_id,
     }
 
 
-def _alone(svc: Services) -> dict[str, Any]:
+async def _alone(svc: Services) -> dict[str, Any]:
     runs = [r.id for r in svc.supervisor.runs.values() if not r.done]
     record = ReplicaRecord(
         id=svc.replica_id,
@@ -49,7 +50,7 @@ def _alone(svc: Services) -> dict[str, Any]:
         draining=svc.projects.draining,
         capacity=svc.settings.max_concurrent_runs,
         running=len(runs),
-        sandboxes=[],
+        sandboxes=await svc.local_sandbox_ids(),
     )
     return _replica_json(record, runs, record.id)
 
@@ -69,7 +70,7 @@ async def _listing(replica: Replica) -> dict[str, Any]:
 async def list_replicas(request: Request, replica: ReplicaDep) -> dict[str, Any]:
     """The live replicas (heartbeat within SANDFORGE_REPLICA_DEAD_AFTER_S) and their runs."""
     if replica is None:
-        return {"replicas": [_alone(services(request))], "queued": 0}
+        return {"replicas": [await _alone(services(request))], "queued": 0}
     return await _listing(replica)
 
 
@@ -87,7 +88,7 @@ async def drain_replica(
         if replica_id != svc.replica_id:
             raise ReplicaNotFound(f"No replica {replica_id!r}; GET /api/replicas lists them.")
         await projects.drain()
-        return _alone(svc)
+        return await _alone(svc)
     if replica_id == replica.id:
         await projects.drain()
     elif not await replica.registry.set_draining(replica_id):
