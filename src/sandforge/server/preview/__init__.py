@@ -82,7 +82,8 @@ class PreviewProxy:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
-        host = parse_preview_host(_host(scope), self.domain)
+        host_header = _host(scope)
+        host = parse_preview_host(host_header, self.domain)
         if host is None:
             await self.app(scope, receive, send)
             return
@@ -94,11 +95,11 @@ class PreviewProxy:
             if (await websocket.receive())["type"] != "websocket.connect":
                 return
             if owner is not None and self.replicas is not None:
-                await self.replicas.websocket(websocket, owner)
+                await self.replicas.websocket(websocket, owner, host_header)
             else:
                 await self._websocket(websocket, host)
         elif owner is not None and self.replicas is not None:
-            await self.replicas.http(scope, receive, send, owner)
+            await self.replicas.http(scope, receive, send, owner, host_header)
         else:
             await self._http(scope, receive, send, host)
 

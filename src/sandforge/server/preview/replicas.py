@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 
 import httpx
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import InvalidStatus, WebSocketException
 from websockets.typing import Origin, Subprotocol
 
 from ...errors import NotFound
@@ -82,10 +82,13 @@ class ReplicaForwarder:
             self._clients[owner.address] = client
         return client
 
-    async def http(self, scope: Scope, receive: Receive, send: Send, owner: ReplicaRecord) -> None:
+    async def http(
+        self, scope: Scope, receive: Receive, send: Send, owner: ReplicaRecord, host: str
+    ) -> None:
+        """Forward one request, with the Host the proxy routed by (the client's last)."""
         request = Request(scope, receive)
         client = self._client(owner)
-        headers = [*_headers(request, self.replica.id), ("host", request.headers["host"])]
+        headers = [*_headers(request, self.replica.id), ("host", host)]
         has_body = request.method not in ("GET", "HEAD", "OPTIONS")
         try:
             response = await client.send(
@@ -102,15 +105,23 @@ class ReplicaForwarder:
             return
         await relay_response(response, scope, receive, send)
 
-    async def websocket(self, websocket: WebSocket, owner: ReplicaRecord) -> None:
+    async def websocket(self, websocket: WebSocket, owner: ReplicaRecord, host: str) -> None:
         try:
-            connection = await self._connect(websocket, owner)
+            connection = await self._connect(websocket, owner, host)
+        except InvalidStatus as exc:
+            # The owner refused the handshake (private, not found, stopped): its answer.
+            answer = exc.response
+            kept = {"content-type": answer.headers.get("content-type", "text/plain")}
+            await refuse(websocket, Response(bytes(answer.body), answer.status_code, kept))
+            return
         except (OSError, WebSocketException, TimeoutError):
             await refuse(websocket, _unreachable(owner))
             return
         await relay_websocket(websocket, connection)
 
-    async def _connect(self, websocket: WebSocket, owner: ReplicaRecord) -> ClientConnection:
+    async def _connect(
+        self, websocket: WebSocket, owner: ReplicaRecord, host: str
+    ) -> ClientConnection:
         address = urlsplit(owner.address)
         sock = await asyncio.to_thread(
             socket.create_connection, (address.hostname, address.port or 80), 10
@@ -121,7 +132,7 @@ class ReplicaForwarder:
         subprotocols = [Subprotocol(p) for p in websocket.scope.get("subprotocols", [])]
         # The URI's host is the preview's, so the owner routes it as the client asked.
         return await ws_connect(
-            f"ws://{headers['host']}{raw_target(websocket.scope)}",
+            f"ws://{host}{raw_target(websocket.scope)}",
             sock=sock,
             subprotocols=subprotocols or None,
             additional_headers=forwarded,
