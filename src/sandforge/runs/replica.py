@@ -27,7 +27,7 @@ from ..store.replicas import Beat, ClaimedRun, EndedRun, ReplicaRecord, ReplicaS
 from ..store.repo import Store
 from .bus import EventBus
 from .heartbeat import Heartbeat
-from .supervisor import CANCEL_WAIT_S, Supervisor
+from .supervisor import CANCEL_WAIT_S, END_STORE_WAIT_S, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,8 @@ class Replica:
             await self._published(ended)
             return
         await self.bus.control({"cancel": run_id})
-        deadline = time.monotonic() + CANCEL_WAIT_S
+        # The replica running it waits up to CANCEL_WAIT_S for the end; then it is stored.
+        deadline = time.monotonic() + CANCEL_WAIT_S + END_STORE_WAIT_S
         while time.monotonic() < deadline:
             if (await self.store.get_run(run_id)).state != "running":
                 return
