@@ -190,9 +190,7 @@ class Projects:
         """Queue the run; a replica with room plans and starts it (launch_claimed)."""
         affinity = None
         if project.provider == "local" and project.sandbox_id:
-            # The project's sandbox lives on one replica: that one takes the run.
-            owner = replica.owner_of(project.sandbox_id)
-            affinity = owner.id if owner is not None else None
+            affinity = await replica.sandbox_holder(project.id, project.sandbox_id)
         run_id = new_id("run")
         busy = await replica.enqueue(run_id, project.id, request.model_dump(), affinity)
         if busy is not None:

@@ -185,6 +185,15 @@ class Replica:
             owner = self.owner_of(sandbox_id)
         return owner
 
+    async def sandbox_holder(self, project_id: str, sandbox_id: str) -> str | None:
+        """The replica a run of the project must go to: the one holding its local sandbox.
+        The heartbeats may not list a sandbox made a moment ago; the run that made it
+        says where it ran. (A dead holder is passed over when runs are taken.)"""
+        owner = await self.find_owner(sandbox_id)
+        if owner is not None:
+            return owner.id
+        return await self.registry.sandbox_runner(project_id, sandbox_id)
+
     async def _read_peers(self) -> None:
         self._peers_read_at = time.monotonic()
         self.peers = await self.registry.live_replicas()

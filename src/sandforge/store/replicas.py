@@ -223,6 +223,22 @@ class ReplicaStore:
             )
             return int(count or 0)
 
+    async def sandbox_runner(self, project_id: str, sandbox_id: str) -> str | None:
+        """The replica that ran the project's last run in this sandbox (it made or holds
+        it), as the store says as soon as that run ends."""
+        async with self._session() as session:
+            found = await session.scalar(
+                select(RunRow.replica_id)
+                .where(
+                    RunRow.project_id == project_id,
+                    RunRow.sandbox_id == sandbox_id,
+                    RunRow.replica_id.is_not(None),
+                )
+                .order_by(RunRow.created_at.desc())
+                .limit(1)
+            )
+            return str(found) if found is not None else None
+
     async def ended(self, run_ids: list[str]) -> list[str]:
         """Which of these runs the store no longer has running."""
         if not run_ids:
