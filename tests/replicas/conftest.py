@@ -4,6 +4,7 @@ dirs, sharing a fresh Postgres database and Redis (under a prefix of their own).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -37,6 +38,8 @@ class ReplicaProcess:
     port: int
     data_dir: Path
     process: subprocess.Popen[bytes]
+    sandbox_ids: list[str] = field(default_factory=list)
+    """Its sandboxes as last listed (a killed replica can no longer say)."""
 
     @property
     def url(self) -> str:
@@ -44,6 +47,18 @@ class ReplicaProcess:
 
     def client(self, timeout: float = 60) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def list_sandboxes(self) -> list[str]:
+        with contextlib.suppress(httpx.HTTPError), self.client() as client:
+            listed = client.get("/api/sandboxes").json()["sandboxes"]
+            self.sandbox_ids = sorted({*self.sandbox_ids, *(s["id"] for s in listed)})
+        return self.sandbox_ids
+
+    def kill(self) -> None:
+        """kill -9, its sandboxes noted first (they die with it: --die-with-parent)."""
+        self.list_sandboxes()
+        self.process.kill()
+        self.process.wait()
 
     def log_tail(self, lines: int = 80) -> str:
         text = (self.data_dir / "server.log").read_text(errors="replace")
@@ -117,6 +132,7 @@ class Cluster:
 
     def stop(self, replica: ReplicaProcess) -> None:
         if replica.process.poll() is None:
+            replica.list_sandboxes()
             replica.process.send_signal(signal.SIGTERM)
             try:
                 replica.process.wait(timeout=STOP_TIMEOUT_S)
@@ -124,8 +140,10 @@ class Cluster:
                 replica.process.kill()
                 replica.process.wait()
         deadline = time.monotonic() + 15
-        while (left := bwrap_processes(replica.data_dir)) and time.monotonic() < deadline:
+        left = bwrap_processes(replica.data_dir, replica.sandbox_ids)
+        while left and time.monotonic() < deadline:
             time.sleep(0.1)
+            left = bwrap_processes(replica.data_dir, replica.sandbox_ids)
         assert not left, f"bwrap processes outlived replica {replica.name}: {left}"
 
     def __getitem__(self, name: str) -> ReplicaProcess:

@@ -236,8 +236,7 @@ def test_kill_9_of_a_replica_mid_run(cluster: Cluster) -> None:
     reader = Reader(reader_at, f"/api/runs/{run_id}/events", INTERRUPTED_WITHIN_S)
     reader.start()
     assert reader.subscribed.wait(60), reader.failure
-    doomed.process.kill()
-    doomed.process.wait()
+    doomed.kill()
     reader.join(INTERRUPTED_WITHIN_S + 5)
 
     assert reader.failure is None, f"no end within {INTERRUPTED_WITHIN_S} s: {reader.failure!r}"

@@ -51,6 +51,11 @@ class ShuttingDown(Unavailable):
     code = "server_shutdown"
 
 
+class PreviewNotReady(SandboxError):
+    code = "preview_not_ready"
+    http_status = Unavailable.http_status
+
+
 class PromptTooLarge(InvalidRequest):
     code = "prompt_too_large"
 
@@ -283,9 +288,10 @@ class Projects:
         if project.sandbox_id:
             # Touched first, so the idle stop does not take back what this starts.
             self.fleet.touch(project.sandbox_id)
+        run = self.supervisor.active_run(project.id)
+        if run is not None:
+            return await self._run_sandbox(project, run)
         sandbox = await self.project_sandbox(project)
-        if sandbox is not None and self.supervisor.active_run(project.id) is not None:
-            return sandbox  # the run brings it up
         if sandbox is None or (await sandbox.info()).state != SandboxState.STARTED:
             await self._check_capacity()
         template = get_template(project.project_type)
@@ -303,16 +309,46 @@ class Projects:
         await ensure_serving(sandbox, template, self.settings.dev_server_ready_timeout_s)
         return sandbox
 
+    async def _run_sandbox(self, project: ProjectRecord, run: LiveRun) -> Sandbox:
+        """The sandbox a run in flight works in (the run brings its dev server up). The run
+        knows it before the store does: a new project's preview opens while the run is young."""
+        sandbox_id = run.sandbox_id or project.sandbox_id
+        with contextlib.suppress(SandboxNotFound):
+            if sandbox_id is not None:
+                return await self.fleet.provider(project.provider).get(sandbox_id)
+        raise PreviewNotReady(
+            f"Run {run.id} is still setting up this project's sandbox; the preview appears as "
+            "soon as its dev server answers."
+        )
+
     async def _check_capacity(self) -> None:
-        """Refuse to start one more sandbox than SANDFORGE_MAX_SANDBOXES."""
-        running = await self.fleet.running_count()
+        """Keep to SANDFORGE_MAX_SANDBOXES: at the limit, stop the sandbox idle the longest (its
+        files stay; opening its project starts it again), and refuse only when every running
+        sandbox is in use."""
+        running = await self.fleet.running()
         limit = self.settings.max_sandboxes
-        if running >= limit:
-            raise TooManySandboxes(
-                f"{running} sandboxes are running and the limit is {limit} "
-                "(SANDFORGE_MAX_SANDBOXES). Stop or delete one on the sandboxes page "
-                "(or `sandforge sandboxes list`), or raise the limit."
-            )
+        if len(running) < limit:
+            return
+        to_stop = len(running) - limit + 1
+        busy = self.supervisor.busy_sandboxes()
+        for info in sorted(running, key=self.fleet.idle_for, reverse=True):
+            lock = self._locks[info.labels.get("project", info.id)]
+            # Never wait for another project's lock while this one's is held: two projects
+            # making room for each other would wait forever.
+            if info.id in busy or lock.locked():
+                continue
+            async with lock:
+                with contextlib.suppress(SandboxError):
+                    await self.fleet.stop(await self.fleet.find(info.id))
+                    log.info("stopped sandbox %s to stay within %d sandboxes", info.id, limit)
+                    to_stop -= 1
+            if to_stop == 0:
+                return
+        raise TooManySandboxes(
+            f"{len(running)} sandboxes are running, all of them in use, and the limit is "
+            f"{limit} (SANDFORGE_MAX_SANDBOXES). Wait for a run to end, stop or delete a "
+            "sandbox on the sandboxes page (or `sandforge sandboxes list`), or raise the limit."
+        )
 
     async def project_sandbox(self, project: ProjectRecord) -> Sandbox | None:
         """The project's sandbox if it still exists (running or not)."""

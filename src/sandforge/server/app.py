@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> SandforgeApp:
             guard.sessions = await asyncio.to_thread(Sessions.load, settings)
         app.state.sessions = guard.sessions
         await services.start()
-        proxy.attach(services.projects, services.fleet)
+        proxy.attach(services.projects, services.fleet, services.stopping)
         try:
             yield
         finally:

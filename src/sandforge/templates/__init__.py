@@ -33,6 +33,9 @@ class ProjectTemplate:
     """Installs the dependencies inside a sandbox that has no host cache (Daytona)."""
     typecheck_command: str | None = None
     """Reports type and syntax errors without building (TypeScript's `tsc --noEmit`)."""
+    reloads_itself: bool = False
+    """The dev server updates an open page by itself when a file changes (Vite's HMR), so the
+    editor's frame needs no reload helper."""
 
     @property
     def files(self) -> Traversable:
@@ -97,6 +100,7 @@ REACT = ProjectTemplate(
     lock_files=("package.json", "package-lock.json"),
     install_command="npm ci --no-audit --no-fund",
     typecheck_command="node node_modules/typescript/bin/tsc --noEmit -p tsconfig.json --pretty false",
+    reloads_itself=True,
 )
 
 TEMPLATES: dict[str, ProjectTemplate] = {t.name: t for t in (WEB_APP, REACT)}
