@@ -63,6 +63,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     415: "The body is not sent as `application/json`.",
     429: "Too many sandboxes are running (SANDFORGE_MAX_SANDBOXES).",
     500: "The server failed unexpectedly; its log has the details.",
+    503: "Not now: the server is shutting down or draining (it starts no new runs here), "
+    "or its database is away. Try again shortly, or another replica.",
     507: "A disk is full: the server's data dir, or the sandbox's own disk.",
 }
 
