@@ -50,10 +50,14 @@ def persona_fragments(agents: Sequence[str]) -> list[str]:
 def system_prompt(template: ProjectTemplate, agents: Sequence[str]) -> str:
     """The builder's rules, the project type (stack, files, dev server) and the personas."""
     personas = "\n".join(f"- {fragment}" for fragment in persona_fragments(agents))
+    servers = "; ".join(
+        f"`{s.command}` on port {s.port}" + (f" (in {s.cwd}/)" if s.cwd != "." else "")
+        for s in template.services
+    )
+    what = "The dev server runs" if len(template.services) == 1 else "The dev servers run"
     return (
         f"{RULES}\n\nProject type: {template.label}.\n{template.stack}\n"
-        f"The entry file is {template.entry_file}. The dev server runs "
-        f"`{template.dev_command}` on port {template.port}; it is already set up, so do not "
-        "start it.\n\n"
+        f"The entry file is {template.entry_file}. {what} {servers}; they are already set "
+        "up, so do not start them.\n\n"
         f"Your roles:\n{personas}"
     )

@@ -7,7 +7,9 @@ stored files, then serve it" is written once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -24,8 +26,8 @@ from ..sandbox import (
     SandboxState,
 )
 from ..sandbox.http import Readiness, upstream_client, wait_until_ready
-from ..templates import ProjectTemplate
-from ..templates.cache import dependency_path
+from ..templates import ProjectTemplate, Service
+from ..templates.cache import readonly_mounts
 
 DEV_PROCESS = "dev"
 LOG_TAIL_LINES = 20
@@ -55,48 +57,78 @@ def log_tail(log: str, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(log.strip().splitlines()[-lines:])
 
 
-def readiness_error(readiness: Readiness, timeout: float) -> DevServerError:
+def readiness_error(readiness: Readiness, timeout: float, service: str = "") -> DevServerError:
     what = "exited" if readiness.crashed else f"did not answer within {timeout:.0f}s"
+    server = f"dev server ({service})" if service and service != "web" else "dev server"
     return DevServerError(
-        f"The dev server {what}. Last lines of its log:\n{log_tail(readiness.log_tail)}"
+        f"The {server} {what}. Last lines of its log:\n{log_tail(readiness.log_tail)}"
     )
+
+
+def process_name(template: ProjectTemplate, service: Service) -> str:
+    """The main service's process keeps the one name single-service projects always had."""
+    return DEV_PROCESS if service == template.main else f"{DEV_PROCESS}-{service.name}"
 
 
 def project_spec(
     template: ProjectTemplate, settings: Settings, project_id: str, run_id: str | None = None
 ) -> SandboxSpec:
-    """The spec of a project's sandbox: its labels, and its template's package cache."""
-    mounts = {}
-    if template.dependency_dir is not None:
-        mounts[template.dependency_dir] = str(dependency_path(settings.template_cache, template))
-    return SandboxSpec(labels=project_labels(project_id, run_id), readonly_mounts=mounts)
+    """The spec of a project's sandbox: its labels, its template's package caches and env."""
+    return SandboxSpec(
+        labels=project_labels(project_id, run_id),
+        env=dict(template.env),
+        readonly_mounts=readonly_mounts(settings.template_cache, template),
+    )
 
 
 async def install_dependencies(sandbox: Sandbox, template: ProjectTemplate) -> None:
     """Install the template's packages where no host cache was mounted (remote providers)."""
-    if template.dependency_dir is None or template.install_command is None:
-        return
-    probe = await sandbox.exec(f"test -d {template.dependency_dir}")
-    if probe.exit_code == 0:
-        return
-    result = await sandbox.exec(template.install_command, timeout=600)
-    if result.exit_code != 0:
-        raise DevServerError(
-            f"`{template.install_command}` failed in the sandbox:\n{log_tail(result.stderr)}"
-        )
+    for packages in template.packages:
+        probe = await sandbox.exec(f"test -d {packages.directory}")
+        if probe.exit_code == 0:
+            continue
+        result = await sandbox.exec(packages.install_command, timeout=600)
+        if result.exit_code != 0:
+            raise DevServerError(
+                f"`{packages.install_command}` failed in the sandbox:\n{log_tail(result.stderr)}"
+            )
 
 
-async def start_dev_server(sandbox: Sandbox, template: ProjectTemplate, timeout: float) -> None:
-    """Start (or restart) the template's dev server and wait until it answers."""
-    await sandbox.start_process(DEV_PROCESS, template.dev_command)
-    readiness = await wait_until_ready(sandbox, template.port, DEV_PROCESS, timeout)
+async def _start_service(
+    sandbox: Sandbox, template: ProjectTemplate, service: Service, timeout: float
+) -> None:
+    name = process_name(template, service)
+    # `cd` in the command rather than a cwd: a local sandbox's daemon may not enter the
+    # commands' own dirs (it holds no capability over them).
+    command = (
+        service.command
+        if service.cwd == "."
+        else f"cd {shlex.quote(service.cwd)} && {service.command}"
+    )
+    await sandbox.start_process(name, command)
+    readiness = await wait_until_ready(sandbox, service.port, name, timeout)
     if not readiness.ready:
-        raise readiness_error(readiness, timeout)
+        raise readiness_error(readiness, timeout, service.name)
 
 
-async def dev_server_running(sandbox: Sandbox) -> bool:
+async def start_dev_server(
+    sandbox: Sandbox, template: ProjectTemplate, timeout: float, *, only_stopped: bool = False
+) -> None:
+    """Start (or restart) the template's services together and wait until each answers.
+
+    With `only_stopped`, services whose process still runs are left alone.
+    """
+    services = [
+        s
+        for s in template.services
+        if not only_stopped or not await _running(sandbox, process_name(template, s))
+    ]
+    await asyncio.gather(*(_start_service(sandbox, template, s, timeout) for s in services))
+
+
+async def _running(sandbox: Sandbox, process: str) -> bool:
     try:
-        return (await sandbox.process_status(DEV_PROCESS)).running
+        return (await sandbox.process_status(process)).running
     except SandboxError:
         return False
 
@@ -140,8 +172,7 @@ async def ensure_serving(sandbox: Sandbox, template: ProjectTemplate, timeout: f
     """Start a stopped sandbox and its dev server, if either is down."""
     if (await sandbox.info()).state != SandboxState.STARTED:
         await sandbox.start()
-    if not await dev_server_running(sandbox):
-        await start_dev_server(sandbox, template, timeout)
+    await start_dev_server(sandbox, template, timeout, only_stopped=True)
 
 
 @dataclass(frozen=True)
@@ -151,12 +182,14 @@ class PreviewStatus:
     exit_code: int | None = None
 
 
-async def preview_status(sandbox: Sandbox, port: int) -> PreviewStatus:
+async def preview_status(
+    sandbox: Sandbox, port: int, process_label: str = DEV_PROCESS
+) -> PreviewStatus:
     """Whether a sandbox's dev server is stopped, booting, ready or crashed, with its log."""
     if (await sandbox.info()).state != SandboxState.STARTED:
         return PreviewStatus("stopped")
     try:
-        process = await sandbox.process_status(DEV_PROCESS)
+        process = await sandbox.process_status(process_label)
     except SandboxError:
         return PreviewStatus("booting")
     if not process.running:

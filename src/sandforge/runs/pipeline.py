@@ -143,7 +143,11 @@ async def _sandbox_flow(inputs: PipelineInputs, provider: SandboxProvider) -> As
     yield progress("starting", f"Starting the dev server: {template.dev_command}", sandbox.id)
     await install_dependencies(sandbox, template)
     yield progress("preview", f"Waiting for the dev server at {inputs.preview_url}", sandbox.id)
-    await start_dev_server(sandbox, template, settings.dev_server_ready_timeout_s)
+    # A follow-up leaves running services alone: each stack reloads edits by itself, and a
+    # restart would cut the page's live connection (HMR, Streamlit's websocket).
+    await start_dev_server(
+        sandbox, template, settings.dev_server_ready_timeout_s, only_stopped=not job.new_project
+    )
     async for event in _finish(inputs, turn, sandbox, sandbox):
         yield event
 

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import json
 import os
+import posixpath
 import signal
 import socket
 from dataclasses import dataclass
@@ -20,7 +21,13 @@ from pathlib import Path
 from typing import NoReturn, Protocol
 
 from ... import ids
-from ..base import HostDiskFull, SandboxError, SandboxSpec, SandboxUnavailable
+from ..base import (
+    HostDiskFull,
+    SandboxError,
+    SandboxSpec,
+    SandboxUnavailable,
+    normalize_relative,
+)
 from . import cgroups, disk
 from .command import Spawn, bwrap_argv, link_readonly_mounts, sandbox_env, unisolated_argv
 from .isolation import Isolation, Mode, cgroup_driver, check_isolation, drop_privileges, tool
@@ -223,6 +230,7 @@ class BwrapLauncher:
                 stage = disk.prepare_stage(sandbox_id)
                 disk.mount_image(image, stage, host_uid(sandbox_id))
                 dirs = {name: stage / name for name in disk.SUBDIRS}
+                disk.make_user_dirs(dirs["workspace"], _mount_parents(spec), host_uid(sandbox_id))
                 prefix = [
                     *_in_cgroup(cgroup, "sandforge-launch"),
                     *drop_privileges(toolbox_host_uid(sandbox_id)),
@@ -340,6 +348,11 @@ async def _child_pid(spawn: Spawn) -> int | None:
 def _in_cgroup(cgroup: cgroups.Cgroup, name: str) -> list[str]:
     """The command prefix that joins `cgroup` (as root, for an instant) and runs the rest."""
     return ["/bin/sh", "-c", _CGROUP_WRAPPER, name, *(str(p) for p in cgroup.procs_files), "--"]
+
+
+def _mount_parents(spec: SandboxSpec) -> list[str]:
+    parents = {posixpath.dirname(normalize_relative(p)) for p in spec.readonly_mounts}
+    return sorted(p for p in parents if p)
 
 
 def _listen(ctl: Path, name: str) -> socket.socket:
