@@ -170,6 +170,15 @@ async def test_fullstack_frontend_shows_data_from_the_backends_sqlite(
         complete.data.projectId, "/api/items", complete.data.accessToken, port=8000
     )
     assert api.status_code == 200 and len(api.json()) == 3
+    assert complete.data.services is not None
+    assert [(s.name, s.port) for s in complete.data.services] == [("web", 3000), ("api", 8000)]
+    assert complete.data.services[0].previewUrl == complete.data.previewUrl
+    preview = f"/api/projects/{complete.data.projectId}/preview"
+    status = (await stack_server.client.get(preview, params={"service": "api"})).json()
+    assert status["status"] == "ready" and "Uvicorn running" in status["logTail"]
+    unknown = await stack_server.client.get(preview, params={"service": "db"})
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "service_not_found"
 
     # A row added through the page goes to SQLite and comes back after a reload.
     await page.fill("input", "Pack the tent")

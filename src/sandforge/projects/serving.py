@@ -17,6 +17,7 @@ from typing import Literal
 import httpx
 
 from ..config import Settings
+from ..events import ServicePreview
 from ..sandbox import (
     Sandbox,
     SandboxError,
@@ -38,6 +39,11 @@ PreviewState = Literal["booting", "ready", "crashed", "stopped"]
 
 class DevServerError(SandboxError):
     code = "dev_server_failed"
+
+
+class ServiceNotFound(SandboxError):
+    code = "service_not_found"
+    http_status = 404
 
 
 class NothingToRebuild(SandboxError):
@@ -68,6 +74,29 @@ def readiness_error(readiness: Readiness, timeout: float, service: str = "") -> 
 def process_name(template: ProjectTemplate, service: Service) -> str:
     """The main service's process keeps the one name single-service projects always had."""
     return DEV_PROCESS if service == template.main else f"{DEV_PROCESS}-{service.name}"
+
+
+def service_previews(
+    template: ProjectTemplate, settings: Settings, project_id: str
+) -> list[ServicePreview]:
+    """Each service's stable preview URL, `{port}-{project id}`; the main service first."""
+    return [
+        ServicePreview(
+            name=s.name, port=s.port, previewUrl=settings.preview_url(project_id, s.port)
+        )
+        for s in template.services
+    ]
+
+
+def find_service(template: ProjectTemplate, name: str | None) -> Service:
+    """The service called `name` (the main one for None), or ServiceNotFound."""
+    if name is None:
+        return template.main
+    for service in template.services:
+        if service.name == name:
+            return service
+    names = ", ".join(s.name for s in template.services)
+    raise ServiceNotFound(f"A {template.name} project has no service {name!r}; it has {names}.")
 
 
 def project_spec(

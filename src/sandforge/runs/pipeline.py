@@ -32,6 +32,7 @@ from ..projects.serving import (
     install_dependencies,
     open_or_rebuild,
     project_spec,
+    service_previews,
     start_dev_server,
 )
 from ..sandbox import Sandbox, SandboxProvider
@@ -280,6 +281,7 @@ async def _finish(
             model=inputs.model.name,
             render=findings.render,
             repairs=repairs.to_json() if repairs.seen else None,
+            services=(service_previews(template, settings, job.project_id) if sandbox else None),
             **turn.extra,
         )
     )

@@ -47,6 +47,12 @@ class Item(NewItem):
     id: int
 
 
+@app.get("/")
+def index() -> dict[str, object]:
+    """What the backend's own preview shows: the API's routes."""
+    return {"service": "api", "routes": sorted({r.path for r in app.routes} - {"/"})}
+
+
 @app.get("/api/items")
 def list_items() -> list[Item]:
     with connect() as db:
