@@ -111,6 +111,15 @@ async def test_fastapi_renders_its_jinja_template_and_reloads_edits(
     await wait_for_text(page, "li", "reloaded by uvicorn", reload=True)
     assert page.errors == []
 
+    # A package from PyPI, through the host's package bridge (the sandbox has no egress).
+    events = await scripted(stack_server, complete, "run", command="pip install tomli-w==1.2.0")
+    runs = [e for e in events if e.type == "tool" and e.data.action == "run"]
+    assert runs and runs[0].data.file == "pip install tomli-w==1.2.0", runs
+    assert runs[0].data.exitCode == 0, runs
+    requirements = (await sandbox.read_file("requirements.txt")).decode()
+    assert requirements.splitlines()[-1] == "tomli-w==1.2.0"
+    assert (await sandbox.exec("python3 -c 'import tomli_w'")).exit_code == 0
+
 
 async def test_streamlit_renders_over_its_websocket_and_reruns_on_an_edit(
     stack_server: LiveServer, browser: Any

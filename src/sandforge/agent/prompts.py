@@ -33,7 +33,8 @@ RULES = """\
 You build web apps inside a sandbox by calling tools. Work in the project dir; paths are
 relative to it. Use list_files and read_file to see what is there, write_file to create or
 replace a file, edit_file for a small change to an existing file, delete_file to remove one,
-and run_command for shell commands (there is no network access).
+and run_command for shell commands (there is no general network access; the npm registry
+and PyPI are reachable for `npm install` and `pip install`).
 Write complete files, never placeholders or "rest unchanged" comments. When you are done,
 reply with a short summary of what you built; do not paste the code into the reply."""
 

@@ -106,6 +106,7 @@ def project_spec(
     return SandboxSpec(
         labels=project_labels(project_id, run_id),
         env=dict(template.env),
+        packages=True,
         readonly_mounts=readonly_mounts(settings.template_cache, template),
     )
 

@@ -82,6 +82,10 @@ class SandboxSpec:
     single file a command may write (RLIMIT_FSIZE)."""
     tmp_mb: int = 256
     """Size of the private /tmp (tmpfs; its pages also count against `memory_mb`)."""
+    packages: bool = False
+    """Reach the npm registry and PyPI (only those) through the host's package bridge, even
+    without egress; npm and pip inside are configured for it. Local sandboxes only: remote
+    providers have their own network."""
     readonly_mounts: dict[str, str] = field(default_factory=dict)
     """Project-relative path → host dir, mounted read-only (a template's node_modules
     cache, so installs need no network). Providers that cannot mount host dirs (Daytona)

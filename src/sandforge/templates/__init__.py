@@ -150,7 +150,7 @@ REACT = ProjectTemplate(
         "index.html at the project root loads src/main.tsx, which renders src/App.tsx; styles "
         "are in src/App.css. Put components in src/ (one per file, .tsx). The installed "
         "packages are react, react-dom, vite, @vitejs/plugin-react and typescript; node_modules "
-        "is read-only and there is no network, so use no other packages. Do not edit "
+        "is a read-only cache that npm cannot change, so use no other packages. Do not edit "
         "package.json, package-lock.json or vite.config.ts. The Vite dev server runs on port "
         "3000 and reloads changes by itself."
     ),
@@ -179,7 +179,8 @@ FASTAPI = ProjectTemplate(
         "from app/static mounted at /static); pages are Jinja2 templates in app/templates and "
         "link assets with root-relative paths (/static/styles.css; not url_for, whose absolute "
         "URLs name the server's inner address); JSON endpoints go under /api. "
-        "The installed packages are fastapi, uvicorn and jinja2 (listed in requirements.txt). "
+        "The installed packages are fastapi, uvicorn and jinja2 (listed in requirements.txt); "
+        "add another with `pip install <name>`, which records it in requirements.txt. "
         "uvicorn serves `app.main:app` on port 3000 and reloads when a file under app/ "
         "changes; templates are re-read on every request."
     ),
@@ -211,7 +212,8 @@ STREAMLIT = ProjectTemplate(
         "bottom on every interaction (use st.session_state for state that must survive a "
         "rerun, and st.cache_data for slow work). Split helpers into modules beside it. "
         "The installed packages are streamlit and its dependencies (pandas, numpy, altair, "
-        "pillow), listed in requirements.txt. Streamlit serves app.py on port 3000 and reruns "
+        "pillow), listed in requirements.txt; add another with `pip install <name>`, which "
+        "records it there. Streamlit serves app.py on port 3000 and reruns "
         "it when a file is saved."
     ),
     services=(
@@ -277,7 +279,8 @@ FULLSTACK = ProjectTemplate(
         "starts with /api. The frontend calls the backend with relative URLs such as "
         "fetch('/api/items'): Vite forwards /api to the backend. Installed packages: react, "
         "react-dom, vite and typescript in frontend/node_modules; fastapi and uvicorn for the "
-        "backend (backend/requirements.txt). Do not edit package.json, package-lock.json or "
+        "backend (backend/requirements.txt; `pip install <name>` adds a Python package and "
+        "records it there). Do not edit package.json, package-lock.json or "
         "vite.config.ts. Vite serves the frontend on port 3000; uvicorn serves the backend on "
         "port 8000 and reloads when a file under backend/ changes."
     ),
@@ -304,7 +307,7 @@ FULLSTACK = ProjectTemplate(
         "backend/main.py",
     ),
     packages=(npm_packages("frontend"), pip_packages("backend/requirements.txt")),
-    env=PYTHON_ENV,
+    env={**PYTHON_ENV, "SANDFORGE_REQUIREMENTS": "backend/requirements.txt"},
     typecheck_command=f"cd frontend && {TSC_COMMAND}",
 )
 

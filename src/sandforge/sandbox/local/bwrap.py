@@ -32,6 +32,7 @@ from . import cgroups, disk
 from .command import Spawn, bwrap_argv, link_readonly_mounts, sandbox_env, unisolated_argv
 from .isolation import Isolation, Mode, cgroup_driver, check_isolation, drop_privileges, tool
 from .output import SandboxOutput
+from .registry import RegistryBridge
 from .slirp import Slirp, start_slirp
 from .unix import listen_unix, read_until
 from .users import disable_user_namespaces, host_uid, toolbox_host_uid, write_id_maps
@@ -63,13 +64,21 @@ class _Running:
     proc: asyncio.subprocess.Process | None = None
     slirp: Slirp | None = None
     output: SandboxOutput | None = None
+    registry: Path | None = None
+    """The package bridge's socket, for a sandbox that reaches the package registries."""
 
 
 class BwrapLauncher:
     """Owns the sandbox processes; lives in the server."""
 
-    def __init__(self, allow_unisolated: bool = False, isolation: Isolation | None = None) -> None:
+    def __init__(
+        self,
+        allow_unisolated: bool = False,
+        isolation: Isolation | None = None,
+        registry: RegistryBridge | None = None,
+    ) -> None:
         self.allow_unisolated = allow_unisolated
+        self.registry = registry
         self._isolation_override = isolation
         self._running: dict[str, _Running] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -127,6 +136,8 @@ class BwrapLauncher:
     async def _start(self, state: _Running, spec: SandboxSpec) -> None:
         # The spawns stay on the event loop's thread: --die-with-parent follows the thread
         # that forked bwrap, and a pool thread may exit long before the server does.
+        if spec.packages and self.registry is not None and state.mode is not Mode.NONE:
+            state.registry = await self.registry.start()
         spawn = await self._prepared(state, spec)
         assert state.output is not None
         try:
@@ -240,7 +251,7 @@ class BwrapLauncher:
                 for path in dirs.values():
                     path.mkdir(mode=0o700, exist_ok=True)
                 prefix = []
-            spawn.argv = prefix + bwrap_argv(spawn, spec, dirs, fds)
+            spawn.argv = prefix + bwrap_argv(spawn, spec, dirs, fds, state.registry)
             return spawn
         except BaseException:
             spawn.close()
@@ -276,6 +287,8 @@ class BwrapLauncher:
     async def close(self) -> None:
         for sandbox_id in list(self._running):
             await self.terminate(sandbox_id)
+        if self.registry is not None:
+            await self.registry.aclose()
         for task in list(self._watchers):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
