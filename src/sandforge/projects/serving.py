@@ -108,6 +108,7 @@ def project_spec(
         env=dict(template.env),
         packages=True,
         readonly_mounts=readonly_mounts(settings.template_cache, template),
+        stack=template.name,
     )
 
 

@@ -96,6 +96,9 @@ class SandboxSpec:
     auto_delete_minutes: int = -1
     image: str | None = None
     snapshot: str | None = None
+    stack: str | None = None
+    """The project type. Providers that build images (Daytona) start its sandboxes from an
+    image with the type's packages in it, unless an image or snapshot is given."""
 
     def __post_init__(self) -> None:
         if self.network not in ("none", "egress"):
