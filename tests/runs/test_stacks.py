@@ -189,6 +189,8 @@ async def test_fullstack_frontend_shows_data_from_the_backends_sqlite(
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "service_not_found"
 
+    await check_service_tabs(stack_server, browser, complete)
+
     # A row added through the page goes to SQLite and comes back after a reload.
     await page.fill("input", "Pack the tent")
     await page.click("button[type=submit]")
@@ -211,3 +213,35 @@ async def test_fullstack_frontend_shows_data_from_the_backends_sqlite(
     else:
         raise AssertionError("the backend never reloaded its new query")
     assert page.errors == []
+
+
+async def check_service_tabs(server: LiveServer, browser: Any, complete: CompleteEvent) -> None:
+    """The project's page shows a tab per service; the backend's tab shows its own preview,
+    status and log."""
+    assert complete.data.services is not None
+    api_url = complete.data.services[1].previewUrl
+    page = await browser.new_page()
+    await page.goto(
+        f"http://localhost:{server.settings.port}/create-daytona?project={complete.data.projectId}"
+    )
+    tabs = page.locator("#service-tabs [role=tab]")
+    await tabs.nth(1).wait_for(timeout=WAIT_MS)
+    assert await tabs.all_text_contents() == ["web :3000", "api :8000"]
+    frame = page.frame_locator("#preview-frame")
+    await frame.locator("li").first.wait_for(timeout=WAIT_MS)
+
+    await tabs.nth(1).click()
+    share = page.locator("#share-url")
+    await page.wait_for_function(
+        "url => document.querySelector('#share-url').value.startsWith(url)",
+        arg=api_url,
+        timeout=WAIT_MS,
+    )
+    assert await share.input_value() == f"{api_url}?token={complete.data.accessToken}"
+    await frame.locator("body", has_text="/api/items").wait_for(timeout=WAIT_MS)
+    # The log under the tab is the backend's own: uvicorn's, not Vite's.
+    await page.wait_for_function(
+        "document.querySelector('#log-tail').textContent.includes('Uvicorn running')",
+        timeout=WAIT_MS,
+    )
+    await page.close()
