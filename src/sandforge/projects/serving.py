@@ -96,10 +96,10 @@ async def start_dev_server(sandbox: Sandbox, template: ProjectTemplate, timeout:
 
 
 async def startup_stamp(sandbox: Sandbox, template: ProjectTemplate) -> str:
-    """A digest of the files the dev server reads only when it starts (package.json...): when
-    it changes, the running server is stale and must restart."""
+    """A digest of the files the dev server reads only when it starts: when it changes, the
+    running server is stale and must restart."""
     digest = hashlib.sha256()
-    for path in template.lock_files:
+    for path in template.startup_files:
         try:
             content = await sandbox.read_file(path)
         except SandboxError:

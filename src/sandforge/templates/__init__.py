@@ -33,6 +33,10 @@ class ProjectTemplate:
     """Installs the dependencies inside a sandbox that has no host cache (Daytona)."""
     typecheck_command: str | None = None
     """Reports type and syntax errors without building (TypeScript's `tsc --noEmit`)."""
+    startup_files: tuple[str, ...] = ()
+    """Files the dev server reads only when it starts (its packages, its config): when one
+    changed, the running server is restarted before a run ends, to serve what a fresh start
+    would (or fail as it would)."""
     reloads_itself: bool = False
     """The dev server updates an open page by itself when a file changes (Vite's HMR), so the
     editor's frame needs no reload helper."""
@@ -100,6 +104,7 @@ REACT = ProjectTemplate(
     lock_files=("package.json", "package-lock.json"),
     install_command="npm ci --no-audit --no-fund",
     typecheck_command="node node_modules/typescript/bin/tsc --noEmit -p tsconfig.json --pretty false",
+    startup_files=("package.json", "package-lock.json", "vite.config.ts"),
     reloads_itself=True,
 )
 
