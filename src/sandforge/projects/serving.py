@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -155,6 +156,45 @@ async def start_dev_server(
         if not only_stopped or not await _running(sandbox, process_name(template, s))
     ]
     await asyncio.gather(*(_start_service(sandbox, template, s, timeout) for s in services))
+
+
+async def startup_stamp(sandbox: Sandbox, template: ProjectTemplate) -> str:
+    """A digest of the files the dev server reads only when it starts: when it changes, the
+    running server is stale and must restart."""
+    digest = hashlib.sha256()
+    for path in template.startup_files:
+        try:
+            content = await sandbox.read_file(path)
+        except SandboxError:
+            content = b"\0missing"
+        digest.update(hashlib.sha256(content).digest())
+    return digest.hexdigest()
+
+
+async def serve_early(sandbox: Sandbox, template: ProjectTemplate, timeout: float) -> str:
+    """Start the dev server on the files as they are (the starter, before the model writes),
+    so the preview shows each file as it lands; returns its startup stamp."""
+    await install_dependencies(sandbox, template)
+    await start_dev_server(sandbox, template, timeout)
+    return await startup_stamp(sandbox, template)
+
+
+async def confirm_serving(
+    sandbox: Sandbox, template: ProjectTemplate, timeout: float, stamp: str | None
+) -> None:
+    """After the final files: every service up and answering, all restarted when they started
+    before a change they cannot pick up by themselves (`stamp` from `serve_early`; None: they
+    never started), and any that is gone started again."""
+    await install_dependencies(sandbox, template)
+    if stamp is None or stamp != await startup_stamp(sandbox, template):
+        await start_dev_server(sandbox, template, timeout)
+        return
+    await start_dev_server(sandbox, template, timeout, only_stopped=True)
+    for service in template.services:
+        name = process_name(template, service)
+        readiness = await wait_until_ready(sandbox, service.port, name, timeout)
+        if not readiness.ready:
+            raise readiness_error(readiness, timeout, service.name)
 
 
 async def _running(sandbox: Sandbox, process: str) -> bool:

@@ -34,6 +34,7 @@ SKIPPED_DIRS = frozenset(
         "build",
         ".next",
         ".cache",
+        ".vite",
     }
 )
 """Folders a file listing leaves out (installed packages, build output, caches), in every

@@ -91,6 +91,13 @@ class ProjectTemplate:
     """Variables every command and service of the project sees."""
     typecheck_command: str | None = None
     """Reports type and syntax errors without building (TypeScript's `tsc --noEmit`)."""
+    startup_files: tuple[str, ...] = ()
+    """Files the dev server reads only when it starts (its packages, its config): when one
+    changed, the running server is restarted before a run ends, to serve what a fresh start
+    would (or fail as it would)."""
+    reloads_itself: bool = False
+    """The dev server updates an open page by itself when a file changes (Vite's HMR), so the
+    editor's frame needs no reload helper."""
 
     @property
     def main(self) -> Service:
@@ -168,6 +175,8 @@ REACT = ProjectTemplate(
     ),
     packages=(npm_packages(),),
     typecheck_command=TSC_COMMAND,
+    startup_files=("package.json", "package-lock.json", "vite.config.ts"),
+    reloads_itself=True,
 )
 
 FASTAPI = ProjectTemplate(
@@ -202,6 +211,7 @@ FASTAPI = ProjectTemplate(
     ),
     packages=(pip_packages("requirements.txt"),),
     env=PYTHON_ENV,
+    startup_files=("requirements.txt",),
 )
 
 STREAMLIT = ProjectTemplate(
@@ -230,6 +240,8 @@ STREAMLIT = ProjectTemplate(
     starter_files=("requirements.txt", "app.py"),
     packages=(pip_packages("requirements.txt"),),
     env=PYTHON_ENV,
+    startup_files=("requirements.txt",),
+    reloads_itself=True,
 )
 
 NEXTJS = ProjectTemplate(
@@ -266,6 +278,8 @@ NEXTJS = ProjectTemplate(
     packages=(npm_packages(),),
     env={"NEXT_TELEMETRY_DISABLED": "1"},
     typecheck_command=TSC_COMMAND,
+    startup_files=("package.json", "package-lock.json", "next.config.mjs", "tsconfig.json"),
+    reloads_itself=True,
 )
 
 FULLSTACK = ProjectTemplate(
@@ -309,6 +323,13 @@ FULLSTACK = ProjectTemplate(
     packages=(npm_packages("frontend"), pip_packages("backend/requirements.txt")),
     env={**PYTHON_ENV, "SANDFORGE_REQUIREMENTS": "backend/requirements.txt"},
     typecheck_command=f"cd frontend && {TSC_COMMAND}",
+    startup_files=(
+        "frontend/package.json",
+        "frontend/package-lock.json",
+        "frontend/vite.config.ts",
+        "backend/requirements.txt",
+    ),
+    reloads_itself=True,
 )
 
 TEMPLATES: dict[str, ProjectTemplate] = {
