@@ -57,6 +57,9 @@ class SandboxFleet:
         isolation = await asyncio.to_thread(check_isolation)
         self.isolation_problem = "" if isolation.available else isolation.problem
         await self.launcher.recover(self.settings.sandboxes_dir)
+        if self.launcher.registry is not None and isolation.available:
+            # Now rather than at the first launch, which would wait for it.
+            await self.launcher.registry.start()
         await self.control.start()
 
     async def aclose(self) -> None:
