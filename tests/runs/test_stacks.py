@@ -120,6 +120,16 @@ async def test_fastapi_renders_its_jinja_template_and_reloads_edits(
     assert requirements.splitlines()[-1] == "tomli-w==1.2.0"
     assert (await sandbox.exec("python3 -c 'import tomli_w'")).exit_code == 0
 
+    # A sandbox rebuilt from the stored files installs the added package again.
+    deleted = await stack_server.client.delete(f"/api/sandboxes/{complete.data.sandboxId}")
+    assert deleted.status_code == 204, deleted.text
+    await page.reload()
+    await wait_for_text(page, "li", "reloaded by uvicorn")
+    project = (await stack_server.client.get(f"/api/projects/{complete.data.projectId}")).json()
+    rebuilt = await stack_server.services.fleet.find(project["sandboxId"])
+    assert rebuilt.id != sandbox.id
+    assert (await rebuilt.exec("python3 -c 'import tomli_w'")).exit_code == 0
+
 
 async def test_streamlit_renders_over_its_websocket_and_reruns_on_an_edit(
     stack_server: LiveServer, browser: Any

@@ -28,7 +28,7 @@ from ..sandbox import (
     SandboxState,
 )
 from ..sandbox.http import Readiness, upstream_client, wait_until_ready
-from ..templates import ProjectTemplate, Service
+from ..templates import Packages, ProjectTemplate, Service
 from ..templates.cache import readonly_mounts
 
 DEV_PROCESS = "dev"
@@ -114,16 +114,34 @@ def project_spec(
 
 
 async def install_dependencies(sandbox: Sandbox, template: ProjectTemplate) -> None:
-    """Install the template's packages where no host cache was mounted (remote providers)."""
+    """Install the template's packages where no host cache was mounted (remote providers),
+    and in a local sandbox the Python packages the project added to its requirements."""
     for packages in template.packages:
         probe = await sandbox.exec(f"test -d {packages.directory}")
-        if probe.exit_code == 0:
-            continue
-        result = await sandbox.exec(packages.install_command, timeout=600)
-        if result.exit_code != 0:
-            raise DevServerError(
-                f"`{packages.install_command}` failed in the sandbox:\n{log_tail(result.stderr)}"
-            )
+        if probe.exit_code != 0:
+            await _run_install(sandbox, packages.install_command)
+        elif packages.manager == "pip" and sandbox.provider == "local":
+            await _install_added(sandbox, template, packages)
+
+
+async def _install_added(sandbox: Sandbox, template: ProjectTemplate, packages: Packages) -> None:
+    """What `pip install` recorded beyond the template's requirements lives in the sandbox
+    user's site dir, which a sandbox rebuilt from the stored files lacks: install it again
+    through the package bridge (from its cache, once fetched)."""
+    requirements = packages.lock_files[0]
+    try:
+        current = await sandbox.read_file(requirements)
+    except SandboxError:
+        return
+    if current == template.files.joinpath(requirements).read_bytes():
+        return
+    await _run_install(sandbox, f"python3 -m pip install --quiet -r {shlex.quote(requirements)}")
+
+
+async def _run_install(sandbox: Sandbox, command: str) -> None:
+    result = await sandbox.exec(command, timeout=600)
+    if result.exit_code != 0:
+        raise DevServerError(f"`{command}` failed in the sandbox:\n{log_tail(result.stderr)}")
 
 
 async def _start_service(
@@ -243,6 +261,7 @@ async def ensure_serving(sandbox: Sandbox, template: ProjectTemplate, timeout: f
     """Start a stopped sandbox and its dev server, if either is down."""
     if (await sandbox.info()).state != SandboxState.STARTED:
         await sandbox.start()
+    await install_dependencies(sandbox, template)
     await start_dev_server(sandbox, template, timeout, only_stopped=True)
 
 
