@@ -8,6 +8,7 @@ site (see test_preview_domain.py for the default `localhost` preview domain).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -136,10 +137,11 @@ class Server:
             return [s["id"] for s in client.get("/api/sandboxes").json()["sandboxes"]]
 
 
-def bwrap_processes(data_dir: Path) -> list[int]:
-    """PIDs of bwrap processes whose command line mentions this server's data dir."""
+def bwrap_processes(data_dir: Path, sandbox_ids: list[str]) -> list[int]:
+    """PIDs of bwrap processes of this server: their command line names its data dir (no
+    isolation) or one of its sandboxes (a fully isolated sandbox's mounts are named by id)."""
     found = []
-    marker = str(data_dir).encode()
+    markers = [str(data_dir).encode(), *(sandbox_id.encode() for sandbox_id in sandbox_ids)]
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -148,7 +150,7 @@ def bwrap_processes(data_dir: Path) -> list[int]:
         except OSError:
             continue
         parts = cmdline.split(b"\0")
-        if parts and parts[0].endswith(b"bwrap") and marker in cmdline:
+        if parts and parts[0].endswith(b"bwrap") and any(m in cmdline for m in markers):
             found.append(int(entry.name))
     return found
 
@@ -209,7 +211,10 @@ def start_server(
 
 def stop_server(server: Server) -> None:
     """SIGINT, so the lifespan stops the sandboxes; then check that no bwrap is left."""
+    sandbox_ids: list[str] = []
     if server.process.poll() is None:
+        with contextlib.suppress(httpx.HTTPError):
+            sandbox_ids = server.sandbox_ids()
         server.process.send_signal(signal.SIGINT)
         try:
             server.process.wait(timeout=SHUTDOWN_TIMEOUT_S)
@@ -218,7 +223,7 @@ def stop_server(server: Server) -> None:
             server.process.wait()
             raise AssertionError(f"the server ignored SIGINT:\n{server.log_tail()}") from None
     deadline = time.monotonic() + 15
-    while (left := bwrap_processes(server.data_dir)) and time.monotonic() < deadline:
+    while (left := bwrap_processes(server.data_dir, sandbox_ids)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not left, f"bwrap processes outlived the server: {left}"
 

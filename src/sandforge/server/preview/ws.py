@@ -66,6 +66,11 @@ async def forward_websocket(
     except (OSError, SandboxError, WebSocketException, TimeoutError):
         await refuse(websocket, unreachable)
         return
+    await relay_websocket(websocket, connection)
+
+
+async def relay_websocket(websocket: WebSocket, connection: ClientConnection) -> None:
+    """Accept `websocket` and pump messages both ways until either side closes."""
     async with connection:
         await websocket.accept(subprotocol=connection.subprotocol)
 
