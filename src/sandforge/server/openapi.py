@@ -309,13 +309,14 @@ def ref(name: str) -> dict[str, str]:
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses` for these error statuses, and the 500 that any operation can answer."""
+    """`responses` for these error statuses, and the 500 and 503 (the database away, the server
+    stopping) that any operation can answer."""
     return {
         status: {
             "description": ERROR_DESCRIPTIONS[status],
             "content": {"application/json": {"schema": ref("Error")}},
         }
-        for status in sorted({*statuses, 500})
+        for status in sorted({*statuses, 500, 503})
     }
 
 
