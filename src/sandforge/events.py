@@ -63,6 +63,14 @@ class ToolData(_Data):
     """Extension, for `run`: the command's exit code."""
 
 
+class ServicePreview(_Data):
+    """Extension: one service of a project (its dev server, or its backend) and its preview."""
+
+    name: str
+    port: int
+    previewUrl: str
+
+
 class CompleteData(_Data):
     success: bool
     sandboxId: str
@@ -89,6 +97,8 @@ class CompleteData(_Data):
     """Extension: how many model requests the run made."""
     limitReached: str | None = None
     """Extension: set when a run limit stopped the model early; says which limit and the fix."""
+    services: list[ServicePreview] | None = None
+    """Extension: every service of the project, the main one (`previewUrl`) first."""
 
 
 class ErrorData(_Data):

@@ -61,6 +61,8 @@ SHUTDOWN_TIMEOUT_S = 60.0
 RUN_TIMEOUT_S = 180.0
 # Generous: two cores shared with other test suites.
 UI_TIMEOUT_MS = 120_000
+PREVIEW_SCRIPT = re.compile(r"https?://\d+-[a-z0-9]+\.")
+"""A script served from a preview host (`3000-<id>.<domain>`)."""
 SCRUBBED_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "DAYTONA_API_KEY", "SANDFORGE_MODEL")
 
 expect.set_options(timeout=UI_TIMEOUT_MS)
@@ -284,6 +286,10 @@ class ConsoleErrors:
             self.messages.append(f"console: {message.text} ({message.location.get('url')})")
 
     def on_page_error(self, error: PlaywrightError) -> None:
+        if PREVIEW_SCRIPT.search(error.stack or ""):
+            # The generated app's own exception, not the page's: its rendered check reports
+            # those, and while a run writes, the live preview runs a half-written app.
+            return
         self.messages.append(f"pageerror: {error}")
 
     def watch(self, page: Page) -> None:

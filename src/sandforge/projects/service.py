@@ -24,6 +24,7 @@ from ..errors import Conflict, InvalidRequest, TooManyRequests, Unavailable
 from ..events import ProgressData, ProgressEvent
 from ..ids import Kind, kind_of, new_id
 from ..runs.job import RunJob
+from ..runs.replica import Replica
 from ..runs.request import GenerationRequest
 from ..runs.supervisor import LiveRun, Supervisor
 from ..sandbox import Sandbox, SandboxError, SandboxInfo, SandboxNotFound, SandboxState
@@ -36,6 +37,7 @@ from ..store.records import (
     VersionKind,
     VersionRecord,
 )
+from ..store.replicas import ClaimedRun
 from ..store.repo import Store
 from ..templates import get_template
 from .serving import ensure_serving, open_or_rebuild, project_spec
@@ -75,6 +77,26 @@ class ImagesNotRead(InvalidRequest):
     code = "images_not_supported"
 
 
+class Draining(Unavailable):
+    code = "replica_draining"
+
+
+def _in_flight(run_id: str) -> RunInFlight:
+    return RunInFlight(
+        f"Run {run_id} is still changing this project; wait for it to end "
+        f"(GET /api/runs/{run_id}/events) or cancel it "
+        f"(POST /api/runs/{run_id}/cancel), then send this again."
+    )
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """A run accepted: live in this process, or queued for whichever replica takes it."""
+
+    id: str
+    project_id: str
+
+
 @dataclass(frozen=True)
 class Session:
     """Everything needed to reopen a project, found from the id of it, its run or sandbox."""
@@ -99,6 +121,14 @@ class Projects:
         self._idle_stopper: asyncio.Task[None] | None = None
         self.accepting = True
         """False once the server is shutting down: no new run starts."""
+        self._draining = False
+        self.replica: Replica | None = None
+        """With replicas: runs go to the shared queue, and whichever replica has room
+        takes them (see `launch_claimed`)."""
+
+    def attach_replica(self, replica: Replica) -> None:
+        self.replica = replica
+        replica.launch = self.launch_claimed
 
     async def start(self) -> None:
         if self.settings.idle_stop_minutes > 0:
@@ -127,13 +157,15 @@ class Projects:
         self.fleet.check_provider(request.sandbox)
         allowed_model_name(self.settings, request.model)
 
-    async def start_run(self, request: GenerationRequest, flow: Flow) -> LiveRun:
+    async def start_run(self, request: GenerationRequest, flow: Flow) -> StartedRun:
         """A new project's first turn, or a follow-up of the project the request names."""
         if not self.accepting:
             raise ShuttingDown(
                 "The server is shutting down and starts no new runs; send this again once it "
                 "is back."
             )
+        if self.replica is None and self.draining:
+            raise Draining("This server is draining and starts no new runs.")
         self.check_request(request)
         follow_up = True
         if request.projectId:
@@ -154,19 +186,58 @@ class Projects:
                 # A first request's choice of model stays the project's for its follow-ups.
                 model=request.model,
             )
+        request = await self._with_project_model(project, request, follow_up)
+        if self.replica is not None:
+            return await self._enqueue(self.replica, project, request)
         async with self._locks[project.id]:
-            return await self._start_locked(project, request, follow_up)
+            self._refuse_if_busy(project.id)
+            job = await self._plan_job(project, request, follow_up, new_id("run"))
+            await self.store.create_run(job.run_id, project.id, request.model_dump())
+            run = await self._launch(project, job)
+            return StartedRun(run.id, project.id)
 
-    async def _start_locked(
-        self, project: ProjectRecord, request: GenerationRequest, follow_up: bool
-    ) -> LiveRun:
-        self._refuse_if_busy(project.id)
-        if request.model is None and project.model is not None:
-            # The project's chosen model, still within the allow-list (it may have shrunk).
-            allowed_model_name(self.settings, project.model)
-            request = request.model_copy(update={"model": project.model})
-        if request.images and follow_up:
-            await self._check_reads_images(request.model)
+    @property
+    def draining(self) -> bool:
+        return self.replica.draining if self.replica is not None else self._draining
+
+    async def drain(self) -> None:
+        """Start no new runs here; those in flight finish. With replicas, the others take
+        the queue; alone, new runs are refused (503) until the server restarts."""
+        if self.replica is not None:
+            await self.replica.drain()
+        self._draining = True
+
+    async def _enqueue(
+        self, replica: Replica, project: ProjectRecord, request: GenerationRequest
+    ) -> StartedRun:
+        """Queue the run; a replica with room plans and starts it (launch_claimed)."""
+        affinity = None
+        if project.provider == "local" and project.sandbox_id:
+            affinity = await replica.sandbox_holder(project.id, project.sandbox_id)
+        run_id = new_id("run")
+        busy = await replica.enqueue(run_id, project.id, request.model_dump(), affinity)
+        if busy is not None:
+            raise _in_flight(busy)
+        return StartedRun(run_id, project.id)
+
+    async def launch_claimed(self, claimed: ClaimedRun) -> None:
+        """Start, here, a run this replica took from the queue."""
+        request = GenerationRequest.model_validate(claimed.request)
+        project = await self.store.get_project(claimed.project_id)
+        follow_up = bool(request.projectId or request.sandboxId)
+        async with self._locks[project.id]:
+            job = await self._plan_job(project, request, follow_up, claimed.id)
+            await self._launch(project, job)
+
+    async def _launch(self, project: ProjectRecord, job: RunJob) -> LiveRun:
+        await self.store.add_message(project.id, job.run_id, "user", job.request.prompt)
+        return self.supervisor.start(job, self.fleet.provider(project.provider))
+
+    async def _plan_job(
+        self, project: ProjectRecord, request: GenerationRequest, follow_up: bool, run_id: str
+    ) -> RunJob:
+        """Everything decided before the run: its history, and the sandbox it continues in
+        (or the stored files it rebuilds one from)."""
         provider = self.fleet.provider(project.provider)
         history = request.history
         sandbox_id, seed = None, None
@@ -175,8 +246,8 @@ class Projects:
             sandbox_id, seed = await self._plan_sandbox(project)
         if project.flow == "sandbox" and sandbox_id is None:
             await self._check_capacity()
-        job = RunJob(
-            run_id=new_id("run"),
+        return RunJob(
+            run_id=run_id,
             request=request,
             project_id=project.id,
             project_type=project.project_type,
@@ -190,9 +261,19 @@ class Projects:
             isolation_problem=self.fleet.isolation_problem,
             hand_edited=await hand_edited(self.store, project.id) if follow_up else [],
         )
-        await self.store.create_run(job.run_id, project.id, request.model_dump())
-        await self.store.add_message(project.id, job.run_id, "user", request.prompt)
-        return self.supervisor.start(job, provider)
+
+    async def _with_project_model(
+        self, project: ProjectRecord, request: GenerationRequest, follow_up: bool
+    ) -> GenerationRequest:
+        """The request with the project's chosen model when it names none, and refused if it
+        has images that model cannot read."""
+        if request.model is None and project.model is not None:
+            # Still within the allow-list (it may have shrunk since it was chosen).
+            allowed_model_name(self.settings, project.model)
+            request = request.model_copy(update={"model": project.model})
+        if request.images and follow_up:
+            await self._check_reads_images(request.model)
+        return request
 
     async def _check_reads_images(self, model: str | None) -> None:
         # Building the model imports its SDK the first time: off the event loop.
@@ -206,11 +287,7 @@ class Projects:
     def _refuse_if_busy(self, project_id: str) -> None:
         active = self.supervisor.active_run(project_id)
         if active is not None:
-            raise RunInFlight(
-                f"Run {active.id} is still changing this project; wait for it to end "
-                f"(GET /api/runs/{active.id}/events) or cancel it "
-                f"(POST /api/runs/{active.id}/cancel), then send this again."
-            )
+            raise _in_flight(active.id)
 
     async def _plan_sandbox(
         self, project: ProjectRecord

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
 from ..chat import ChatMessage
-from ..events import event_adapter
+from ..events import ServicePreview, event_adapter
 from ..ids import Kind
 from ..projects.serving import PreviewState
 from ..runs.request import GenerationRequest
@@ -63,6 +63,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     415: "The body is not sent as `application/json`.",
     429: "Too many sandboxes are running (SANDFORGE_MAX_SANDBOXES).",
     500: "The server failed unexpectedly; its log has the details.",
+    503: "Not now: the server is shutting down or draining (it starts no new runs here), "
+    "or its database is away. Try again shortly, or another replica.",
     507: "A disk is full: the server's data dir, or the sandbox's own disk.",
 }
 
@@ -133,6 +135,8 @@ class Project(BaseModel):
     sandboxId: str | None
     public: bool
     previewUrl: str
+    services: list[ServicePreview]
+    """Every service of the project type with its own preview URL; the main one first."""
     accessToken: str | None
     """None for a public project."""
     model: str | None
@@ -305,10 +309,68 @@ class Shares(BaseModel):
     shares: list[Share]
 
 
+class DatabaseHealth(BaseModel):
+    ok: bool
+    dialect: str
+    """`sqlite` or `postgresql`."""
+
+
+class RedisHealth(BaseModel):
+    configured: bool
+    """False when the server runs alone (no SANDFORGE_REDIS_URL)."""
+    ok: bool
+
+
+class ProviderHealth(BaseModel):
+    name: str
+    """The default sandbox provider (SANDFORGE_SANDBOX)."""
+    isolated: bool
+    """Local sandboxes run with full isolation here."""
+
+
+class ReplicaLoad(BaseModel):
+    id: str
+    running: int
+    """Runs in flight on this replica."""
+    capacity: int
+    """SANDFORGE_MAX_CONCURRENT_RUNS: runs this replica takes at once."""
+    draining: bool
+    """It takes no new runs and finishes those it has."""
+
+
 class Health(BaseModel):
     ok: bool
+    """The database (and Redis, when configured) answer."""
     isolated: bool
     model: str
+    database: DatabaseHealth | None = None
+    redis: RedisHealth | None = None
+    sandboxProvider: ProviderHealth | None = None
+    replica: ReplicaLoad | None = None
+
+
+class ReplicaInfo(BaseModel):
+    id: str
+    kind: Literal["replica"]
+    address: str
+    """Where the other replicas reach it."""
+    startedAt: float
+    heartbeatAt: float
+    draining: bool
+    capacity: int
+    running: int
+    runs: list[str]
+    """The ids of the runs it is running."""
+    sandboxes: list[str]
+    """The ids of its local sandboxes (their previews are served by it)."""
+    self_: bool = Field(alias="self")
+    """It is the replica that answered."""
+
+
+class Replicas(BaseModel):
+    replicas: list[ReplicaInfo]
+    queued: int
+    """Runs waiting for a replica with room."""
 
 
 def operation_id(route: APIRoute) -> str:
@@ -321,13 +383,14 @@ def ref(name: str) -> dict[str, str]:
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses` for these error statuses, and the 500 that any operation can answer."""
+    """`responses` for these error statuses, and the 500 and 503 (the database away, the server
+    stopping) that any operation can answer."""
     return {
         status: {
             "description": ERROR_DESCRIPTIONS[status],
             "content": {"application/json": {"schema": ref("Error")}},
         }
-        for status in sorted({*statuses, 500})
+        for status in sorted({*statuses, 500, 503})
     }
 
 

@@ -21,6 +21,7 @@ from ...sandbox.fleet import SandboxFleet
 from .auth import TOKEN_HEADER, carries_token, cookie_redirect
 from .http import Forwarder, StoredFilesServer, UpstreamPool, page
 from .inject import frame_response, inject_stored, injection, marker_redirect
+from .replicas import ReplicaForwarder
 from .route import PreviewHost, PreviewRoutes, PreviewStopped, Route, parse_preview_host
 from .ws import forward_websocket, refuse
 
@@ -42,6 +43,8 @@ class PreviewProxy:
         self.forwarder = Forwarder(self.pool)
         self._routes: PreviewRoutes | None = None
         self._stored: StoredFilesServer | None = None
+        self.replicas: ReplicaForwarder | None = None
+        """With replicas: forwards previews of other replicas' local sandboxes to them."""
         self._closing: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
 
@@ -51,6 +54,8 @@ class PreviewProxy:
         self.stopping = stopping
         self._routes = PreviewRoutes(projects, fleet)
         self._stored = StoredFilesServer(projects.store)
+        if projects.replica is not None:
+            self.replicas = ReplicaForwarder(projects.replica, projects.store)
         fleet.on_change(self._sandbox_changed)
 
     @property
@@ -65,6 +70,8 @@ class PreviewProxy:
 
     async def aclose(self) -> None:
         await self.pool.aclose()
+        if self.replicas is not None:
+            await self.replicas.aclose()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
@@ -79,15 +86,24 @@ class PreviewProxy:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
-        host = parse_preview_host(_host(scope), self.domain)
+        host_header = _host(scope)
+        host = parse_preview_host(host_header, self.domain)
         if host is None:
             await self.app(scope, receive, send)
             return
+        owner = None
+        if self.replicas is not None:
+            owner = await self.replicas.owner(HTTPConnection(scope), host)
         if scope["type"] == "websocket":
             websocket = WebSocket(scope, receive, send)
             if (await websocket.receive())["type"] != "websocket.connect":
                 return
-            await self._websocket(websocket, host)
+            if owner is not None and self.replicas is not None:
+                await self.replicas.websocket(websocket, owner, host_header)
+            else:
+                await self._websocket(websocket, host)
+        elif owner is not None and self.replicas is not None:
+            await self.replicas.http(scope, receive, send, owner, host_header)
         else:
             await self._http(scope, receive, send, host)
 

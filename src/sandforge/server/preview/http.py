@@ -180,7 +180,7 @@ class Forwarder:
         ):
             await _relay_injected(response, injection, scope, receive, send)
         else:
-            await _relay(response, scope, receive, send)
+            await relay_response(response, scope, receive, send)
         return True
 
     async def _send(
@@ -225,7 +225,9 @@ async def _relay_injected(
     await injected(scope, receive, send)
 
 
-async def _relay(response: httpx.Response, scope: Scope, receive: Receive, send: Send) -> None:
+async def relay_response(
+    response: httpx.Response, scope: Scope, receive: Receive, send: Send
+) -> None:
     """The upstream response, streamed as it comes. Its Content-Length stays, so a client
     can tell a body cut short by a dying dev server from a whole one."""
     headers: list[tuple[bytes, bytes]] = [
