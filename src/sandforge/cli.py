@@ -6,17 +6,20 @@ import asyncio
 import json
 import secrets
 import sys
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
 from pydantic import SecretStr
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from .config import Settings, get_settings
 from .errors import SandforgeError
 from .events import PROGRESS_ORDER, Event, decode_sse
+from .ids import is_id
 from .server.app import SandforgeApp, create_app
 from .server.runner import SandforgeServer
 
@@ -180,17 +183,25 @@ def generate(
     raise typer.Exit(asyncio.run(_generate(_settings(host, port), body, serve_after)))
 
 
-def _api(settings: Settings, method: str, path: str) -> Any:
+def _no_server(settings: Settings) -> NoReturn:
+    err_console.print(
+        f"[red]No sandforge server at {settings.host}:{settings.port}; "
+        "start one with `sandforge serve`.[/]"
+    )
+    raise typer.Exit(1)
+
+
+def _api(settings: Settings, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
     try:
         response = httpx.request(
-            method, f"{_base_url(settings)}{path}", timeout=30, headers=_auth_headers(settings)
+            method,
+            f"{_base_url(settings)}{path}",
+            timeout=timeout,
+            headers=_auth_headers(settings),
+            json=body,
         )
     except httpx.ConnectError:
-        err_console.print(
-            f"[red]No sandforge server at {settings.host}:{settings.port}; "
-            "start one with `sandforge serve`.[/]"
-        )
-        raise typer.Exit(1) from None
+        _no_server(settings)
     if response.status_code >= 400:
         err_console.print(f"[red]{response.json()['error']['message']}[/]")
         raise typer.Exit(1)
@@ -234,6 +245,64 @@ def sandboxes_start(sandbox_id: str, port: Annotated[int | None, typer.Option()]
     """Start a stopped sandbox."""
     _api(_settings(None, port), "POST", f"/api/sandboxes/{sandbox_id}/start")
     console.print(f"started {sandbox_id}")
+
+
+def _project_id(settings: Settings, project: str) -> str:
+    """A project named by its id, or by its name when no id matches."""
+    if is_id(project, "project"):
+        return project
+    named = [
+        p["id"] for p in _api(settings, "GET", "/api/projects")["projects"] if p["name"] == project
+    ]
+    if len(named) != 1:
+        what = "No project" if not named else f"{len(named)} projects"
+        err_console.print(f"[red]{what} named {project!r}; give its id (pj...).[/]")
+        raise typer.Exit(1)
+    return str(named[0])
+
+
+def _download(settings: Settings, path: str, target: Path) -> None:
+    """Stream `path` into `target` with a progress bar; nothing is left behind on failure."""
+    partial = target.with_name(target.name + ".part")
+    with (
+        httpx.stream(
+            "GET", f"{_base_url(settings)}{path}", timeout=60, headers=_auth_headers(settings)
+        ) as response,
+    ):
+        if response.status_code >= 400:
+            response.read()
+            err_console.print(f"[red]{response.json()['error']['message']}[/]")
+            raise typer.Exit(1)
+        total = int(response.headers.get("content-length", 0)) or None
+        with Progress(console=err_console) as progress, partial.open("wb") as out:
+            task = progress.add_task(f"Downloading {target.name}", total=total)
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+                progress.advance(task, len(chunk))
+    partial.replace(target)
+
+
+@app.command()
+def export(
+    project: Annotated[str, typer.Argument(help="The project's id (pj...) or name.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Where to write the zip.")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option(help="Which version (default: the latest).", min=1)
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Server port.")] = None,
+) -> None:
+    """Download a project's files as a zip."""
+    settings = _settings(None, port)
+    project_id = _project_id(settings, project)
+    query = f"?version={version}" if version is not None else ""
+    target = output or Path(f"{project_id}{f'-v{version}' if version else ''}.zip")
+    try:
+        _download(settings, f"/api/projects/{project_id}/export.zip{query}", target)
+    except httpx.ConnectError:
+        _no_server(settings)
+    console.print(f"wrote {target}")
 
 
 @app.command()

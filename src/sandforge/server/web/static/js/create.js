@@ -6,6 +6,7 @@ import { Session } from "./session.js";
 import { Composer } from "./composer.js";
 import { Conversation } from "./conversation.js";
 import { PreviewPanel } from "./preview.js";
+import { ShipBar } from "./ship.js";
 import { FilesPanel } from "./files.js";
 import { Tabs } from "./tabs.js";
 import { loadProjects, renderProjects } from "./projects.js";
@@ -34,6 +35,7 @@ const preview = new PreviewPanel({
   onShowLogs: () => tabs.select("logs"),
   onSandbox: (sandboxId, running) => session.observeSandbox(sandboxId, running),
 });
+const ship = new ShipBar();
 const files = new FilesPanel({
   skippedDirs: JSON.parse(page.skippedDirs),
   onCount: (n) => {
@@ -93,6 +95,7 @@ function render() {
   if (!session.active) preview.setGenerating(false);
   if (session.project) preview.setProject(session.project);
   preview.setBuilt(session.built);
+  ship.setProject(session.projectId, session.built);
   files.setSource({ sandboxId: session.liveSandboxId, projectId: session.projectId });
   updateUrl();
 }
