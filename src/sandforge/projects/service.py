@@ -22,6 +22,7 @@ from ..chat import ChatMessage
 from ..config import Settings
 from ..errors import Conflict, InvalidRequest, TooManyRequests, Unavailable
 from ..ids import Kind, kind_of, new_id
+from ..runs.budget import budgets_for
 from ..runs.job import RunJob
 from ..runs.request import GenerationRequest
 from ..runs.supervisor import LiveRun, Supervisor
@@ -160,6 +161,7 @@ class Projects:
             sandbox_id=sandbox_id,
             seed_files_b64=RunJob.encode_files(seed) if seed is not None else None,
             isolation_problem=self.fleet.isolation_problem,
+            budgets=await budgets_for(self.settings, self.supervisor.ledger, project.id),
         )
         await self.store.create_run(job.run_id, project.id, request.model_dump())
         await self.store.add_message(project.id, job.run_id, "user", request.prompt)

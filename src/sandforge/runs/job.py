@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from ..chat import ChatMessage
 from ..config import SandboxProviderName
 from ..store.records import Flow
+from .budget import Budget
 from .request import GenerationRequest
 
 
@@ -31,6 +32,8 @@ class RunJob(BaseModel):
     """Rebuild: the project's stored files, for a fresh sandbox."""
     isolation_problem: str = ""
     """Why sandboxes run without full isolation here, when they do (empty when isolated)."""
+    budgets: list[Budget] = []
+    """The spending budgets this run counts against, with what was spent before it."""
 
     @property
     def new_project(self) -> bool:

@@ -16,7 +16,6 @@ import traceback
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..agent.builder import Builder
 from ..agent.edits import ProjectFiles
@@ -25,7 +24,7 @@ from ..agent.offline import derive_title, scaffold
 from ..chat import ChatMessage
 from ..config import Settings
 from ..errors import SandforgeError
-from ..events import CompleteData, CompleteEvent, Event, error, progress
+from ..events import CompleteData, CompleteEvent, ErrorEvent, Event, error, progress
 from ..projects.files import StoredFiles
 from ..projects.serving import (
     ensure_serving,
@@ -35,9 +34,13 @@ from ..projects.serving import (
     start_dev_server,
 )
 from ..sandbox import Sandbox, SandboxProvider
+from ..sandbox.metering import SandboxMeter
 from ..templates import ProjectTemplate, get_template
+from .budget import check as check_budgets
+from .budget import remaining_usd
 from .job import RunJob
 from .repair import Findings, RenderCheck, Repairs, find_problems, repair_prompt
+from .spend import RunSpend
 
 
 class MissingEntryFile(SandforgeError):
@@ -66,9 +69,9 @@ class PipelineInputs:
 class TurnOutcome:
     """What the model's turns (the first, then each repair) add up to."""
 
-    tokens_used: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-    """The `complete` event's extension fields the last turn reported."""
+    spend: RunSpend = field(default_factory=RunSpend)
+    """Tokens, cost and sandbox time so far, which the budgets count."""
+    meter: SandboxMeter = field(default_factory=SandboxMeter)
     conversation: list[ChatMessage] = field(default_factory=list)
     """This run's turns so far (prompt, answer, repair prompt, answer...): a repair turn
     sees what it was asked and what it did before."""
@@ -85,26 +88,39 @@ async def run_pipeline(
 ) -> AsyncIterator[Event]:
     """The run's events; `stored` is the persistent flow's file store (None for a sandbox)."""
     sandbox_id: str | None = None
+    turn = TurnOutcome(spend=RunSpend(model=inputs.model.name))
     try:
+        check_budgets(inputs.job.budgets, 0.0)
         if inputs.job.flow == "persistent":
             assert stored is not None
-            steps = _persistent_flow(inputs, stored)
+            steps = _persistent_flow(inputs, stored, turn)
         else:
-            steps = _sandbox_flow(inputs, provider)
+            steps = _sandbox_flow(inputs, provider, turn)
         async for event in steps:
             if event.type == "progress" and event.data.sandboxId:
                 sandbox_id = event.data.sandboxId
             yield event
     except SandforgeError as exc:
-        yield _with_sandbox(error(exc.message, code=exc.code), sandbox_id)
+        yield await _failed(turn, error(exc.message, code=exc.code), sandbox_id)
     except Exception as exc:
-        yield _with_sandbox(
-            error(f"{type(exc).__name__}: {exc}", code="internal", stack=traceback.format_exc()),
-            sandbox_id,
+        failure = error(
+            f"{type(exc).__name__}: {exc}", code="internal", stack=traceback.format_exc()
         )
+        yield await _failed(turn, failure, sandbox_id)
+    finally:
+        await turn.meter.stop()
 
 
-async def _sandbox_flow(inputs: PipelineInputs, provider: SandboxProvider) -> AsyncIterator[Event]:
+async def _failed(turn: TurnOutcome, event: ErrorEvent, sandbox_id: str | None) -> Event:
+    """The error event, with the sandbox it happened in and what the run used until then."""
+    turn.spend.sandbox = await turn.meter.stop() or turn.spend.sandbox
+    event.data.usage = turn.spend.error_usage()
+    return _with_sandbox(event, sandbox_id)
+
+
+async def _sandbox_flow(
+    inputs: PipelineInputs, provider: SandboxProvider, turn: TurnOutcome
+) -> AsyncIterator[Event]:
     job, template, settings = inputs.job, inputs.template, inputs.settings
     if job.isolation_problem:
         yield progress(
@@ -124,6 +140,7 @@ async def _sandbox_flow(inputs: PipelineInputs, provider: SandboxProvider) -> As
                 "creating", "The project's sandbox is gone; rebuilding it from its files"
             )
         sandbox, _ = await open_or_rebuild(provider, job.sandbox_id, spec, job.seed_files)
+    await turn.meter.start(sandbox)
     if not job.new_project:
         yield progress("initializing", f"Sandbox {sandbox.id} is up", sandbox.id)
         await ensure_serving(sandbox, template, settings.dev_server_ready_timeout_s)
@@ -135,7 +152,6 @@ async def _sandbox_flow(inputs: PipelineInputs, provider: SandboxProvider) -> As
         )
     if job.new_project and not inputs.model.offline:
         await _write_starter(sandbox, template, job)
-    turn = TurnOutcome()
     async for event in _model_turn(inputs, sandbox, sandbox, turn, job.request.prompt):
         yield event
     async for event in _check_files(sandbox, template, sandbox.id):
@@ -148,14 +164,15 @@ async def _sandbox_flow(inputs: PipelineInputs, provider: SandboxProvider) -> As
         yield event
 
 
-async def _persistent_flow(inputs: PipelineInputs, stored: StoredFiles) -> AsyncIterator[Event]:
+async def _persistent_flow(
+    inputs: PipelineInputs, stored: StoredFiles, turn: TurnOutcome
+) -> AsyncIterator[Event]:
     job, template = inputs.job, inputs.template
     yield progress("creating", "Persistent flow: files are saved to the database, no sandbox")
     new_project = not await stored.list_files()
     yield progress("initializing", f"Setting up a {template.name} project")
     if new_project and not inputs.model.offline:
         await _write_starter(stored, template, job)
-    turn = TurnOutcome()
     async for event in _model_turn(inputs, stored, None, turn, job.request.prompt):
         yield event
     async for event in _check_files(stored, template, None):
@@ -193,15 +210,26 @@ async def _model_turn(
         yield progress("generating", f"Generating with {inputs.model.name}...", sandbox_id)
     history = [*job.history, *turn.conversation]
     builder = Builder(inputs.model.model, template, job.request.agents)
-    async for event in builder.run(files, prompt, history, sandbox=sandbox, images=images):
+    spend_limit = remaining_usd(job.budgets, turn.spend.counted_cost)
+    async for event in builder.run(
+        files, prompt, history, sandbox=sandbox, images=images, spend_limit_usd=spend_limit
+    ):
         yield event
-    turn.tokens_used += builder.result.tokens_used
-    turn.extra = builder.result.complete_fields()
+    first = not turn.conversation
+    turn.spend.add(builder.result)
     turn.conversation += [
         ChatMessage(role="user", content=prompt),
         ChatMessage(role="assistant", content=builder.result.text),
     ]
     turn.limit_reached = builder.result.limit_reached
+    if first and job.budgets and turn.spend.cost_usd is None:
+        yield progress(
+            "generating",
+            f"genai-prices has no price for {inputs.model.name}, so the budgets "
+            "(SANDFORGE_BUDGET_*_USD) cannot count this run's cost",
+            sandbox_id,
+        )
+    check_budgets(job.budgets, turn.spend.counted_cost)
 
 
 async def _check_files(
@@ -262,6 +290,7 @@ async def _finish(
         yield progress("complete", message, sandbox_id)
     else:
         yield progress("complete", "Preview ready", sandbox_id)
+    turn.spend.sandbox = await turn.meter.stop()
     yield CompleteEvent(
         data=CompleteData(
             success=True,
@@ -269,14 +298,15 @@ async def _finish(
             projectDir=sandbox.project_dir if sandbox is not None else "/",
             previewUrl=inputs.preview_url,
             accessToken=None if job.public else job.preview_token,
-            tokensUsed=turn.tokens_used,
+            tokensUsed=turn.spend.tokens_used,
             message=message,
             runId=job.run_id,
             projectId=job.project_id,
             model=inputs.model.name,
             render=findings.render,
             repairs=repairs.to_json() if repairs.seen else None,
-            **turn.extra,
+            limitReached=turn.limit_reached,
+            **turn.spend.complete_fields(),
         )
     )
 
