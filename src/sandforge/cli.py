@@ -8,6 +8,7 @@ import secrets
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
+from urllib.parse import urlencode
 
 import httpx
 import typer
@@ -303,6 +304,69 @@ def export(
     except httpx.ConnectError:
         _no_server(settings)
     console.print(f"wrote {target}")
+
+
+def _usd(amount: float | None) -> str:
+    if amount is None:
+        return "unpriced"
+    return f"${amount:.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
+
+
+def _usage_row(table: Table, name: str, usage: dict[str, Any]) -> None:
+    tokens = usage["inputTokens"] + usage["outputTokens"]
+    table.add_row(
+        name,
+        str(usage.get("runs", "")),
+        f"{tokens:,}",
+        f"{usage['cacheReadTokens']:,}",
+        _usd(usage["costUsd"]),
+        f"{usage['sandboxWallSeconds']:.0f}",
+        f"{usage['sandboxCpuSeconds']:.1f}",
+        f"{usage['sandboxMemoryGbSeconds']:.1f}",
+    )
+
+
+@app.command()
+def usage(
+    project: Annotated[
+        str | None, typer.Argument(help="A project's id or name: its runs, one by one.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only runs from then on (ISO 8601 time or Unix seconds).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    port: Annotated[int | None, typer.Option(help="Server port.")] = None,
+) -> None:
+    """What runs cost: tokens, model cost (USD) and sandbox time, per project or per run."""
+    settings = _settings(None, port)
+    if project is not None:
+        project_id = _project_id(settings, project)
+        data = _api(settings, "GET", f"/api/projects/{project_id}/usage")
+        rows = [(run["runId"], {**run, "runs": 1}) for run in data["runs"]]
+    else:
+        query = f"?{urlencode({'since': since})}" if since else ""
+        data = _api(settings, "GET", f"/api/usage{query}")
+        rows = [(p["projectId"], p) for p in data["projects"]]
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    table = Table(
+        "run" if project else "project",
+        "runs",
+        "tokens",
+        "cached",
+        "cost",
+        "sandbox s",
+        "CPU s",
+        "GB·s",
+    )
+    for name, row in rows:
+        _usage_row(table, name, row)
+    _usage_row(table, "total", data["total"])
+    console.print(table)
+    budgets = [f"{k.removesuffix('Usd')} ${v:.2f}" for k, v in data["budgets"].items() if v]
+    if budgets:
+        console.print(f"budgets: {', '.join(budgets)}", highlight=False)
 
 
 @app.command()

@@ -66,7 +66,9 @@ async def test_export_refuses_what_does_not_exist(server: LiveServer) -> None:
 
 def sandforge_cli(server: LiveServer, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-    env.update(SANDFORGE_PORT=str(server.settings.port), SANDFORGE_DATA_DIR=str(cwd / "cli"))
+    env.update(
+        SANDFORGE_PORT=str(server.settings.port), SANDFORGE_DATA_DIR=str(cwd / "cli"), COLUMNS="200"
+    )
     return subprocess.run(
         [sys.executable, "-m", "sandforge.cli", *args],
         env=env,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ from genai_prices import Usage, calc_price
 from sandforge.events import CompleteEvent, ErrorEvent
 from tests.conftest import LiveServer
 from tests.fakes.model_apis import FakeAnthropic, ToolCall, Turn
+from tests.projects.test_export import sandforge_cli
 
 MODEL = "claude-sonnet-4-5"
 
@@ -48,7 +52,7 @@ def ask(prompt: str, **extra: Any) -> dict[str, Any]:
 
 
 async def test_the_ledger_has_what_the_model_reported_at_the_price_tables_cost(
-    make_server: Any, fake: FakeAnthropic
+    make_server: Any, fake: FakeAnthropic, tmp_path: Path
 ) -> None:
     script = [
         Turn(
@@ -88,6 +92,14 @@ async def test_the_ledger_has_what_the_model_reported_at_the_price_tables_cost(
     bad = await server.client.get("/api/usage?since=someday")
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "invalid_request"
+
+    printed = await asyncio.to_thread(sandforge_cli, server, tmp_path, "usage", "--json")
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout)["total"] == everything["total"]
+    table = await asyncio.to_thread(sandforge_cli, server, tmp_path, "usage", project_id)
+    assert table.returncode == 0, table.stderr
+    assert complete.data.runId in table.stdout
+    assert f"${expected_cost:.4f}" in table.stdout
 
 
 async def test_a_budget_stops_the_run_with_its_files_kept(

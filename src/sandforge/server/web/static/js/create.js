@@ -79,6 +79,7 @@ function showEvent(event, restoring) {
   const data = event.data || {};
   if (event.type === "tool" && data.action !== "read") files.touched(data.action === "run" ? "" : data.file);
   if (event.type === "error") files.cancelRefresh();
+  if (event.type === "complete" || event.type === "error") ship.refresh();
   if (restoring) return; // the finished state is drawn once, after the replay
   if (event.type === "progress") preview.setGenerating(true, data.message);
   if (event.type === "complete") {
