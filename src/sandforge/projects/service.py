@@ -139,7 +139,7 @@ class Projects:
     async def _start_locked(
         self, project: ProjectRecord, request: GenerationRequest, follow_up: bool
     ) -> LiveRun:
-        self._refuse_if_busy(project.id)
+        self.refuse_if_busy(project.id)
         provider = self.fleet.provider(project.provider)
         history = request.history
         sandbox_id, seed = None, None
@@ -167,7 +167,7 @@ class Projects:
         await self.store.add_message(project.id, job.run_id, "user", request.prompt)
         return self.supervisor.start(job, provider)
 
-    def _refuse_if_busy(self, project_id: str) -> None:
+    def refuse_if_busy(self, project_id: str) -> None:
         active = self.supervisor.active_run(project_id)
         if active is not None:
             raise RunInFlight(
@@ -195,7 +195,7 @@ class Projects:
         """Make version `number`'s files current again, as a new version: nothing is lost."""
         async with self._locks[project_id]:
             project = await self.store.get_project(project_id)
-            self._refuse_if_busy(project_id)
+            self.refuse_if_busy(project_id)
             files = await self.store.version_files(project_id, number)
             message = f"Restore version {number}"
             commit = None

@@ -33,6 +33,9 @@ class ProjectTemplate:
     """Installs the dependencies inside a sandbox that has no host cache (Daytona)."""
     typecheck_command: str | None = None
     """Reports type and syntax errors without building (TypeScript's `tsc --noEmit`)."""
+    build_command: str | None = None
+    """Builds the production version into `build_dir`; None: the files are served as they are."""
+    build_dir: str = ".sandforge-build"
 
     @property
     def files(self) -> Traversable:
@@ -97,6 +100,10 @@ REACT = ProjectTemplate(
     lock_files=("package.json", "package-lock.json"),
     install_command="npm ci --no-audit --no-fund",
     typecheck_command="node node_modules/typescript/bin/tsc --noEmit -p tsconfig.json --pretty false",
+    build_command=(
+        "node node_modules/vite/bin/vite.js build --configLoader runner --emptyOutDir "
+        "--outDir .sandforge-build"
+    ),
 )
 
 TEMPLATES: dict[str, ProjectTemplate] = {t.name: t for t in (WEB_APP, REACT)}

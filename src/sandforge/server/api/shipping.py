@@ -1,13 +1,18 @@
-"""Shipping a project out: its files as a zip."""
+"""Shipping a project out: its files as a zip, and its production build published."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
 
+from ...config import Settings
 from ...projects.export import zip_version
-from ..deps import StoreDep
+from ...projects.publish import Publisher
+from ...projects.service import Projects
+from ...store.published import PublishedRecord, PublishedSites
+from ..deps import ProjectsDep, SettingsDep, StoreDep
 from ..openapi import errors, operation_id
 from .runs import MAX_SEQ
 
@@ -31,3 +36,65 @@ async def export_project(
         media_type="application/zip",
         headers={"content-disposition": f'attachment; filename="{name}"'},
     )
+
+
+class Published(BaseModel):
+    projectId: str
+    slug: str
+    url: str
+    """Public: anyone with the address sees the app, no token needed."""
+    version: int
+    """The project version it was built from."""
+    publishedAt: float
+    files: int | None = None
+    """How many files the build has (on publishing)."""
+
+
+def published_json(site: PublishedRecord, settings: Settings) -> dict[str, Any]:
+    return {
+        "projectId": site.project_id,
+        "slug": site.slug,
+        "url": settings.published_url(site.slug),
+        "version": site.version,
+        "publishedAt": site.published_at,
+        "files": site.files or None,
+    }
+
+
+def _publisher(projects: Projects) -> Publisher:
+    return Publisher(projects, PublishedSites(projects.store))
+
+
+@router.post(
+    "/api/projects/{project_id}/publish",
+    responses={200: {"model": Published}, **errors(404, 409, 429, 507)},
+)
+async def publish_project(
+    project_id: str, projects: ProjectsDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Build the latest version for production and serve it publicly at the project's
+    stable URL (`http://{slug}.apps.{domain}:{port}/`); publishing again updates it."""
+    return published_json(await _publisher(projects).publish(project_id), settings)
+
+
+@router.get(
+    "/api/projects/{project_id}/publish",
+    responses={200: {"model": Published}, **errors(404)},
+)
+async def get_published(
+    project_id: str, projects: ProjectsDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Where the project is published; 404 `not_published` when it is not."""
+    return published_json(await _publisher(projects).published(project_id), settings)
+
+
+@router.delete(
+    "/api/projects/{project_id}/publish",
+    status_code=204,
+    response_class=Response,
+    responses=errors(404),
+)
+async def unpublish_project(project_id: str, projects: ProjectsDep) -> Response:
+    """The published URL answers 404 from now on."""
+    await _publisher(projects).unpublish(project_id)
+    return Response(status_code=204)

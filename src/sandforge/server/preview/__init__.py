@@ -18,8 +18,10 @@ from ...errors import NotFound
 from ...projects.service import Projects
 from ...sandbox import Sandbox, SandboxError, SandboxNotFound
 from ...sandbox.fleet import SandboxFleet
+from ...store.published import PublishedSites
 from .auth import TOKEN_HEADER, carries_token, cookie_redirect
 from .http import Forwarder, StoredFilesServer, UpstreamPool, page
+from .published import PublishedServer, parse_published_host
 from .route import PreviewHost, PreviewRoutes, PreviewStopped, Route, parse_preview_host
 from .ws import forward_websocket, refuse
 
@@ -41,12 +43,14 @@ class PreviewProxy:
         self.forwarder = Forwarder(self.pool)
         self._routes: PreviewRoutes | None = None
         self._stored: StoredFilesServer | None = None
+        self._published: PublishedServer | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
     def attach(self, projects: Projects, fleet: SandboxFleet) -> None:
         """Serve previews of these projects and sandboxes (once the server has started)."""
         self._routes = PreviewRoutes(projects, fleet)
         self._stored = StoredFilesServer(projects.store)
+        self._published = PublishedServer(PublishedSites(projects.store))
         fleet.on_change(self._sandbox_changed)
 
     @property
@@ -75,6 +79,10 @@ class PreviewProxy:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
+        slug = parse_published_host(_host(scope), self.domain)
+        if slug is not None and self._published is not None:
+            await self._published_site(scope, receive, send, slug)
+            return
         host = parse_preview_host(_host(scope), self.domain)
         if host is None:
             await self.app(scope, receive, send)
@@ -86,6 +94,17 @@ class PreviewProxy:
             await self._websocket(websocket, host)
         else:
             await self._http(scope, receive, send, host)
+
+    async def _published_site(self, scope: Scope, receive: Receive, send: Send, slug: str) -> None:
+        """Public: no token. Static files only, so a websocket has nothing to reach."""
+        assert self._published is not None
+        if scope["type"] == "websocket":
+            websocket = WebSocket(scope, receive, send)
+            if (await websocket.receive())["type"] == "websocket.connect":
+                await refuse(websocket, page(404, "No websocket", "A published app is static."))
+            return
+        response = await self._published.response(slug, scope["path"])
+        await response(scope, receive, send)
 
     async def _open(self, connection: HTTPConnection, host: PreviewHost) -> Route | Response:
         """The route, or the response that explains why there is none for this client."""
