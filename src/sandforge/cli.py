@@ -370,6 +370,26 @@ def usage(
 
 
 @app.command()
+def gc(
+    days: Annotated[
+        float | None,
+        typer.Option(
+            help="Delete sandboxes stopped this many days (default SANDFORGE_IDLE_DELETE_DAYS; "
+            "0: every stopped one).",
+            min=0,
+        ),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Server port.")] = None,
+) -> None:
+    """Delete stopped sandboxes now; their projects' files stay, and rebuild on demand."""
+    query = f"?{urlencode({'stoppedForDays': days})}" if days is not None else ""
+    deleted = _api(_settings(None, port), "POST", f"/api/sandboxes/gc{query}", timeout=300)
+    for sandbox_id in deleted["deleted"]:
+        console.print(f"deleted {sandbox_id}")
+    console.print(f"{len(deleted['deleted'])} stopped sandbox(es) deleted")
+
+
+@app.command()
 def doctor() -> None:
     """Check the configured model and sandbox provider; print what is missing and the fix."""
     from .doctor import print_report, run_checks

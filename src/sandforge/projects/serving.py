@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Settings
 from ..sandbox import (
@@ -62,14 +63,49 @@ def readiness_error(readiness: Readiness, timeout: float) -> DevServerError:
     )
 
 
+class SandboxResources(BaseModel):
+    """A project's own sandbox settings; what is unset keeps sandforge's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpu: float | None = Field(default=None, ge=0.1, le=64)
+    """CPU: 1 is one ordinary process's share against other sandboxes (locally, the cgroup
+    weight 100); on Daytona, vCPUs."""
+    memoryMb: int | None = Field(default=None, ge=64, le=262_144)
+    diskMb: int | None = Field(default=None, ge=64, le=1_048_576)
+    egress: bool | None = None
+    """Outbound network for the app and its commands (off by default: loopback only)."""
+
+    def spec_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if self.cpu is not None:
+            fields["cpu_weight"] = min(max(round(self.cpu * 100), 1), 10_000)
+        if self.memoryMb is not None:
+            fields["memory_mb"] = self.memoryMb
+        if self.diskMb is not None:
+            fields["disk_mb"] = self.diskMb
+        if self.egress is not None:
+            fields["network"] = "egress" if self.egress else "none"
+        return fields
+
+
 def project_spec(
-    template: ProjectTemplate, settings: Settings, project_id: str, run_id: str | None = None
+    template: ProjectTemplate,
+    settings: Settings,
+    project_id: str,
+    run_id: str | None = None,
+    resources: SandboxResources | None = None,
 ) -> SandboxSpec:
-    """The spec of a project's sandbox: its labels, and its template's package cache."""
+    """The spec of a project's sandbox: its labels, its template's package cache and the
+    project's own resources."""
     mounts = {}
     if template.dependency_dir is not None:
         mounts[template.dependency_dir] = str(dependency_path(settings.template_cache, template))
-    return SandboxSpec(labels=project_labels(project_id, run_id), readonly_mounts=mounts)
+    return SandboxSpec(
+        labels=project_labels(project_id, run_id),
+        readonly_mounts=mounts,
+        **(resources.spec_fields() if resources is not None else {}),
+    )
 
 
 async def install_dependencies(sandbox: Sandbox, template: ProjectTemplate) -> None:
@@ -86,9 +122,12 @@ async def install_dependencies(sandbox: Sandbox, template: ProjectTemplate) -> N
         )
 
 
-async def start_dev_server(sandbox: Sandbox, template: ProjectTemplate, timeout: float) -> None:
-    """Start (or restart) the template's dev server and wait until it answers."""
-    await sandbox.start_process(DEV_PROCESS, template.dev_command)
+async def start_dev_server(
+    sandbox: Sandbox, template: ProjectTemplate, timeout: float, env: dict[str, str] | None = None
+) -> None:
+    """Start (or restart) the template's dev server and wait until it answers. `env` is the
+    app's own environment: it goes to the dev server's processes and nowhere else."""
+    await sandbox.start_process(DEV_PROCESS, template.dev_command, env=env)
     readiness = await wait_until_ready(sandbox, template.port, DEV_PROCESS, timeout)
     if not readiness.ready:
         raise readiness_error(readiness, timeout)
@@ -136,12 +175,14 @@ async def open_or_rebuild(
     return await rebuild(provider, spec, files), True
 
 
-async def ensure_serving(sandbox: Sandbox, template: ProjectTemplate, timeout: float) -> None:
+async def ensure_serving(
+    sandbox: Sandbox, template: ProjectTemplate, timeout: float, env: dict[str, str] | None = None
+) -> None:
     """Start a stopped sandbox and its dev server, if either is down."""
     if (await sandbox.info()).state != SandboxState.STARTED:
         await sandbox.start()
     if not await dev_server_running(sandbox):
-        await start_dev_server(sandbox, template, timeout)
+        await start_dev_server(sandbox, template, timeout, env)
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ..chat import ChatMessage
 from ..config import SandboxProviderName
+from ..projects.serving import SandboxResources
 from ..store.records import Flow
 from .budget import Budget
 from .request import GenerationRequest
@@ -34,6 +35,10 @@ class RunJob(BaseModel):
     """Why sandboxes run without full isolation here, when they do (empty when isolated)."""
     budgets: list[Budget] = []
     """The spending budgets this run counts against, with what was spent before it."""
+    resources: SandboxResources | None = None
+    """The project's sandbox settings, for a sandbox this run creates."""
+    app_env: dict[str, str] = Field(default_factory=dict, repr=False)
+    """The app's environment (decrypted): for the dev server only, never the model."""
 
     @property
     def new_project(self) -> bool:

@@ -128,7 +128,7 @@ async def _sandbox_flow(
             "WARNING: SANDFORGE_ALLOW_UNISOLATED=1 is set and sandboxes are not fully isolated "
             f"here, so generated code runs with weaker protection: {job.isolation_problem}",
         )
-    spec = project_spec(template, settings, job.project_id, job.run_id)
+    spec = project_spec(template, settings, job.project_id, job.run_id, job.resources)
     if job.new_project:
         yield progress("creating", f"Creating {provider.name} sandbox...")
         sandbox = await provider.create(spec)
@@ -143,7 +143,7 @@ async def _sandbox_flow(
     await turn.meter.start(sandbox)
     if not job.new_project:
         yield progress("initializing", f"Sandbox {sandbox.id} is up", sandbox.id)
-        await ensure_serving(sandbox, template, settings.dev_server_ready_timeout_s)
+        await ensure_serving(sandbox, template, settings.dev_server_ready_timeout_s, job.app_env)
     else:
         yield progress(
             "initializing",
@@ -159,7 +159,7 @@ async def _sandbox_flow(
     yield progress("starting", f"Starting the dev server: {template.dev_command}", sandbox.id)
     await install_dependencies(sandbox, template)
     yield progress("preview", f"Waiting for the dev server at {inputs.preview_url}", sandbox.id)
-    await start_dev_server(sandbox, template, settings.dev_server_ready_timeout_s)
+    await start_dev_server(sandbox, template, settings.dev_server_ready_timeout_s, job.app_env)
     async for event in _finish(inputs, turn, sandbox, sandbox):
         yield event
 

@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..config import Settings, get_settings
 from . import pages
-from .api import auth, projects, runs, sandboxes, shipping, system, usage
+from .api import auth, lifecycle, projects, runs, sandboxes, shipping, system, usage
 from .errors import install_error_handlers
 from .openapi import install_openapi
 from .preview import PreviewProxy
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> SandforgeApp:
     app.state.services = services
     install_error_handlers(app)
     install_openapi(app)
-    for module in (runs, projects, sandboxes, system, auth, shipping, usage):
+    for module in (runs, projects, sandboxes, system, auth, shipping, usage, lifecycle):
         app.include_router(module.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")

@@ -20,6 +20,7 @@ from ..chat import ChatMessage
 from ..events import event_adapter
 from ..ids import Kind
 from ..projects.serving import PreviewState
+from ..projects.settings import SettingsUpdate
 from ..runs.request import GenerationRequest
 from ..sandbox import SandboxState
 from ..store.records import Flow, RunState
@@ -71,6 +72,7 @@ _SCHEMAS: dict[str, tuple[TypeAdapter[Any], JsonSchemaMode]] = {
     "Event": (event_adapter, "serialization"),
     "ShareRequest": (TypeAdapter(ShareRequest), "validation"),
     "SignIn": (TypeAdapter(SignIn), "validation"),
+    "SettingsUpdate": (TypeAdapter(SettingsUpdate), "validation"),
 }
 """Schemas the routes refer to that FastAPI does not generate, by component name."""
 
