@@ -55,15 +55,9 @@ class Publisher:
         if not await self.sites.unpublish(project_id):
             raise NotPublished(f"Project {project_id} is not published.")
 
-    async def published(self, project_id: str) -> PublishedRecord:
+    async def published(self, project_id: str) -> PublishedRecord | None:
         await self.store.get_project(project_id)
-        published = await self.sites.get(project_id)
-        if published is None:
-            raise NotPublished(
-                f"Project {project_id} is not published; POST /api/projects/{project_id}/publish "
-                "publishes it."
-            )
-        return published
+        return await self.sites.get(project_id)
 
     async def _free_slug(self, project: ProjectRecord) -> str:
         """The project's name as a host label; made unique with the id's tail if taken."""

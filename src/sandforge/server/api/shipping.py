@@ -77,15 +77,25 @@ async def publish_project(
     return published_json(await _publisher(projects).publish(project_id), settings)
 
 
+class PublishStatus(BaseModel):
+    projectId: str
+    site: Published | None
+    """Null when the project is not published."""
+
+
 @router.get(
     "/api/projects/{project_id}/publish",
-    responses={200: {"model": Published}, **errors(404)},
+    responses={200: {"model": PublishStatus}, **errors(404)},
 )
 async def get_published(
     project_id: str, projects: ProjectsDep, settings: SettingsDep
 ) -> dict[str, Any]:
-    """Where the project is published; 404 `not_published` when it is not."""
-    return published_json(await _publisher(projects).published(project_id), settings)
+    """Whether and where the project is published."""
+    site = await _publisher(projects).published(project_id)
+    return {
+        "projectId": project_id,
+        "site": published_json(site, settings) if site is not None else None,
+    }
 
 
 @router.delete(

@@ -7,6 +7,7 @@ import { Composer } from "./composer.js";
 import { Conversation } from "./conversation.js";
 import { PreviewPanel } from "./preview.js";
 import { ShipBar } from "./ship.js";
+import { SettingsDialog } from "./settings.js";
 import { FilesPanel } from "./files.js";
 import { Tabs } from "./tabs.js";
 import { loadProjects, renderProjects } from "./projects.js";
@@ -36,6 +37,7 @@ const preview = new PreviewPanel({
   onSandbox: (sandboxId, running) => session.observeSandbox(sandboxId, running),
 });
 const ship = new ShipBar();
+const projectSettings = new SettingsDialog();
 const files = new FilesPanel({
   skippedDirs: JSON.parse(page.skippedDirs),
   onCount: (n) => {
@@ -97,6 +99,7 @@ function render() {
   if (session.project) preview.setProject(session.project);
   preview.setBuilt(session.built);
   ship.setProject(session.projectId, session.built);
+  projectSettings.setProject(session.projectId);
   files.setSource({ sandboxId: session.liveSandboxId, projectId: session.projectId });
   updateUrl();
 }

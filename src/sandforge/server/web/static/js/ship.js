@@ -1,5 +1,5 @@
 // Shipping a project out: its zip, its published URL, its cost.
-import { ApiError, api, projectPath } from "./api.js";
+import { api, projectPath } from "./api.js";
 import { $, copyText, toast } from "./dom.js";
 
 /** A cost in US dollars: cents, or a tenth of a cent's precision below a cent. */
@@ -45,8 +45,7 @@ export class ShipBar {
     const [usage, site] = await Promise.allSettled([api(`${projectPath(projectId)}/usage`), api(`${projectPath(projectId)}/publish`)]);
     if (projectId !== this.projectId) return;
     if (usage.status === "fulfilled") this.showCost(usage.value.total);
-    if (site.status === "fulfilled") this.site = site.value;
-    else if (site.reason instanceof ApiError && site.reason.code === "not_published") this.site = null;
+    if (site.status === "fulfilled") this.site = site.value.site;
     this.render();
   }
 
