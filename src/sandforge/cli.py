@@ -390,6 +390,34 @@ def gc(
 
 
 @app.command()
+def github(
+    project: Annotated[str, typer.Argument(help="The project's id (pj...) or name.")],
+    repo: Annotated[str, typer.Argument(help="owner/name, or name for your own account.")],
+    public: Annotated[
+        bool, typer.Option("--public", help="Create the repository public (default private).")
+    ] = False,
+    port: Annotated[int | None, typer.Option(help="Server port.")] = None,
+) -> None:
+    """Push a project's history to GitHub (one commit per version; GITHUB_TOKEN on the server)."""
+    settings = _settings(None, port)
+    project_id = _project_id(settings, project)
+    with console.status(f"Pushing to {repo}..."):
+        pushed = _api(
+            settings,
+            "POST",
+            f"/api/projects/{project_id}/github",
+            {"repo": repo, "private": not public},
+            timeout=600,
+        )
+    what = "created and pushed" if pushed["created"] else "pushed"
+    versions = pushed["pushedVersions"]
+    added = f"versions {', '.join(map(str, versions))}" if versions else "nothing new"
+    console.print(f"{what} {pushed['repo']}: {added} (head {pushed['commit'][:12]})")
+    if pushed["url"]:
+        console.print(pushed["url"], highlight=False)
+
+
+@app.command()
 def doctor() -> None:
     """Check the configured model and sandbox provider; print what is missing and the fix."""
     from .doctor import print_report, run_checks

@@ -19,6 +19,7 @@ from pydantic.json_schema import JsonSchemaMode
 from ..chat import ChatMessage
 from ..events import event_adapter
 from ..ids import Kind
+from ..projects.github import GitHubPush
 from ..projects.serving import PreviewState
 from ..projects.settings import SettingsUpdate
 from ..runs.request import GenerationRequest
@@ -64,6 +65,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     415: "The body is not sent as `application/json`.",
     429: "Too many sandboxes are running (SANDFORGE_MAX_SANDBOXES).",
     500: "The server failed unexpectedly; its log has the details.",
+    502: "A service sandforge relies on (GitHub's API) failed or did not answer.",
+    503: "Something sandforge needs is not configured here (a token), or not reachable.",
     507: "A disk is full: the server's data dir, or the sandbox's own disk.",
 }
 
@@ -73,6 +76,7 @@ _SCHEMAS: dict[str, tuple[TypeAdapter[Any], JsonSchemaMode]] = {
     "ShareRequest": (TypeAdapter(ShareRequest), "validation"),
     "SignIn": (TypeAdapter(SignIn), "validation"),
     "SettingsUpdate": (TypeAdapter(SettingsUpdate), "validation"),
+    "GitHubPush": (TypeAdapter(GitHubPush), "validation"),
 }
 """Schemas the routes refer to that FastAPI does not generate, by component name."""
 

@@ -1,19 +1,22 @@
-"""Shipping a project out: its files as a zip, and its production build published."""
+"""Shipping a project out: its files as a zip, its production build published, its history
+pushed to GitHub."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from ...config import Settings
 from ...projects.export import zip_version
+from ...projects.github import GitHubPush, GitHubPusher
 from ...projects.publish import Publisher
 from ...projects.service import Projects
 from ...store.published import PublishedRecord, PublishedSites
+from ..body import read_json_model
 from ..deps import ProjectsDep, SettingsDep, StoreDep
-from ..openapi import errors, operation_id
+from ..openapi import errors, json_body, operation_id
 from .runs import MAX_SEQ
 
 router = APIRouter(tags=["shipping"], generate_unique_id_function=operation_id)
@@ -108,3 +111,35 @@ async def unpublish_project(project_id: str, projects: ProjectsDep) -> Response:
     """The published URL answers 404 from now on."""
     await _publisher(projects).unpublish(project_id)
     return Response(status_code=204)
+
+
+class GitHubPushed(BaseModel):
+    repo: str
+    """`owner/name` on GitHub."""
+    url: str
+    created: bool
+    """Whether sandforge created the repository for this push."""
+    pushedVersions: list[int]
+    """The versions this push added (one commit each); empty when it was up to date."""
+    commit: str
+
+
+@router.post(
+    "/api/projects/{project_id}/github",
+    openapi_extra=json_body(GitHubPush),
+    responses={200: {"model": GitHubPushed}, **errors(400, 404, 409, 413, 415, 502, 503)},
+)
+async def push_to_github(
+    project_id: str, request: Request, store: StoreDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Push the project's history to a GitHub repository (created if it does not exist),
+    one commit per version; pushing again adds only the newer versions."""
+    body = await read_json_model(request, GitHubPush)
+    result = await GitHubPusher(settings, store).push(project_id, body)
+    return {
+        "repo": result.repo,
+        "url": result.url,
+        "created": result.created,
+        "pushedVersions": result.pushed_versions,
+        "commit": result.commit,
+    }
