@@ -6,11 +6,11 @@ import zipfile
 
 from playwright.sync_api import Browser, Page, expect
 
-from .conftest import UI_TIMEOUT_MS, Server, screenshot
+from .conftest import UI_TIMEOUT_MS, ConsoleErrors, Server, screenshot
 
 
-def test_download_publish_cost_and_settings(
-    offline_server: Server, page: Page, browser: Browser
+def test_download_publish_cost_settings_and_github(
+    offline_server: Server, page: Page, browser: Browser, console_errors: ConsoleErrors
 ) -> None:
     events = offline_server.generate("A shipping test page", projectName="Ship Me")
     project_id = events[-1]["data"]["projectId"]
@@ -46,8 +46,8 @@ def test_download_publish_cost_and_settings(
         visitor.close()
 
     page.get_by_role("button", name="Settings").click()
-    page.get_by_placeholder("NAME").fill("API_BASE")
-    page.get_by_placeholder("value").fill("https://example.test/secret")
+    page.get_by_placeholder("NAME", exact=True).fill("API_BASE")
+    page.get_by_placeholder("value", exact=True).fill("https://example.test/secret")
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#settings-dialog")).to_be_hidden()
     page.get_by_role("button", name="Settings").click()
@@ -58,3 +58,10 @@ def test_download_publish_cost_and_settings(
     page.get_by_role("button", name="Unpublish").click()
     expect(published).to_be_hidden()
     expect(page.get_by_role("button", name="Publish")).to_be_visible()
+
+    # This server has no GITHUB_TOKEN: the dialog says what to set.
+    console_errors.allow(r"status of 503 .*/github")
+    page.get_by_role("button", name="GitHub").click()
+    page.get_by_role("textbox", name="Repository").fill("octo/ship-me")
+    page.get_by_role("button", name="Push", exact=True).click()
+    expect(page.locator("#github-error")).to_contain_text("GITHUB_TOKEN")

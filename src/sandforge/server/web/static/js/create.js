@@ -8,6 +8,7 @@ import { Conversation } from "./conversation.js";
 import { PreviewPanel } from "./preview.js";
 import { ShipBar } from "./ship.js";
 import { SettingsDialog } from "./settings.js";
+import { GitHubDialog } from "./github.js";
 import { FilesPanel } from "./files.js";
 import { Tabs } from "./tabs.js";
 import { loadProjects, renderProjects } from "./projects.js";
@@ -38,6 +39,7 @@ const preview = new PreviewPanel({
 });
 const ship = new ShipBar();
 const projectSettings = new SettingsDialog();
+const githubDialog = new GitHubDialog();
 const files = new FilesPanel({
   skippedDirs: JSON.parse(page.skippedDirs),
   onCount: (n) => {
@@ -100,6 +102,7 @@ function render() {
   preview.setBuilt(session.built);
   ship.setProject(session.projectId, session.built);
   projectSettings.setProject(session.projectId);
+  githubDialog.setProject(session.projectId, session.built);
   files.setSource({ sandboxId: session.liveSandboxId, projectId: session.projectId });
   updateUrl();
 }
