@@ -383,7 +383,7 @@ def gc(
 ) -> None:
     """Delete stopped sandboxes now; their projects' files stay, and rebuild on demand."""
     query = f"?{urlencode({'stoppedForDays': days})}" if days is not None else ""
-    deleted = _api(_settings(None, port), "POST", f"/api/sandboxes/gc{query}", timeout=300)
+    deleted = _api(_settings(None, port), "POST", f"/api/gc{query}", timeout=300)
     for sandbox_id in deleted["deleted"]:
         console.print(f"deleted {sandbox_id}")
     console.print(f"{len(deleted['deleted'])} stopped sandbox(es) deleted")

@@ -134,6 +134,6 @@ async def test_push_to_an_organization_and_the_failures(
 async def test_without_a_token_it_says_what_to_set(server: LiveServer) -> None:
     project_id = await offline_project(server)
     answer = await server.client.post(f"/api/projects/{project_id}/github", json={"repo": "todo"})
-    assert answer.status_code == 503
+    assert answer.status_code == 409
     assert answer.json()["error"]["code"] == "github_not_configured"
     assert "GITHUB_TOKEN" in answer.json()["error"]["message"]

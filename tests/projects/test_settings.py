@@ -134,11 +134,9 @@ async def test_new_resources_rebuild_the_sandbox_and_gc_deletes_stopped_ones(
     assert (rebuilt.spec.memory_mb, rebuilt.spec.cpu_weight) == (384, 50)
 
     # A running sandbox is never collected; a stopped one is, once stopped long enough.
-    assert (await server.client.post("/api/sandboxes/gc?stoppedForDays=0")).json() == {
-        "deleted": []
-    }
+    assert (await server.client.post("/api/gc?stoppedForDays=0")).json() == {"deleted": []}
     await server.client.post(f"/api/sandboxes/{rebuilt_id}/stop")
-    kept = await server.client.post("/api/sandboxes/gc?stoppedForDays=3")
+    kept = await server.client.post("/api/gc?stoppedForDays=3")
     assert kept.json() == {"deleted": []}
     cli = await asyncio.to_thread(
         sandforge_cli, server, server.settings.data_dir, "gc", "--days", "0"

@@ -23,7 +23,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Settings
-from ..errors import Conflict, SandforgeError, Unavailable
+from ..errors import Conflict, SandforgeError
 from ..store.github_links import GitHubLinks
 from ..store.records import VersionRecord
 from ..store.repo import Store
@@ -36,7 +36,7 @@ AUTHOR = ("sandforge", "sandforge@users.noreply.github.com")
 
 
 class GitHubPush(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     repo: str = Field(pattern=REPO_PATTERN)
     """`owner/name` (a user or an organization), or `name` for one of the token's user."""
@@ -44,7 +44,9 @@ class GitHubPush(BaseModel):
     """For a repository sandforge creates; an existing one keeps its visibility."""
 
 
-class GitHubNotConfigured(Unavailable):
+class GitHubNotConfigured(Conflict):
+    """Not a failure of the server's: it needs a token before it can push."""
+
     code = "github_not_configured"
 
 

@@ -66,7 +66,7 @@ def readiness_error(readiness: Readiness, timeout: float) -> DevServerError:
 class SandboxResources(BaseModel):
     """A project's own sandbox settings; what is unset keeps sandforge's default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     cpu: float | None = Field(default=None, ge=0.1, le=64)
     """CPU: 1 is one ordinary process's share against other sandboxes (locally, the cgroup

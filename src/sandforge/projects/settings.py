@@ -32,7 +32,7 @@ class InvalidEnv(InvalidRequest):
 class SettingsUpdate(BaseModel):
     """Changes to a project's settings; what is left out stays as it is."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     sandbox: SandboxResources | None = None
     """Replaces the sandbox settings; the sandbox is rebuilt from the stored files with them."""

@@ -66,7 +66,6 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     429: "Too many sandboxes are running (SANDFORGE_MAX_SANDBOXES).",
     500: "The server failed unexpectedly; its log has the details.",
     502: "A service sandforge relies on (GitHub's API) failed or did not answer.",
-    503: "Something sandforge needs is not configured here (a token), or not reachable.",
     507: "A disk is full: the server's data dir, or the sandbox's own disk.",
 }
 

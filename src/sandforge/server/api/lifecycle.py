@@ -17,9 +17,13 @@ from ..openapi import errors, json_body, operation_id
 router = APIRouter(tags=["lifecycle"], generate_unique_id_function=operation_id)
 
 
+class SandboxSettings(SandboxResources):
+    """The project's sandbox settings as stored (the request's `SandboxResources`)."""
+
+
 class ProjectSettings(BaseModel):
     projectId: str
-    sandbox: SandboxResources
+    sandbox: SandboxSettings
     """Unset fields have sandforge's defaults."""
     env: list[str]
     """The names of the app's environment variables; values are never shown back."""
@@ -62,7 +66,7 @@ async def update_project_settings(
     return await _settings_json(projects, project_id)
 
 
-@router.post("/api/sandboxes/gc", responses={200: {"model": Collected}, **errors(400)})
+@router.post("/api/gc", responses={200: {"model": Collected}, **errors(400)})
 async def collect_sandboxes(
     projects: ProjectsDep,
     settings: SettingsDep,

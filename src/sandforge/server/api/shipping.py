@@ -127,7 +127,7 @@ class GitHubPushed(BaseModel):
 @router.post(
     "/api/projects/{project_id}/github",
     openapi_extra=json_body(GitHubPush),
-    responses={200: {"model": GitHubPushed}, **errors(400, 404, 409, 413, 415, 502, 503)},
+    responses={200: {"model": GitHubPushed}, **errors(400, 404, 409, 413, 415, 502)},
 )
 async def push_to_github(
     project_id: str, request: Request, store: StoreDep, settings: SettingsDep

@@ -138,13 +138,13 @@ async def usage(
     request: Request,
     settings: SettingsDep,
     since: Annotated[
-        datetime | None,
-        Query(description="Only runs from then on: an ISO 8601 time or Unix seconds."),
+        float | datetime | None,
+        Query(description="Only runs from then on: Unix seconds or an ISO 8601 time."),
     ] = None,
 ) -> dict[str, Any]:
     """What all runs used (since a time), per project and in total."""
     ledger = _ledger(request)
-    start = since.timestamp() if since is not None else None
+    start = since.timestamp() if isinstance(since, datetime) else since
     projects = await ledger.by_project(start)
     return {
         "since": start,
