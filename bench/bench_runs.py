@@ -127,6 +127,7 @@ def _job(settings: Settings, run_id: str) -> bytes:
         run_id=run_id,
         request=GenerationRequest.model_validate(_body("Build a timer")),
         project_id="pjbench",
+        project_type="web-app",
         flow="sandbox",
         provider="local",
         preview_token="t",

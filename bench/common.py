@@ -69,7 +69,8 @@ def server(model: str | None = None, **env: str) -> Iterator[BenchServer]:
         environment.update(
             SANDFORGE_DATA_DIR=tmp,
             SANDFORGE_PORT=str(port),
-            PYTHONPATH=str(ROOT),
+            # Ours first, then the caller's (a checkout's src/ that is not the one installed).
+            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
             **env,
         )
         if model:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import bench_proxy, bench_render, bench_runs, bench_sandbox
+from . import bench_live, bench_proxy, bench_render, bench_runs, bench_sandbox
 from .common import ROOT
 
 
@@ -130,6 +130,28 @@ GOALS = [
 ]
 
 
+LIVE_GOALS = [
+    Goal(
+        "live preview: POST until the preview answers 200 with the starter, a model that thinks "
+        "3 s first, p50 / p95",
+        "p50 under 1.5 s",
+        lambda r: (
+            f"{_get(r, 'live', 'preview_200_ms', 'p50')} / "
+            f"{_get(r, 'live', 'preview_200_ms', 'p95')} ms"
+        ),
+        lambda r: _get(r, "live", "preview_200_ms", "p50") < 1500,
+    ),
+    Goal(
+        "live preview: a written file's `tool` event until the editor's frame shows it, p50 / p95",
+        "p50 under 1 s",
+        lambda r: (
+            f"{_get(r, 'live', 'write_visible_ms', 'p50')} / "
+            f"{_get(r, 'live', 'write_visible_ms', 'p95')} ms"
+        ),
+        lambda r: _get(r, "live", "write_visible_ms", "p50") < 1000,
+    ),
+]
+
 RENDER_GOALS = [
     Goal(
         "rendered check of a simple page in the warm, contained browser, one at a time, p50 / p95",
@@ -173,6 +195,7 @@ async def collect(quick: bool) -> dict[str, Any]:
     results.update(await bench_runs.first_event_and_overhead(samples))
     results.update(await bench_runs.worker_start(5 if quick else 15))
     results["proxy"] = await bench_proxy.proxy_vs_direct(20 if quick else 100)
+    results["live"] = await bench_live.bench(3 if quick else 10)
     results["render"] = await bench_render.bench(10 if quick else 30, gap_s=0.5)
     results["sandbox"] = await bench_sandbox.run(
         creations=10 if quick else 50, execs=50 if quick else 200
@@ -222,7 +245,7 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     if not args.no_write:
         (ROOT / "docs").mkdir(exist_ok=True)
-        goals = GOALS + RENDER_GOALS + SANDBOX_GOALS
+        goals = GOALS + LIVE_GOALS + RENDER_GOALS + SANDBOX_GOALS
         (ROOT / "docs" / "benchmarks.md").write_text(markdown(results, goals))
 
 

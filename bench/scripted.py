@@ -55,3 +55,39 @@ def hangs() -> FunctionModel:
         await asyncio.sleep(3600)
 
     return FunctionModel(stream_function=stream, model_name="bench-hangs")
+
+
+LIVE_FIRST_LATENCY_S = 3.0
+"""How long the live writer 'thinks' before its first answer: longer than the starter takes."""
+LIVE_WRITES = 5
+LIVE_GAP_S = 1.5
+
+
+def live_page(version: int) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Live</title></head>'
+        f'<body><h1 id="version">version {version}</h1></body></html>\n'
+    )
+
+
+def live_writer() -> FunctionModel:
+    """A model with a latency: thinks LIVE_FIRST_LATENCY_S, then rewrites index.html
+    LIVE_WRITES times, LIVE_GAP_S apart (one write per request), then says it is done."""
+    import asyncio
+
+    async def stream(
+        messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+        written = sum(
+            1
+            for m in messages
+            if isinstance(m, ModelRequest) and any(isinstance(p, ToolReturnPart) for p in m.parts)
+        )
+        await asyncio.sleep(LIVE_GAP_S if written else LIVE_FIRST_LATENCY_S)
+        if written >= LIVE_WRITES:
+            yield "Done."
+            return
+        args = json.dumps({"path": "index.html", "content": live_page(written + 1)})
+        yield {0: DeltaToolCall(name="write_file", json_args=args, tool_call_id=f"v{written}")}
+
+    return FunctionModel(stream_function=stream, model_name="bench-live-writer")

@@ -163,7 +163,23 @@ class Settings(BaseSettings):
     marked interrupted; the whole shutdown takes at most about this plus 2 s."""
 
     max_concurrent_runs: int = 8
-    """Runs beyond this wait in a queue (and say so) instead of overloading the machine."""
+    """Runs beyond this wait in a queue (and say so) instead of overloading the machine.
+    With replicas, the limit of each replica."""
+
+    # Several replicas (README: "Running several replicas"): all share one Postgres
+    # (SANDFORGE_DATABASE_URL) and one Redis; without Redis a server runs alone.
+    redis_url: str | None = None
+    """`redis://host:6379/0`: turns replicas on (the runs queue, events from any replica)."""
+    redis_prefix: str = "sandforge"
+    """Prefix of this deployment's Redis channels, so several can share one Redis."""
+    replica_id: str | None = None
+    """This replica's name in the registry; unique per process when unset."""
+    replica_address: str | None = None
+    """Where the other replicas reach this one (previews of its local sandboxes);
+    `http://<host>:<port>` when unset, which suits replicas on one machine only."""
+    replica_heartbeat_s: float = Field(default=1.0, gt=0)
+    replica_dead_after_s: float = Field(default=5.0, gt=0)
+    """A replica whose heartbeat is older than this is dead: its runs end interrupted."""
     worker_recycle_after: int = 200
     """The warm fork server is replaced after this many runs."""
 

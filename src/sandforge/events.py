@@ -37,6 +37,12 @@ class ProgressData(_Data):
     status: ProgressStatus
     message: str
     sandboxId: str | None = None
+    # Extensions.
+    previewUrl: str | None = None
+    """Extension, on `initializing`: the preview already answers (the starter, or the app as it
+    was) at this URL and shows each file as it lands; as on `complete`."""
+    accessToken: str | None = None
+    """Extension, with `previewUrl`: the private preview's token, as on `complete`."""
 
 
 class MessageData(_Data):
@@ -137,8 +143,22 @@ Event = Annotated[
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-def progress(status: ProgressStatus, message: str, sandbox_id: str | None = None) -> ProgressEvent:
-    return ProgressEvent(data=ProgressData(status=status, message=message, sandboxId=sandbox_id))
+def progress(
+    status: ProgressStatus,
+    message: str,
+    sandbox_id: str | None = None,
+    *,
+    preview_url: str | None = None,
+    access_token: str | None = None,
+) -> ProgressEvent:
+    data = ProgressData(
+        status=status,
+        message=message,
+        sandboxId=sandbox_id,
+        previewUrl=preview_url,
+        accessToken=access_token,
+    )
+    return ProgressEvent(data=data)
 
 
 def assistant_delta(text: str) -> MessageEvent:

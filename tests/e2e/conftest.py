@@ -8,6 +8,7 @@ site (see test_preview_domain.py for the default `localhost` preview domain).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -55,6 +56,8 @@ SHUTDOWN_TIMEOUT_S = 60.0
 RUN_TIMEOUT_S = 180.0
 # Generous: two cores shared with other test suites.
 UI_TIMEOUT_MS = 120_000
+PREVIEW_SCRIPT = re.compile(r"https?://\d+-[a-z0-9]+\.")
+"""A script served from a preview host (`3000-<id>.<domain>`)."""
 SCRUBBED_ENV = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "DAYTONA_API_KEY", "SANDFORGE_MODEL")
 
 expect.set_options(timeout=UI_TIMEOUT_MS)
@@ -134,10 +137,11 @@ class Server:
             return [s["id"] for s in client.get("/api/sandboxes").json()["sandboxes"]]
 
 
-def bwrap_processes(data_dir: Path) -> list[int]:
-    """PIDs of bwrap processes whose command line mentions this server's data dir."""
+def bwrap_processes(data_dir: Path, sandbox_ids: list[str]) -> list[int]:
+    """PIDs of bwrap processes of this server: their command line names its data dir (no
+    isolation) or one of its sandboxes (a fully isolated sandbox's mounts are named by id)."""
     found = []
-    marker = str(data_dir).encode()
+    markers = [str(data_dir).encode(), *(sandbox_id.encode() for sandbox_id in sandbox_ids)]
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -146,7 +150,7 @@ def bwrap_processes(data_dir: Path) -> list[int]:
         except OSError:
             continue
         parts = cmdline.split(b"\0")
-        if parts and parts[0].endswith(b"bwrap") and marker in cmdline:
+        if parts and parts[0].endswith(b"bwrap") and any(m in cmdline for m in markers):
             found.append(int(entry.name))
     return found
 
@@ -207,7 +211,10 @@ def start_server(
 
 def stop_server(server: Server) -> None:
     """SIGINT, so the lifespan stops the sandboxes; then check that no bwrap is left."""
+    sandbox_ids: list[str] = []
     if server.process.poll() is None:
+        with contextlib.suppress(httpx.HTTPError):
+            sandbox_ids = server.sandbox_ids()
         server.process.send_signal(signal.SIGINT)
         try:
             server.process.wait(timeout=SHUTDOWN_TIMEOUT_S)
@@ -216,7 +223,7 @@ def stop_server(server: Server) -> None:
             server.process.wait()
             raise AssertionError(f"the server ignored SIGINT:\n{server.log_tail()}") from None
     deadline = time.monotonic() + 15
-    while (left := bwrap_processes(server.data_dir)) and time.monotonic() < deadline:
+    while (left := bwrap_processes(server.data_dir, sandbox_ids)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not left, f"bwrap processes outlived the server: {left}"
 
@@ -271,6 +278,10 @@ class ConsoleErrors:
             self.messages.append(f"console: {message.text} ({message.location.get('url')})")
 
     def on_page_error(self, error: PlaywrightError) -> None:
+        if PREVIEW_SCRIPT.search(error.stack or ""):
+            # The generated app's own exception, not the page's: its rendered check reports
+            # those, and while a run writes, the live preview runs a half-written app.
+            return
         self.messages.append(f"pageerror: {error}")
 
     def watch(self, page: Page) -> None:

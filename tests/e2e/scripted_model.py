@@ -10,6 +10,11 @@ deletes index.html, so the run fails with the pipeline's missing_entry_file.
 A conversation that started with THROW_MARK gets a script that throws on load,
 whatever automatic repair asks, until a prompt opens with the UI's "Fix it"
 wording (FIX_IT_OPENING): then it writes the working counter.
+
+A prompt containing "[gate <dir>]" makes the model wait between turns: its first request
+waits for the file <dir>/1 and the one after its writes for <dir>/2, so a test sees what
+the preview shows meanwhile. With REACT_MARK as well it edits the React starter's
+src/App.tsx (one file) instead of writing the counter.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
@@ -39,6 +45,20 @@ BREAK_MARK = "[break]"
 THROW_MARK = "[throw]"
 # The first line of the prompt the UI's "Fix it" button sends (static/js/outcome.js).
 FIX_IT_OPENING = "Fix these problems the preview still shows:"
+GATE = re.compile(r"\[gate (\S+)\]")
+GATE_POLL_S = 0.05
+REACT_MARK = "[react]"
+REACT_HEADING = "Edited live by the scripted model"
+REACT_APP = f"""import "./App.css";
+
+export default function App() {{
+  return (
+    <main>
+      <h1>{REACT_HEADING}</h1>
+    </main>
+  );
+}}
+"""
 
 STYLES = """:root { color-scheme: light dark; font-family: system-ui, sans-serif; }
 body { display: grid; place-items: center; min-height: 100vh; margin: 0; }
@@ -117,11 +137,34 @@ def _heading(prompt: str) -> str:
     return match.group(1).strip().strip("\"'.") if match else DEFAULT_HEADING
 
 
+async def _wait_at_gate(prompt: str, messages: list[ModelMessage]) -> None:
+    """With "[gate <dir>]": wait for <dir>/1 before the first request's answer, <dir>/2 before
+    the one after the writes."""
+    gate = GATE.search(prompt)
+    if gate is None:
+        return
+    opened = Path(gate.group(1)) / ("2" if _tools_returned(messages) else "1")
+    # The test opens the gate from another process: a file is what both can see.
+    while not opened.exists():  # noqa: ASYNC110
+        await asyncio.sleep(GATE_POLL_S)
+
+
+def _files(prompt: str, messages: list[ModelMessage]) -> dict[str, str]:
+    if REACT_MARK in prompt:
+        return {"src/App.tsx": REACT_APP}
+    return {
+        "index.html": page(_heading(GATE.sub("", prompt))),
+        "styles.css": STYLES,
+        "app.js": _script(messages),
+    }
+
+
 def build() -> FunctionModel:
     async def stream(
         messages: list[ModelMessage], info: AgentInfo
     ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
         prompt = _latest_prompt(messages)
+        await _wait_at_gate(prompt, messages)
         if HANG_MARK in prompt:
             yield "Thinking about it..."
             await asyncio.sleep(3600)
@@ -143,12 +186,7 @@ def build() -> FunctionModel:
         for chunk in INTRO_CHUNKS:
             await asyncio.sleep(CHUNK_DELAY_S)
             yield chunk
-        files = {
-            "index.html": page(_heading(prompt)),
-            "styles.css": STYLES,
-            "app.js": _script(messages),
-        }
-        for index, (path, content) in enumerate(files.items()):
+        for index, (path, content) in enumerate(_files(prompt, messages).items()):
             yield {
                 index: DeltaToolCall(
                     name="write_file",

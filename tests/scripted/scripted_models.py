@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from pydantic_ai.messages import (
     ModelMessage,
@@ -291,3 +293,34 @@ def react_fixes_compile_error() -> FunctionModel:
         "scripted-react-fixes",
         lambda prompts: {"src/App.tsx": REACT_FIXED_APP if _repairs(prompts) else REACT_BROKEN_APP},
     )
+
+
+GATE = re.compile(r"\[gate (\S+)\]")
+LIVE_PAGE = "<!doctype html><title>Live</title><h1>Written while the model works</h1>"
+
+
+def gated() -> FunctionModel:
+    """Waits at a gate before each answer ("[gate <dir>]" in the prompt): for the file <dir>/1
+    before it writes index.html, <dir>/2 before it says it is done. A test sees meanwhile what
+    the preview serves."""
+
+    async def stream(
+        messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+        gate = GATE.search(_user_prompts(messages)[-1])
+        assert gate is not None, "the prompt names no gate"
+        last = messages[-1]
+        done = isinstance(last, ModelRequest) and any(
+            isinstance(p, ToolReturnPart) for p in last.parts
+        )
+        opened = Path(gate.group(1)) / ("2" if done else "1")
+        # The test opens the gate from another process: a file is what both can see.
+        while not opened.exists():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        if done:
+            yield "Done."
+            return
+        args = json.dumps({"path": "index.html", "content": LIVE_PAGE})
+        yield {0: DeltaToolCall(name="write_file", json_args=args, tool_call_id="live-0")}
+
+    return FunctionModel(stream_function=stream, model_name="scripted-gated")

@@ -17,6 +17,7 @@ from sandforge.server.app import create_app
 from sandforge.server.security import InsecureBind
 from tests.conftest import LiveServer
 
+PACED = "factory:tests.reliability.models:paced"
 PROMPT = {"messages": [{"role": "user", "content": "Create a calculator"}]}
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -193,11 +194,31 @@ async def test_share_links_expire_and_can_be_revoked(server: LiveServer) -> None
     assert [s["live"] for s in listed] == [False, False]
 
 
-async def test_no_more_sandboxes_than_the_limit(make_server: Any) -> None:
-    server: LiveServer = await make_server(max_sandboxes=1)
-    await first_app(server)
-    refused = await server.client.post("/api/agent/stream-daytona", json=PROMPT)
+async def test_at_the_sandbox_limit_the_longest_idle_one_stops_and_busy_ones_refuse(
+    make_server: Any, tmp_path: Path
+) -> None:
+    server: LiveServer = await make_server(max_sandboxes=1, allowed_models=[PACED])
+    first = await first_app(server)
+    second = await first_app(server)
+    states = {
+        s["id"]: s["state"] for s in (await server.client.get("/api/sandboxes")).json()["sandboxes"]
+    }
+    assert states == {first["sandboxId"]: "stopped", second["sandboxId"]: "started"}
+    # The stopped one's preview still opens: its sandbox starts again, in place of the other.
+    reopened = await server.preview_get(first["projectId"], token=first["accessToken"])
+    assert reopened.status_code == 200, reopened.text
+    status = await server.client.get(f"/api/projects/{second['projectId']}/preview")
+    assert status.json()["status"] == "stopped", status.text
+
+    release = tmp_path / "release"
+    paced = {"messages": [{"role": "user", "content": f"Build release:{release}"}], "model": PACED}
+    async with server.client.stream("POST", "/api/agent/stream-daytona", json=paced) as busy:
+        async for _ in busy.aiter_lines():
+            if server.services.supervisor.busy_sandboxes():
+                break
+        refused = await server.client.post("/api/agent/stream-daytona", json=PROMPT)
+        release.touch()
     assert refused.status_code == 429
     error = refused.json()["error"]
     assert error["code"] == "too_many_sandboxes" and "SANDFORGE_MAX_SANDBOXES" in error["message"]
-    assert len(server.sandbox_dirs()) == 1
+    assert "in use" in error["message"]

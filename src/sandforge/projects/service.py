@@ -24,6 +24,7 @@ from ..errors import Conflict, InvalidRequest, TooManyRequests, Unavailable
 from ..ids import Kind, kind_of, new_id
 from ..runs.budget import budgets_for
 from ..runs.job import RunJob
+from ..runs.replica import Replica
 from ..runs.request import GenerationRequest
 from ..runs.supervisor import LiveRun, Supervisor
 from ..sandbox import (
@@ -37,6 +38,7 @@ from ..sandbox import (
 from ..sandbox.fleet import SandboxFleet
 from ..store.errors import ProjectNotFound
 from ..store.records import Flow, ProjectRecord, RunRecord, ShareLinkRecord, VersionRecord
+from ..store.replicas import ClaimedRun
 from ..store.repo import Store
 from ..templates import get_template
 from .serving import ensure_serving, open_or_rebuild, project_spec, start_dev_server
@@ -59,12 +61,37 @@ class ShuttingDown(Unavailable):
     code = "server_shutdown"
 
 
+class PreviewNotReady(SandboxError):
+    code = "preview_not_ready"
+    http_status = Unavailable.http_status
+
+
 class PromptTooLarge(InvalidRequest):
     code = "prompt_too_large"
 
 
 class TooManyMessages(InvalidRequest):
     code = "too_many_messages"
+
+
+class Draining(Unavailable):
+    code = "replica_draining"
+
+
+def _in_flight(run_id: str) -> RunInFlight:
+    return RunInFlight(
+        f"Run {run_id} is still changing this project; wait for it to end "
+        f"(GET /api/runs/{run_id}/events) or cancel it "
+        f"(POST /api/runs/{run_id}/cancel), then send this again."
+    )
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """A run accepted: live in this process, or queued for whichever replica takes it."""
+
+    id: str
+    project_id: str
 
 
 @dataclass(frozen=True)
@@ -93,6 +120,14 @@ class Projects:
         self._idle_deleter: asyncio.Task[None] | None = None
         self.accepting = True
         """False once the server is shutting down: no new run starts."""
+        self._draining = False
+        self.replica: Replica | None = None
+        """With replicas: runs go to the shared queue, and whichever replica has room
+        takes them (see `launch_claimed`)."""
+
+    def attach_replica(self, replica: Replica) -> None:
+        self.replica = replica
+        replica.launch = self.launch_claimed
 
     async def start(self) -> None:
         if self.settings.idle_stop_minutes > 0:
@@ -124,13 +159,15 @@ class Projects:
         self.fleet.check_provider(request.sandbox)
         allowed_model_name(self.settings, request.model)
 
-    async def start_run(self, request: GenerationRequest, flow: Flow) -> LiveRun:
+    async def start_run(self, request: GenerationRequest, flow: Flow) -> StartedRun:
         """A new project's first turn, or a follow-up of the project the request names."""
         if not self.accepting:
             raise ShuttingDown(
                 "The server is shutting down and starts no new runs; send this again once it "
                 "is back."
             )
+        if self.replica is None and self.draining:
+            raise Draining("This server is draining and starts no new runs.")
         self.check_request(request)
         follow_up = True
         if request.projectId:
@@ -147,13 +184,57 @@ class Projects:
                 agents=request.agents,
                 provider=provider,
             )
+        if self.replica is not None:
+            return await self._enqueue(self.replica, project, request)
         async with self._locks[project.id]:
-            return await self._start_locked(project, request, follow_up)
+            self.refuse_if_busy(project.id)
+            job = await self._plan_job(project, request, follow_up, new_id("run"))
+            await self.store.create_run(job.run_id, project.id, request.model_dump())
+            run = await self._launch(project, job)
+            return StartedRun(run.id, project.id)
 
-    async def _start_locked(
-        self, project: ProjectRecord, request: GenerationRequest, follow_up: bool
-    ) -> LiveRun:
-        self.refuse_if_busy(project.id)
+    @property
+    def draining(self) -> bool:
+        return self.replica.draining if self.replica is not None else self._draining
+
+    async def drain(self) -> None:
+        """Start no new runs here; those in flight finish. With replicas, the others take
+        the queue; alone, new runs are refused (503) until the server restarts."""
+        if self.replica is not None:
+            await self.replica.drain()
+        self._draining = True
+
+    async def _enqueue(
+        self, replica: Replica, project: ProjectRecord, request: GenerationRequest
+    ) -> StartedRun:
+        """Queue the run; a replica with room plans and starts it (launch_claimed)."""
+        affinity = None
+        if project.provider == "local" and project.sandbox_id:
+            affinity = await replica.sandbox_holder(project.id, project.sandbox_id)
+        run_id = new_id("run")
+        busy = await replica.enqueue(run_id, project.id, request.model_dump(), affinity)
+        if busy is not None:
+            raise _in_flight(busy)
+        return StartedRun(run_id, project.id)
+
+    async def launch_claimed(self, claimed: ClaimedRun) -> None:
+        """Start, here, a run this replica took from the queue."""
+        request = GenerationRequest.model_validate(claimed.request)
+        project = await self.store.get_project(claimed.project_id)
+        follow_up = bool(request.projectId or request.sandboxId)
+        async with self._locks[project.id]:
+            job = await self._plan_job(project, request, follow_up, claimed.id)
+            await self._launch(project, job)
+
+    async def _launch(self, project: ProjectRecord, job: RunJob) -> LiveRun:
+        await self.store.add_message(project.id, job.run_id, "user", job.request.prompt)
+        return self.supervisor.start(job, self.fleet.provider(project.provider))
+
+    async def _plan_job(
+        self, project: ProjectRecord, request: GenerationRequest, follow_up: bool, run_id: str
+    ) -> RunJob:
+        """Everything decided before the run: its history, and the sandbox it continues in
+        (or the stored files it rebuilds one from)."""
         provider = self.fleet.provider(project.provider)
         history = request.history
         sandbox_id, seed = None, None
@@ -162,8 +243,8 @@ class Projects:
             sandbox_id, seed = await self._plan_sandbox(project)
         if project.flow == "sandbox" and sandbox_id is None:
             await self._check_capacity()
-        job = RunJob(
-            run_id=new_id("run"),
+        return RunJob(
+            run_id=run_id,
             request=request,
             project_id=project.id,
             project_type=project.project_type,
@@ -179,18 +260,11 @@ class Projects:
             resources=await self.config.resources(project.id),
             app_env=await self.config.app_env(project.id),
         )
-        await self.store.create_run(job.run_id, project.id, request.model_dump())
-        await self.store.add_message(project.id, job.run_id, "user", request.prompt)
-        return self.supervisor.start(job, provider)
 
     def refuse_if_busy(self, project_id: str) -> None:
         active = self.supervisor.active_run(project_id)
         if active is not None:
-            raise RunInFlight(
-                f"Run {active.id} is still changing this project; wait for it to end "
-                f"(GET /api/runs/{active.id}/events) or cancel it "
-                f"(POST /api/runs/{active.id}/cancel), then send this again."
-            )
+            raise _in_flight(active.id)
 
     async def _plan_sandbox(
         self, project: ProjectRecord
@@ -232,9 +306,10 @@ class Projects:
         if project.sandbox_id:
             # Touched first, so the idle stop does not take back what this starts.
             self.fleet.touch(project.sandbox_id)
+        run = self.supervisor.active_run(project.id)
+        if run is not None:
+            return await self._run_sandbox(project, run)
         sandbox = await self.project_sandbox(project)
-        if sandbox is not None and self.supervisor.active_run(project.id) is not None:
-            return sandbox  # the run brings it up
         if sandbox is None or (await sandbox.info()).state != SandboxState.STARTED:
             await self._check_capacity()
         template = get_template(project.project_type)
@@ -258,16 +333,46 @@ class Projects:
         )
         return sandbox
 
+    async def _run_sandbox(self, project: ProjectRecord, run: LiveRun) -> Sandbox:
+        """The sandbox a run in flight works in (the run brings its dev server up). The run
+        knows it before the store does: a new project's preview opens while the run is young."""
+        sandbox_id = run.sandbox_id or project.sandbox_id
+        with contextlib.suppress(SandboxNotFound):
+            if sandbox_id is not None:
+                return await self.fleet.provider(project.provider).get(sandbox_id)
+        raise PreviewNotReady(
+            f"Run {run.id} is still setting up this project's sandbox; the preview appears as "
+            "soon as its dev server answers."
+        )
+
     async def _check_capacity(self) -> None:
-        """Refuse to start one more sandbox than SANDFORGE_MAX_SANDBOXES."""
-        running = await self.fleet.running_count()
+        """Keep to SANDFORGE_MAX_SANDBOXES: at the limit, stop the sandbox idle the longest (its
+        files stay; opening its project starts it again), and refuse only when every running
+        sandbox is in use."""
+        running = await self.fleet.running()
         limit = self.settings.max_sandboxes
-        if running >= limit:
-            raise TooManySandboxes(
-                f"{running} sandboxes are running and the limit is {limit} "
-                "(SANDFORGE_MAX_SANDBOXES). Stop or delete one on the sandboxes page "
-                "(or `sandforge sandboxes list`), or raise the limit."
-            )
+        if len(running) < limit:
+            return
+        to_stop = len(running) - limit + 1
+        busy = self.supervisor.busy_sandboxes()
+        for info in sorted(running, key=self.fleet.idle_for, reverse=True):
+            lock = self._locks[info.labels.get("project", info.id)]
+            # Never wait for another project's lock while this one's is held: two projects
+            # making room for each other would wait forever.
+            if info.id in busy or lock.locked():
+                continue
+            async with lock:
+                with contextlib.suppress(SandboxError):
+                    await self.fleet.stop(await self.fleet.find(info.id))
+                    log.info("stopped sandbox %s to stay within %d sandboxes", info.id, limit)
+                    to_stop -= 1
+            if to_stop == 0:
+                return
+        raise TooManySandboxes(
+            f"{len(running)} sandboxes are running, all of them in use, and the limit is "
+            f"{limit} (SANDFORGE_MAX_SANDBOXES). Wait for a run to end, stop or delete a "
+            "sandbox on the sandboxes page (or `sandforge sandboxes list`), or raise the limit."
+        )
 
     async def project_sandbox(self, project: ProjectRecord) -> Sandbox | None:
         """The project's sandbox if it still exists (running or not)."""

@@ -8,6 +8,7 @@ stored files, then serve it" is written once.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -128,6 +129,49 @@ async def start_dev_server(
     """Start (or restart) the template's dev server and wait until it answers. `env` is the
     app's own environment: it goes to the dev server's processes and nowhere else."""
     await sandbox.start_process(DEV_PROCESS, template.dev_command, env=env)
+    readiness = await wait_until_ready(sandbox, template.port, DEV_PROCESS, timeout)
+    if not readiness.ready:
+        raise readiness_error(readiness, timeout)
+
+
+async def startup_stamp(sandbox: Sandbox, template: ProjectTemplate) -> str:
+    """A digest of the files the dev server reads only when it starts: when it changes, the
+    running server is stale and must restart."""
+    digest = hashlib.sha256()
+    for path in template.startup_files:
+        try:
+            content = await sandbox.read_file(path)
+        except SandboxError:
+            content = b"\0missing"
+        digest.update(hashlib.sha256(content).digest())
+    return digest.hexdigest()
+
+
+async def serve_early(
+    sandbox: Sandbox, template: ProjectTemplate, timeout: float, env: dict[str, str] | None = None
+) -> str:
+    """Start the dev server on the files as they are (the starter, before the model writes),
+    so the preview shows each file as it lands; returns its startup stamp."""
+    await install_dependencies(sandbox, template)
+    await start_dev_server(sandbox, template, timeout, env)
+    return await startup_stamp(sandbox, template)
+
+
+async def confirm_serving(
+    sandbox: Sandbox,
+    template: ProjectTemplate,
+    timeout: float,
+    stamp: str | None,
+    env: dict[str, str] | None = None,
+) -> None:
+    """After the final files: the dev server up and answering, restarted where the running one
+    is gone or started before a change it cannot pick up by itself (`stamp` from
+    `serve_early`; None: it never started)."""
+    await install_dependencies(sandbox, template)
+    stale = stamp is None or stamp != await startup_stamp(sandbox, template)
+    if stale or not await dev_server_running(sandbox):
+        await start_dev_server(sandbox, template, timeout, env)
+        return
     readiness = await wait_until_ready(sandbox, template.port, DEV_PROCESS, timeout)
     if not readiness.ready:
         raise readiness_error(readiness, timeout)

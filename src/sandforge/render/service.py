@@ -28,7 +28,7 @@ class RenderService:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
-        self._server = await wire.serve_private(self.path, self._handle, MESSAGE_BYTES)
+        self._server = await wire.serve_private(self.path, self._answer, MESSAGE_BYTES)
         # Warm: the first check of a run should not pay for the browser's launch.
         asyncio.get_running_loop().create_task(self._warm())
 
@@ -46,25 +46,14 @@ class RenderService:
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self.path.unlink)
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _answer(self, request: wire.Message) -> wire.Message:
+        if request.get("op") != "check":
+            raise wire.Failure("bad_request", f"unknown op {request.get('op')!r}")
         try:
-            try:
-                request = await wire.read(reader, MESSAGE_BYTES)
-                if request.get("op") != "check":
-                    raise wire.Failure("bad_request", f"unknown op {request.get('op')!r}")
-                report = await self.renderer.check(
-                    str(request["url"]),
-                    screenshot_path=Path(str(request["screenshot"])),
-                    timeout_s=float(request.get("timeout_s") or self.renderer.timeout_s),
-                )
-                reply = wire.ok(report=report.to_json())
-            except wire.Failure as exc:
-                reply = wire.error(exc.code, exc.message)
-            except (KeyError, TypeError, ValueError) as exc:
-                reply = wire.error("bad_request", f"a malformed check request: {exc}")
-            writer.write(wire.encode(reply))
-            await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+            url = str(request["url"])
+            screenshot = Path(str(request["screenshot"]))
+            timeout_s = float(request.get("timeout_s") or self.renderer.timeout_s)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise wire.Failure("bad_request", f"a malformed check request: {exc}") from exc
+        report = await self.renderer.check(url, screenshot_path=screenshot, timeout_s=timeout_s)
+        return wire.ok(report=report.to_json())

@@ -8,6 +8,7 @@ them too, for replays after the run has left memory.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 
 from ..events import Event, ProgressEvent, is_terminal
@@ -60,11 +61,22 @@ class RunLog:
         return "".join(e.data.content for e in self.events if e.type == "message")
 
 
+def changes_files(event: Event) -> bool:
+    """Whether the event says the project's files changed (a command may change them too)."""
+    return event.type == "tool" and event.data.action != "read"
+
+
 class ProjectFeeds:
     """Everyone viewing a project receives every event of its runs from when they joined."""
 
     def __init__(self) -> None:
         self._listeners: dict[str, set[asyncio.Queue[Event]]] = {}
+        self._files_changed_at: dict[str, float] = {}
+
+    def files_changed_at(self, project_id: str) -> float:
+        """When a run last changed the project's files (0 if none has in this process): a page
+        loaded before then is stale, whether or not it was listening at the time."""
+        return self._files_changed_at.get(project_id, 0.0)
 
     def listen(self, project_id: str) -> asyncio.Queue[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue()
@@ -79,5 +91,7 @@ class ProjectFeeds:
                 del self._listeners[project_id]
 
     def notify(self, project_id: str, event: Event) -> None:
+        if changes_files(event):
+            self._files_changed_at[project_id] = time.time()
         for queue in self._listeners.get(project_id, ()):
             queue.put_nowait(event)

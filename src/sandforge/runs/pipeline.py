@@ -27,11 +27,12 @@ from ..errors import SandforgeError
 from ..events import CompleteData, CompleteEvent, ErrorEvent, Event, error, progress
 from ..projects.files import StoredFiles
 from ..projects.serving import (
+    confirm_serving,
     ensure_serving,
-    install_dependencies,
     open_or_rebuild,
     project_spec,
-    start_dev_server,
+    serve_early,
+    startup_stamp,
 )
 from ..sandbox import Sandbox, SandboxProvider
 from ..sandbox.metering import SandboxMeter
@@ -144,24 +145,52 @@ async def _sandbox_flow(
     if not job.new_project:
         yield progress("initializing", f"Sandbox {sandbox.id} is up", sandbox.id)
         await ensure_serving(sandbox, template, settings.dev_server_ready_timeout_s, job.app_env)
+        stamp: str | None = await startup_stamp(sandbox, template)
     else:
         yield progress(
             "initializing",
             f"Setting up a {template.name} project in {sandbox.project_dir}",
             sandbox.id,
         )
-    if job.new_project and not inputs.model.offline:
-        await _write_starter(sandbox, template, job)
+        stamp = await _lay_starter(inputs, sandbox)
+    if stamp is not None:
+        yield _live_preview(inputs, sandbox.id)
     async for event in _model_turn(inputs, sandbox, sandbox, turn, job.request.prompt):
         yield event
     async for event in _check_files(sandbox, template, sandbox.id):
         yield event
-    yield progress("starting", f"Starting the dev server: {template.dev_command}", sandbox.id)
-    await install_dependencies(sandbox, template)
+    # The dev server may have run all along: then these confirm it serves the final files.
+    starting = "Starting" if stamp is None else "Checking"
+    yield progress("starting", f"{starting} the dev server: {template.dev_command}", sandbox.id)
     yield progress("preview", f"Waiting for the dev server at {inputs.preview_url}", sandbox.id)
-    await start_dev_server(sandbox, template, settings.dev_server_ready_timeout_s, job.app_env)
+    await confirm_serving(
+        sandbox, template, settings.dev_server_ready_timeout_s, stamp, job.app_env
+    )
     async for event in _finish(inputs, turn, sandbox, sandbox):
         yield event
+
+
+async def _lay_starter(inputs: PipelineInputs, sandbox: Sandbox) -> str | None:
+    """A new project's starter, served at once; its dev server's startup stamp. None offline,
+    where the scaffolder's own files are the whole run."""
+    if inputs.model.offline:
+        return None
+    await _write_starter(sandbox, inputs.template, inputs.job)
+    return await serve_early(
+        sandbox, inputs.template, inputs.settings.dev_server_ready_timeout_s, inputs.job.app_env
+    )
+
+
+def _live_preview(inputs: PipelineInputs, sandbox_id: str | None) -> Event:
+    """The preview, live before the model starts: it shows each file as it lands."""
+    job = inputs.job
+    return progress(
+        "initializing",
+        f"Live preview at {inputs.preview_url}",
+        sandbox_id,
+        preview_url=inputs.preview_url,
+        access_token=None if job.public else job.preview_token,
+    )
 
 
 async def _persistent_flow(
@@ -173,6 +202,8 @@ async def _persistent_flow(
     yield progress("initializing", f"Setting up a {template.name} project")
     if new_project and not inputs.model.offline:
         await _write_starter(stored, template, job)
+    if not new_project or not inputs.model.offline:
+        yield _live_preview(inputs, None)
     async for event in _model_turn(inputs, stored, None, turn, job.request.prompt):
         yield event
     async for event in _check_files(stored, template, None):

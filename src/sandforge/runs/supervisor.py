@@ -45,7 +45,9 @@ from ..store.repo import Store
 from ..store.retry import retrying
 from ..store.usage import UsageLedger
 from .budget import keeps_files
+from .bus import EventBus
 from .fanout import ProjectFeeds, RunLog
+from .follow import follow_stored
 from .forkserver import ForkServer, WorkerHandle
 from .job import RunJob
 from .spend import usage_record
@@ -141,6 +143,10 @@ class Supervisor:
         """Told when a run ends, so a sandbox's idle timer starts from then."""
         self.forkserver = ForkServer(recycle_after=settings.worker_recycle_after)
         self.feeds = ProjectFeeds()
+        self.bus: EventBus | None = None
+        """With replicas: stored events go to every replica, whose feeds it fills."""
+        self.on_run_ended: Callable[[], None] | None = None
+        """Told when a run gives its slot back (replicas then take the next queued run)."""
         self.runs: dict[str, LiveRun] = {}
         self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
         self._queued = 0
@@ -174,6 +180,10 @@ class Supervisor:
             (r for r in self.runs.values() if r.job.project_id == project_id and not r.done), None
         )
 
+    @property
+    def running(self) -> int:
+        return sum(1 for r in self.runs.values() if not r.done)
+
     def busy_sandboxes(self) -> set[str]:
         return {r.sandbox_id for r in self.runs.values() if not r.done and r.sandbox_id}
 
@@ -182,6 +192,10 @@ class Supervisor:
         run = self.runs.get(run_id)
         if run is not None:
             async for item in run.log.follow(after):
+                yield item
+            return
+        if self.bus is not None:  # another replica may be running it
+            async for item in follow_stored(self.store, self.bus, run_id, after):
                 yield item
             return
         await self.store.get_run(run_id)
@@ -199,6 +213,14 @@ class Supervisor:
             self._request_stop(run)
             await self._wait_ended(run, wait_s)
         return run
+
+    def interrupt(self, run_id: str, why: str) -> None:
+        """Stop a live run, which ends `interrupted` saying `why` (the store already has it
+        ended: its replica was taken for dead)."""
+        run = self.runs.get(run_id)
+        if run is not None and not run.done:
+            run.interrupted = why
+            self._request_stop(run)
 
     def _request_stop(self, run: LiveRun) -> None:
         run.cancel_requested = True
@@ -267,8 +289,8 @@ class Supervisor:
         had_sandbox = run.sandbox_id is not None
         seq = await run.log.append(event)
         body = to_json(event)
-        store, run_id, job = self.store, run.id, run.job
-        run.writer.submit(lambda: store.append_event(run_id, seq, body))
+        store, job = self.store, run.job
+        run.writer.submit(functools.partial(self._store_event, run, seq, body))
         sandbox_id = run.sandbox_id
         if not had_sandbox and sandbox_id and job.flow == "sandbox":
             provider = run.provider.name
@@ -276,7 +298,18 @@ class Supervisor:
             run.writer.submit(
                 lambda: store.record_sandbox(sandbox_id, provider, job.project_id, "started")
             )
-        self.feeds.notify(job.project_id, event)
+        self._notify_feeds(job.project_id, event)
+
+    async def _store_event(self, run: LiveRun, seq: int, body: str) -> None:
+        """Store an event; with replicas, then publish it (never before: see runs/follow.py)."""
+        await self.store.append_event(run.id, seq, body)
+        if self.bus is not None:
+            await self.bus.publish_event(run.id, run.job.project_id, seq, body)
+
+    def _notify_feeds(self, project_id: str, event: Event) -> None:
+        """Project listeners here; with replicas they hear it from the bus, like everyone's."""
+        if self.bus is None:
+            self.feeds.notify(project_id, event)
 
     async def _execute(self, run: LiveRun) -> None:
         try:
@@ -287,6 +320,8 @@ class Supervisor:
                 terminal, tokens = await self._run_worker(run)
             finally:
                 self._slots.release()
+                if self.on_run_ended is not None:
+                    self.on_run_ended()
             if isinstance(terminal, CompleteEvent):
                 terminal = await self._save_turn(run, terminal)
             elif keeps_files(terminal):
@@ -439,7 +474,7 @@ class Supervisor:
         run.tokens_used, run.finished_at = tokens, time.time()
         seq, body = run.log.next_seq, to_json(terminal)
         store, state, sandbox_id = self.store, run.state, run.sandbox_id
-        run.writer.submit(lambda: store.append_event(run.id, seq, body))
+        run.writer.submit(functools.partial(self._store_event, run, seq, body))
         run.writer.submit(
             lambda: store.finish_run(run.id, state, tokens_used=tokens, sandbox_id=sandbox_id)
         )
@@ -455,7 +490,7 @@ class Supervisor:
 
     async def _show_end(self, run: LiveRun, terminal: Event) -> None:
         await run.log.append(terminal)
-        self.feeds.notify(run.job.project_id, terminal)
+        self._notify_feeds(run.job.project_id, terminal)
 
     async def _forget_later(self, run: LiveRun) -> None:
         """Late followers are served from memory for a while, then from the store (once it has

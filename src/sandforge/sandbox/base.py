@@ -24,7 +24,7 @@ from ..errors import (
 from . import wire
 
 SKIPPED_DIRS = frozenset(
-    {"node_modules", ".git", "__pycache__", ".venv", "dist", "build", ".next", ".cache"}
+    {"node_modules", ".git", "__pycache__", ".venv", "dist", "build", ".next", ".cache", ".vite"}
 )
 """Folders a file listing leaves out (installed packages, build output, caches), in every
 provider and in the UI's file tree."""

@@ -101,24 +101,24 @@ class SandboxFleet:
                 return await provider.get(sandbox_id)
         raise SandboxNotFound(f"no sandbox {sandbox_id!r}; it may have been deleted")
 
-    async def list(self) -> list[SandboxInfo]:
-        infos: list[SandboxInfo] = []
-        for provider in self.configured():
-            infos += await provider.list()
-        return infos
-
-    async def running_count(self) -> int:
+    async def running(self) -> list[SandboxInfo]:
         """Sandboxes running across the providers that answer (one that cannot list, say for
         a bad key, reports that on its own requests, not here)."""
-        running = 0
+        running: list[SandboxInfo] = []
         for provider in self.configured():
             try:
                 infos = await provider.list()
             except SandboxError as exc:
                 log.warning("could not count %s sandboxes: %s", provider.name, exc)
                 continue
-            running += sum(1 for info in infos if info.state == SandboxState.STARTED)
+            running += [info for info in infos if info.state == SandboxState.STARTED]
         return running
+
+    async def list(self) -> list[SandboxInfo]:
+        infos: list[SandboxInfo] = []
+        for provider in self.configured():
+            infos += await provider.list()
+        return infos
 
     async def stop(self, sandbox: Sandbox) -> None:
         self.changed(sandbox.id)

@@ -122,14 +122,40 @@ def receive(
 
 async def serve_private(
     path: Path,
-    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    answer: Callable[[Message], Awaitable[Message]],
     limit: int,
+    expected: tuple[type[Exception], ...] = (),
 ) -> asyncio.AbstractServer:
     """A unix socket server at `path` that only this process's user can reach (mode 0600):
-    the sockets the server offers its own workers (sandbox control, rendered check)."""
+    the sockets the server offers its own workers (sandbox control, rendered check).
+
+    Each connection carries one request and gets `answer`'s reply. A `Failure`, or one of
+    the `expected` errors (which carry a `code` and a `message`), becomes an error reply;
+    anything else is logged and answered as `internal`, so the asker hears why rather than
+    seeing the connection drop.
+    """
     import asyncio
     import contextlib
+    import logging
     import os
+
+    answered: tuple[type[Exception], ...] = (Failure, *expected)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            try:
+                reply = await answer(await read(reader, limit))
+            except answered as exc:
+                reply = error(getattr(exc, "code", "internal"), getattr(exc, "message", str(exc)))
+            except Exception as exc:
+                logging.getLogger(__name__).exception("%s failed a request", path.name)
+                reply = error("internal", f"{path.name} failed: {exc!r}")
+            writer.write(encode(reply))
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
 
     def clear() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +165,7 @@ async def serve_private(
     await asyncio.to_thread(clear)
     old_umask = os.umask(0o077)
     try:
-        return await asyncio.start_unix_server(handler, path=str(path), limit=limit + 1)
+        return await asyncio.start_unix_server(handle, path=str(path), limit=limit + 1)
     finally:
         os.umask(old_umask)
 

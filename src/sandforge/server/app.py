@@ -12,7 +12,17 @@ from starlette.types import Receive, Scope, Send
 
 from ..config import Settings, get_settings
 from . import pages
-from .api import auth, lifecycle, projects, runs, sandboxes, shipping, system, usage
+from .api import (
+    auth,
+    lifecycle,
+    projects,
+    replicas,
+    runs,
+    sandboxes,
+    shipping,
+    system,
+    usage,
+)
 from .errors import install_error_handlers
 from .openapi import install_openapi
 from .preview import PreviewProxy
@@ -49,7 +59,7 @@ def create_app(settings: Settings | None = None) -> SandforgeApp:
             guard.sessions = await asyncio.to_thread(Sessions.load, settings)
         app.state.sessions = guard.sessions
         await services.start()
-        proxy.attach(services.projects, services.fleet)
+        proxy.attach(services.projects, services.fleet, services.stopping)
         try:
             yield
         finally:
@@ -60,7 +70,17 @@ def create_app(settings: Settings | None = None) -> SandforgeApp:
     app.state.services = services
     install_error_handlers(app)
     install_openapi(app)
-    for module in (runs, projects, sandboxes, system, auth, shipping, usage, lifecycle):
+    for module in (
+        runs,
+        projects,
+        sandboxes,
+        replicas,
+        system,
+        auth,
+        shipping,
+        usage,
+        lifecycle,
+    ):
         app.include_router(module.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.WEB_DIR / "static"), name="static")

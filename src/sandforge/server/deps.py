@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from ..config import Settings
 from ..projects.service import Projects
+from ..runs.replica import Replica
 from ..runs.supervisor import Supervisor
 from ..sandbox.fleet import SandboxFleet
 from ..store.repo import Store
@@ -40,6 +41,10 @@ def _fleet(request: Request) -> SandboxFleet:
     return services(request).fleet
 
 
+def _replica(request: Request) -> Replica | None:
+    return services(request).replica
+
+
 def _stopping(request: Request) -> asyncio.Event:
     return services(request).stopping
 
@@ -49,5 +54,7 @@ StoreDep = Annotated[Store, Depends(_store)]
 ProjectsDep = Annotated[Projects, Depends(_projects)]
 SupervisorDep = Annotated[Supervisor, Depends(_supervisor)]
 FleetDep = Annotated[SandboxFleet, Depends(_fleet)]
+ReplicaDep = Annotated[Replica | None, Depends(_replica)]
+"""This process as one of several replicas; None when it runs alone (no Redis)."""
 StoppingDep = Annotated[asyncio.Event, Depends(_stopping)]
 """Set once the server begins to shut down: streams end, new runs are refused."""

@@ -236,10 +236,68 @@ class Shares(BaseModel):
     shares: list[Share]
 
 
+class DatabaseHealth(BaseModel):
+    ok: bool
+    dialect: str
+    """`sqlite` or `postgresql`."""
+
+
+class RedisHealth(BaseModel):
+    configured: bool
+    """False when the server runs alone (no SANDFORGE_REDIS_URL)."""
+    ok: bool
+
+
+class ProviderHealth(BaseModel):
+    name: str
+    """The default sandbox provider (SANDFORGE_SANDBOX)."""
+    isolated: bool
+    """Local sandboxes run with full isolation here."""
+
+
+class ReplicaLoad(BaseModel):
+    id: str
+    running: int
+    """Runs in flight on this replica."""
+    capacity: int
+    """SANDFORGE_MAX_CONCURRENT_RUNS: runs this replica takes at once."""
+    draining: bool
+    """It takes no new runs and finishes those it has."""
+
+
 class Health(BaseModel):
     ok: bool
+    """The database (and Redis, when configured) answer."""
     isolated: bool
     model: str
+    database: DatabaseHealth | None = None
+    redis: RedisHealth | None = None
+    sandboxProvider: ProviderHealth | None = None
+    replica: ReplicaLoad | None = None
+
+
+class ReplicaInfo(BaseModel):
+    id: str
+    kind: Literal["replica"]
+    address: str
+    """Where the other replicas reach it."""
+    startedAt: float
+    heartbeatAt: float
+    draining: bool
+    capacity: int
+    running: int
+    runs: list[str]
+    """The ids of the runs it is running."""
+    sandboxes: list[str]
+    """The ids of its local sandboxes (their previews are served by it)."""
+    self_: bool = Field(alias="self")
+    """It is the replica that answered."""
+
+
+class Replicas(BaseModel):
+    replicas: list[ReplicaInfo]
+    queued: int
+    """Runs waiting for a replica with room."""
 
 
 def operation_id(route: APIRoute) -> str:

@@ -7,6 +7,9 @@ flight get `SANDFORGE_SHUTDOWN_GRACE_S` before they are marked interrupted; then
 sandboxes stop and the process exits. A second Ctrl-C exits at once: every sandbox,
 worker and browser dies with the server (`--die-with-parent`, PDEATHSIG), and the next
 start frees what they left (mounts, cgroups).
+
+SIGUSR1 drains instead: no new run starts here (with replicas, the others take the
+queue) and the runs in flight finish; SIGTERM once GET /api/health shows none running.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 from types import FrameType
 
@@ -27,6 +31,7 @@ CONNECTIONS_GRACE_S = 1
 """How long connections that are not event streams (a preview's websocket) may stay open
 once shutdown begins; event streams close by themselves."""
 FORCED_EXIT_CODE = 130
+DRAIN_SIGNAL = signal.SIGUSR1
 
 
 class SandforgeServer(uvicorn.Server):
@@ -42,10 +47,22 @@ class SandforgeServer(uvicorn.Server):
         )
         self.app = app
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining: set[asyncio.Task[None]] = set()
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
-        await super().serve(sockets)
+        self._loop.add_signal_handler(DRAIN_SIGNAL, self._drain)
+        try:
+            await super().serve(sockets)
+        finally:
+            self._loop.remove_signal_handler(DRAIN_SIGNAL)
+
+    def _drain(self) -> None:
+        """SIGUSR1: take no new runs, finish those in flight (then stop it with SIGTERM)."""
+        log.warning("SIGUSR1: draining; no new runs start here")
+        task = asyncio.ensure_future(self.app.services.projects.drain())
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit:

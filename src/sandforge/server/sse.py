@@ -25,6 +25,7 @@ async def until_stopping(
 ) -> AsyncIterator[tuple[int, Event] | None]:
     """`events`, then None once `stopping` is set (if it is set before they end)."""
     stop = asyncio.ensure_future(stopping.wait())
+    following: asyncio.Future[tuple[int, Event]] | None = None
     try:
         while True:
             following = asyncio.ensure_future(anext(events))
@@ -42,6 +43,9 @@ async def until_stopping(
             return
     finally:
         stop.cancel()
+        if following is not None:
+            # The client left mid-wait: end the wait, not leave it pending forever.
+            following.cancel()
 
 
 def sse_stream(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
@@ -91,3 +92,20 @@ class Sessions:
         with outages_typed():
             async with self._make.begin() as session:
                 yield session
+
+
+HEALTH_TIMEOUT_S = 2.0
+
+
+async def reachable(engine: AsyncEngine) -> bool:
+    """The database answers a trivial query within HEALTH_TIMEOUT_S."""
+
+    async def ask() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    try:
+        await asyncio.wait_for(ask(), HEALTH_TIMEOUT_S)
+    except Exception:
+        return False
+    return True

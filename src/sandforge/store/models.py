@@ -6,7 +6,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -54,6 +65,7 @@ class MessageRow(Base):
 
 class RunRow(Base):
     __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_state_replica", "state", "replica_id"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     project_id: Mapped[str] = mapped_column(
@@ -65,6 +77,11 @@ class RunRow(Base):
     tokens_used: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float, default=now)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    replica_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    """With replicas: the one executing the run; None while it waits in the queue."""
+    affinity: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    """With replicas: the one holding the project's local sandbox, which takes the run
+    while it is alive."""
 
 
 class EventRow(Base):
@@ -231,3 +248,21 @@ class GitHubLinkRow(Base):
     pushed_version: Mapped[int] = mapped_column(Integer, default=0)
     pushed_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
     updated_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class ReplicaRow(Base):
+    """A sandforge process sharing the database; alive while its heartbeat is recent."""
+
+    __tablename__ = "replicas"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    address: Mapped[str] = mapped_column(String(300))
+    """Where the other replicas reach it (previews of its local sandboxes)."""
+    started_at: Mapped[float] = mapped_column(Float)
+    heartbeat_at: Mapped[float] = mapped_column(Float, index=True)
+    """The database's clock, so replicas on machines whose clocks differ agree."""
+    draining: Mapped[bool] = mapped_column(Boolean, default=False)
+    capacity: Mapped[int] = mapped_column(Integer)
+    running: Mapped[int] = mapped_column(Integer, default=0)
+    sandboxes: Mapped[list[str]] = mapped_column(JSON)
+    """Its local sandboxes, as of its last heartbeat."""

@@ -212,9 +212,11 @@ class Store:
         self, run_id: str, state: RunState, *, tokens_used: int, sandbox_id: str | None
     ) -> None:
         async with self._session.begin() as session:
+            # A run ends once: an end written for it already (by a replica that found its
+            # own replica dead) stays.
             await session.execute(
                 update(RunRow)
-                .where(RunRow.id == run_id)
+                .where(RunRow.id == run_id, RunRow.state == "running")
                 .values(
                     state=state, tokens_used=tokens_used, sandbox_id=sandbox_id, finished_at=now()
                 )

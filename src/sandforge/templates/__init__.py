@@ -36,6 +36,13 @@ class ProjectTemplate:
     build_command: str | None = None
     """Builds the production version into `build_dir`; None: the files are served as they are."""
     build_dir: str = ".sandforge-build"
+    startup_files: tuple[str, ...] = ()
+    """Files the dev server reads only when it starts (its packages, its config): when one
+    changed, the running server is restarted before a run ends, to serve what a fresh start
+    would (or fail as it would)."""
+    reloads_itself: bool = False
+    """The dev server updates an open page by itself when a file changes (Vite's HMR), so the
+    editor's frame needs no reload helper."""
 
     @property
     def files(self) -> Traversable:
@@ -104,6 +111,8 @@ REACT = ProjectTemplate(
         "node node_modules/vite/bin/vite.js build --configLoader runner --emptyOutDir "
         "--outDir .sandforge-build"
     ),
+    startup_files=("package.json", "package-lock.json", "vite.config.ts"),
+    reloads_itself=True,
 )
 
 TEMPLATES: dict[str, ProjectTemplate] = {t.name: t for t in (WEB_APP, REACT)}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,6 @@ from ..base import SandboxError, SandboxSpec, SandboxUnavailable, check_reply
 from .bwrap import BwrapLauncher
 
 CONTROL_MESSAGE_BYTES = 1 << 20
-
-log = logging.getLogger(__name__)
 
 
 class ControlServer:
@@ -37,7 +34,7 @@ class ControlServer:
 
     async def start(self) -> None:
         self._server = await wire.serve_private(
-            self.socket_path, self._handle, CONTROL_MESSAGE_BYTES
+            self.socket_path, self._serve, CONTROL_MESSAGE_BYTES, expected=(SandforgeError,)
         )
 
     async def close(self) -> None:
@@ -46,23 +43,6 @@ class ControlServer:
             await self._server.wait_closed()
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            try:
-                reply = await self._serve(await wire.read(reader, CONTROL_MESSAGE_BYTES))
-            except (SandforgeError, wire.Failure) as exc:
-                reply = wire.error(exc.code, exc.message)
-            except Exception as exc:
-                # The worker that asked must hear why, not see the connection drop.
-                log.exception("the sandbox control socket failed a request")
-                reply = wire.error("internal", f"the sandbox launcher failed: {exc!r}")
-            writer.write(wire.encode(reply))
-            await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
 
     async def _serve(self, request: wire.Message) -> wire.Message:
         sandbox_id = str(request.get("sandbox_id"))

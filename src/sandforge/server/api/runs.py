@@ -12,11 +12,12 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
 from ...errors import InvalidRequest, NotFound
+from ...projects.service import StartedRun
 from ...runs.request import GenerationRequest
-from ...runs.supervisor import LiveRun
+from ...runs.supervisor import Supervisor
 from ...store.records import Flow
 from ..body import read_json_model
-from ..deps import ProjectsDep, SettingsDep, StoppingDep, StoreDep, SupervisorDep
+from ..deps import ProjectsDep, ReplicaDep, SettingsDep, StoppingDep, StoreDep, SupervisorDep
 from ..openapi import (
     Run,
     Runs,
@@ -59,12 +60,16 @@ class NoScreenshot(NotFound):
     code = "no_screenshot"
 
 
-def run_stream(run: LiveRun, stopping: asyncio.Event) -> StreamingResponse:
-    headers = {RUN_ID_HEADER: run.id, PROJECT_ID_HEADER: run.job.project_id}
-    return sse_stream(run.log.follow(), stopping, run.id, headers)
+def run_stream(
+    run: StartedRun, supervisor: Supervisor, stopping: asyncio.Event
+) -> StreamingResponse:
+    """The run's events from its first: from memory when it runs here, else (replicas)
+    from the store and the bus, whichever replica runs it."""
+    headers = {RUN_ID_HEADER: run.id, PROJECT_ID_HEADER: run.project_id}
+    return sse_stream(supervisor.events(run.id), stopping, run.id, headers)
 
 
-async def _start(request: Request, projects: ProjectsDep, flow: Flow) -> LiveRun:
+async def _start(request: Request, projects: ProjectsDep, flow: Flow) -> StartedRun:
     generation = await read_json_model(request, GenerationRequest)
     return await projects.start_run(generation, flow)
 
@@ -76,10 +81,10 @@ async def _start(request: Request, projects: ProjectsDep, flow: Flow) -> LiveRun
     responses=NEW_RUN_STREAM,
 )
 async def stream_daytona(
-    request: Request, projects: ProjectsDep, stopping: StoppingDep
+    request: Request, projects: ProjectsDep, supervisor: SupervisorDep, stopping: StoppingDep
 ) -> StreamingResponse:
     """The seed's sandbox flow: a new run (or a follow-up), streamed."""
-    return run_stream(await _start(request, projects, "sandbox"), stopping)
+    return run_stream(await _start(request, projects, "sandbox"), supervisor, stopping)
 
 
 @router.post(
@@ -89,10 +94,10 @@ async def stream_daytona(
     responses=NEW_RUN_STREAM,
 )
 async def stream_persistent(
-    request: Request, projects: ProjectsDep, stopping: StoppingDep
+    request: Request, projects: ProjectsDep, supervisor: SupervisorDep, stopping: StoppingDep
 ) -> StreamingResponse:
     """The seed's persistent flow: files go to the database and are served from there."""
-    return run_stream(await _start(request, projects, "persistent"), stopping)
+    return run_stream(await _start(request, projects, "persistent"), supervisor, stopping)
 
 
 @router.post(
@@ -111,9 +116,9 @@ async def create_run(request: Request, projects: ProjectsDep) -> JSONResponse:
     """Start a run in a sandbox and answer at once; follow it at /api/runs/{id}/events."""
     run = await _start(request, projects, "sandbox")
     return JSONResponse(
-        {"runId": run.id, "kind": "run", "projectId": run.job.project_id},
+        {"runId": run.id, "kind": "run", "projectId": run.project_id},
         status_code=202,
-        headers={RUN_ID_HEADER: run.id, PROJECT_ID_HEADER: run.job.project_id},
+        headers={RUN_ID_HEADER: run.id, PROJECT_ID_HEADER: run.project_id},
     )
 
 
@@ -166,15 +171,23 @@ async def run_events(
 
 
 @router.post("/api/runs/{run_id}/cancel", responses={200: {"model": Run}, **errors(404, 507)})
-async def cancel_run(run_id: str, store: StoreDep, supervisor: SupervisorDep) -> dict[str, Any]:
+async def cancel_run(
+    run_id: str, store: StoreDep, supervisor: SupervisorDep, replica: ReplicaDep
+) -> dict[str, Any]:
     """Cancel a run; answers once it has ended (or after a bounded wait) with its state.
 
     A run live in this process is cancelled and reported from memory, which is ahead of
-    the store while the store catches up, and works while the database is away."""
+    the store while the store catches up, and works while the database is away. With
+    replicas, one queued is cancelled in the store, and one running elsewhere by the
+    replica running it."""
     run = await supervisor.cancel(run_id)
     if run is not None:
         return run_json(run.record())
-    return run_json(await store.get_run(run_id))
+    record = await store.get_run(run_id)
+    if replica is not None and record.state == "running":
+        await replica.cancel(run_id)
+        record = await store.get_run(run_id)
+    return run_json(record)
 
 
 @router.get(

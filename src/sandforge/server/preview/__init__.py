@@ -21,7 +21,9 @@ from ...sandbox.fleet import SandboxFleet
 from ...store.published import PublishedSites
 from .auth import TOKEN_HEADER, carries_token, cookie_redirect
 from .http import Forwarder, StoredFilesServer, UpstreamPool, page
+from .inject import frame_response, inject_stored, injection, marker_redirect
 from .published import PublishedServer, parse_published_host
+from .replicas import ReplicaForwarder
 from .route import PreviewHost, PreviewRoutes, PreviewStopped, Route, parse_preview_host
 from .ws import forward_websocket, refuse
 
@@ -44,13 +46,20 @@ class PreviewProxy:
         self._routes: PreviewRoutes | None = None
         self._stored: StoredFilesServer | None = None
         self._published: PublishedServer | None = None
+        self.replicas: ReplicaForwarder | None = None
+        """With replicas: forwards previews of other replicas' local sandboxes to them."""
         self._closing: set[asyncio.Task[None]] = set()
+        self.stopping = asyncio.Event()
 
-    def attach(self, projects: Projects, fleet: SandboxFleet) -> None:
-        """Serve previews of these projects and sandboxes (once the server has started)."""
+    def attach(self, projects: Projects, fleet: SandboxFleet, stopping: asyncio.Event) -> None:
+        """Serve previews of these projects and sandboxes (once the server has started); the
+        proxy's own streams end when `stopping` is set."""
+        self.stopping = stopping
         self._routes = PreviewRoutes(projects, fleet)
         self._stored = StoredFilesServer(projects.store)
         self._published = PublishedServer(PublishedSites(projects.store))
+        if projects.replica is not None:
+            self.replicas = ReplicaForwarder(projects.replica, projects.store)
         fleet.on_change(self._sandbox_changed)
 
     @property
@@ -65,6 +74,8 @@ class PreviewProxy:
 
     async def aclose(self) -> None:
         await self.pool.aclose()
+        if self.replicas is not None:
+            await self.replicas.aclose()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
@@ -79,19 +90,28 @@ class PreviewProxy:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
-        slug = parse_published_host(_host(scope), self.domain)
+        host_header = _host(scope)
+        slug = parse_published_host(host_header, self.domain)
         if slug is not None and self._published is not None:
             await self._published_site(scope, receive, send, slug)
             return
-        host = parse_preview_host(_host(scope), self.domain)
+        host = parse_preview_host(host_header, self.domain)
         if host is None:
             await self.app(scope, receive, send)
             return
+        owner = None
+        if self.replicas is not None:
+            owner = await self.replicas.owner(HTTPConnection(scope), host)
         if scope["type"] == "websocket":
             websocket = WebSocket(scope, receive, send)
             if (await websocket.receive())["type"] != "websocket.connect":
                 return
-            await self._websocket(websocket, host)
+            if owner is not None and self.replicas is not None:
+                await self.replicas.websocket(websocket, owner, host_header)
+            else:
+                await self._websocket(websocket, host)
+        elif owner is not None and self.replicas is not None:
+            await self.replicas.http(scope, receive, send, owner, host_header)
         else:
             await self._http(scope, receive, send, host)
 
@@ -138,9 +158,18 @@ class PreviewProxy:
                 f"(or POST /api/sandboxes/{host.target_id}/start) and reload.",
             )
         except SandboxError as exc:
-            # Out of capacity (429, 507) is the server's state, not the dev server's fault.
-            status = 503 if exc.http_status in (429, 507) else 502
+            # Out of capacity (429, 507) or not yet up (503) is the server's state, not the
+            # dev server's fault.
+            status = 503 if exc.http_status in (429, 503, 507) else 502
             return page(status, "The preview could not be started", exc.message)
+
+    def _own_answer(self, connection: HTTPConnection, route: Route) -> Response | None:
+        """The proxy's own answers: redirects that set its cookies, the editor frame's files."""
+        if not route.public and (redirect := cookie_redirect(connection, route.tokens())):
+            return redirect
+        return marker_redirect(connection, route) or frame_response(
+            connection, route, self.routes.projects.supervisor.feeds, self.stopping
+        )
 
     async def _http(self, scope: Scope, receive: Receive, send: Send, host: PreviewHost) -> None:
         connection = HTTPConnection(scope)
@@ -148,19 +177,19 @@ class PreviewProxy:
         if isinstance(route, Response):
             await route(scope, receive, send)
             return
-        if not route.public and (redirect := cookie_redirect(connection, route.tokens())):
-            await redirect(scope, receive, send)
+        if (answer := self._own_answer(connection, route)) is not None:
+            await answer(scope, receive, send)
             return
+        scripts = injection(connection, route)
         if route.stored:
             assert route.project is not None
-            await (await self.stored.response(route.project.id, scope["path"]))(
-                scope, receive, send
-            )
+            stored = await self.stored.response(route.project.id, scope["path"])
+            await inject_stored(stored, scripts)(scope, receive, send)
             return
         sandbox = await self._serving(host, route)
         if isinstance(sandbox, Response):
             await sandbox(scope, receive, send)
-        elif not await self.forwarder.forward(scope, receive, send, sandbox, host.port):
+        elif not await self.forwarder.forward(scope, receive, send, sandbox, host.port, scripts):
             self.routes.drop(host.target_id)
 
     async def _websocket(self, websocket: WebSocket, host: PreviewHost) -> None:

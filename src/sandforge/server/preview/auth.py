@@ -22,7 +22,7 @@ def _same(given: str, token: str) -> bool:
     return secrets.compare_digest(given.encode(), token.encode())
 
 
-def token_cookie(token: str, host: str, scheme: str) -> str:
+def host_cookie(name: str, value: str, host: str, scheme: str) -> str:
     """Host-only (no Domain), so it never reaches another sandbox's preview.
 
     The preview usually sits in an iframe of another site (the sandforge page), where
@@ -35,7 +35,7 @@ def token_cookie(token: str, host: str, scheme: str) -> str:
         same_site = "SameSite=None; Secure; Partitioned"
     else:
         same_site = "SameSite=Lax"
-    return f"{TOKEN_COOKIE}={token}; Path=/; HttpOnly; {same_site}"
+    return f"{name}={value}; Path=/; HttpOnly; {same_site}"
 
 
 def _matches(value: str | None, tokens: list[str]) -> str | None:
@@ -59,11 +59,21 @@ def cookie_redirect(connection: HTTPConnection, tokens: list[str]) -> RedirectRe
     token = _matches(connection.query_params.get(TOKEN_QUERY), tokens)
     if token is None:
         return None
-    rest = [(k, v) for k, v in connection.query_params.multi_items() if k != TOKEN_QUERY]
+    return redirect_setting(connection, TOKEN_QUERY, TOKEN_COOKIE, token)
+
+
+def redirect_setting(
+    connection: HTTPConnection, query: str, cookie: str | None, value: str
+) -> RedirectResponse:
+    """A redirect to the URL without the `query` parameter, setting `cookie` to `value`
+    (no cookie when None)."""
+    rest = [(k, v) for k, v in connection.query_params.multi_items() if k != query]
     location = connection.url.path + (f"?{urlencode(rest)}" if rest else "")
     response = RedirectResponse(location, status_code=302)
     response.headers["cache-control"] = "no-store"
-    response.headers.append(
-        "set-cookie", token_cookie(token, connection.headers.get("host", ""), connection.url.scheme)
-    )
+    if cookie is not None:
+        host = connection.headers.get("host", "")
+        response.headers.append(
+            "set-cookie", host_cookie(cookie, value, host, connection.url.scheme)
+        )
     return response

@@ -24,6 +24,10 @@ from ...sandbox.http import upstream_client
 from ...store.errors import FileNotStored
 from ...store.repo import Store
 from .auth import TOKEN_COOKIE, TOKEN_HEADER
+from .inject import FRAME_COOKIE, Injection, injected_headers
+
+OUR_COOKIES = frozenset({TOKEN_COOKIE, FRAME_COOKIE})
+BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 HOP_BY_HOP = frozenset(
     {
@@ -59,11 +63,16 @@ def raw_target(scope: Scope) -> str:
     return path + (f"?{query}" if query else "")
 
 
-def forwarded_headers(request: Request, upstream: Upstream, port: int) -> list[tuple[str, str]]:
-    """The client's headers minus hop-by-hop, ours (token, cookie) and the upstream's own."""
+def forwarded_headers(
+    request: Request, upstream: Upstream, port: int, identity: bool = False
+) -> list[tuple[str, str]]:
+    """The client's headers minus hop-by-hop, ours (token, cookies) and the upstream's own;
+    with `identity`, asking for an uncompressed body (one the proxy can add scripts to)."""
     ours = {TOKEN_HEADER, "cookie", *(name.lower() for name in upstream.headers)}
+    if identity:
+        ours.add("accept-encoding")
     headers = [(k, v) for k, v in request.headers.items() if k not in HOP_BY_HOP and k not in ours]
-    cookies = [f"{k}={v}" for k, v in request.cookies.items() if k != TOKEN_COOKIE]
+    cookies = [f"{k}={v}" for k, v in request.cookies.items() if k not in OUR_COOKIES]
     if cookies:
         headers.append(("cookie", "; ".join(cookies)))
     if upstream.uds is not None:
@@ -142,20 +151,27 @@ class Forwarder:
         self.pool = pool
 
     async def forward(
-        self, scope: Scope, receive: Receive, send: Send, sandbox: Sandbox, port: int
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        sandbox: Sandbox,
+        port: int,
+        injection: Injection | None = None,
     ) -> bool:
-        """Forward one request; False (after answering 502) if the dev server did not answer."""
+        """Forward one request, with `injection`'s scripts in a page it answers with; False
+        (after answering 502) if the dev server did not answer."""
         request = Request(scope, receive)
+        identity = injection is not None
         try:
-            upstream, client = await self.pool.get(sandbox, port)
-            has_body = request.method not in ("GET", "HEAD", "OPTIONS")
-            upstream_request = client.build_request(
-                request.method,
-                raw_target(scope),
-                headers=forwarded_headers(request, upstream, port),
-                content=_request_body(receive) if has_body else None,
-            )
-            response = await client.send(upstream_request, stream=True)
+            try:
+                response = await self._send(request, scope, receive, sandbox, port, identity)
+            except httpx.RemoteProtocolError:
+                if request.method not in BODILESS:
+                    raise
+                # A kept-alive connection the dev server closed as this request left (Node
+                # closes idle ones after 5 s, as Vite's first load waits for its optimizer).
+                response = await self._send(request, scope, receive, sandbox, port, identity)
         except (httpx.HTTPError, SandboxError, OSError):
             await page(
                 502,
@@ -165,17 +181,66 @@ class Forwarder:
                 f"GET /api/sandboxes/{sandbox.id}/preview shows its status and log.",
             )(scope, receive, send)
             return False
-        await _relay(response, scope, receive, send)
+        if injection is not None and injection.wants(
+            request.method,
+            response.status_code,
+            response.headers.get("content-type", ""),
+            response.headers.get("content-encoding", ""),
+        ):
+            await _relay_injected(response, injection, scope, receive, send)
+        else:
+            await relay_response(response, scope, receive, send)
         return True
 
+    async def _send(
+        self,
+        request: Request,
+        scope: Scope,
+        receive: Receive,
+        sandbox: Sandbox,
+        port: int,
+        identity: bool,
+    ) -> httpx.Response:
+        upstream, client = await self.pool.get(sandbox, port)
+        has_body = request.method not in BODILESS
+        upstream_request = client.build_request(
+            request.method,
+            raw_target(scope),
+            headers=forwarded_headers(request, upstream, port, identity),
+            content=_request_body(receive) if has_body else None,
+        )
+        return await client.send(upstream_request, stream=True)
 
-async def _relay(response: httpx.Response, scope: Scope, receive: Receive, send: Send) -> None:
+
+def _end_to_end(response: httpx.Response) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in response.headers.multi_items() if k.lower() not in HOP_BY_HOP]
+
+
+async def _relay_injected(
+    response: httpx.Response, injection: Injection, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """A page, read whole (pages are small), with the editor frame's scripts added."""
+    try:
+        body = await response.aread()
+    except httpx.HTTPError:
+        cut = page(502, "The dev server stopped mid-page", "Reload in a moment.")
+        await cut(scope, receive, send)
+        return
+    finally:
+        await response.aclose()
+    with_scripts = injection.into(body)
+    injected = Response(with_scripts, status_code=response.status_code)
+    injected.raw_headers = injected_headers(_end_to_end(response), len(with_scripts))
+    await injected(scope, receive, send)
+
+
+async def relay_response(
+    response: httpx.Response, scope: Scope, receive: Receive, send: Send
+) -> None:
     """The upstream response, streamed as it comes. Its Content-Length stays, so a client
     can tell a body cut short by a dying dev server from a whole one."""
     headers: list[tuple[bytes, bytes]] = [
-        (k.encode("latin-1"), v.encode("latin-1"))
-        for k, v in response.headers.multi_items()
-        if k.lower() not in HOP_BY_HOP
+        (k.encode("latin-1"), v.encode("latin-1")) for k, v in _end_to_end(response)
     ]
 
     async def body() -> AsyncIterator[bytes]:

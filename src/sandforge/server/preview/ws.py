@@ -17,6 +17,10 @@ from ...sandbox.http import websocket_target
 from .auth import TOKEN_HEADER
 from .http import HOP_BY_HOP, raw_target
 
+OPEN_TIMEOUT_S = 30.0
+"""A live preview opens Vite's HMR socket while Vite is cold (optimizing its dependencies),
+when its handshake is slowest: on a loaded machine it took over websockets' default 10 s."""
+
 
 async def refuse(websocket: WebSocket, response: Response) -> None:
     """Answer a handshake with an HTTP status where the server can, else close with 4xxx
@@ -50,6 +54,7 @@ async def _connect(websocket: WebSocket, sandbox: Sandbox, port: int) -> ClientC
         max_size=None,
         proxy=None,
         ping_interval=None,
+        open_timeout=OPEN_TIMEOUT_S,
     )
 
 
@@ -61,6 +66,11 @@ async def forward_websocket(
     except (OSError, SandboxError, WebSocketException, TimeoutError):
         await refuse(websocket, unreachable)
         return
+    await relay_websocket(websocket, connection)
+
+
+async def relay_websocket(websocket: WebSocket, connection: ClientConnection) -> None:
+    """Accept `websocket` and pump messages both ways until either side closes."""
     async with connection:
         await websocket.accept(subprotocol=connection.subprotocol)
 

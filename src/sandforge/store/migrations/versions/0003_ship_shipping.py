@@ -1,7 +1,7 @@
 """Shipping: the cost ledger, published builds, project settings (sandbox, app env), GitHub.
 
 Revision ID: 0003_ship
-Revises: 0002
+Revises: 0003_replicas
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_ship"
-down_revision = "0002"
+down_revision = "0003_replicas"
 branch_labels = None
 depends_on = None
 

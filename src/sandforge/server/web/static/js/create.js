@@ -85,7 +85,10 @@ function showEvent(event, restoring) {
   if (event.type === "error") files.cancelRefresh();
   if (event.type === "complete" || event.type === "error") ship.refresh();
   if (restoring) return; // the finished state is drawn once, after the replay
-  if (event.type === "progress") preview.setGenerating(true, data.message);
+  if (event.type === "progress") {
+    preview.setGenerating(true, data.message);
+    if (data.previewUrl) preview.showLive(data.previewUrl, data.accessToken);
+  }
   if (event.type === "complete") {
     preview.showVersion();
     files.refresh();

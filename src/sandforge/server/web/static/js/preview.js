@@ -1,13 +1,17 @@
 // The preview panel: iframe, share link, status badge (polled) and the dev server's log tail.
 //
 // One rule keeps the badge, the overlay and the share link from contradicting each other:
-// the link and the frame are shown once there is something to show (a finished version, or a
-// dev server that answers), and everything on the panel is drawn from the same state.
+// the link and the frame are shown once there is something to show (a finished version, a
+// dev server that answers, or a run's live preview), and everything on the panel is drawn from
+// the same state. While a run writes, the frame shows the app live ("updating"): the dev server
+// updates it (Vite's HMR) or the proxy's reload helper, injected into this frame only, reloads it.
 import { api, projectPath, sandboxPath, shareUrl } from "./api.js";
 import { $, h, copyText, toast } from "./dom.js";
 
 const FAST_POLL_MS = 1500;
 const SLOW_POLL_MS = 5000;
+// Asks the preview proxy to treat this iframe as the editor's (it adds the live-reload helper).
+const EDITOR_FRAME = ["sandforge-frame", "editor"];
 
 const ICONS = {
   screen: '<svg viewBox="0 0 24 24"><rect x="3" y="4" width="18" height="16" rx="2"/><path d="M3 9h18M7 6.5h.01M10 6.5h.01"/></svg>',
@@ -49,6 +53,7 @@ export class PreviewPanel {
     this.serverStatus = "idle"; // the last poll: booting | ready | crashed | stopped | gone
     this.sandboxId = null;
     this.generating = false;
+    this.live = false; // the run in progress serves its preview already: show it as it changes
     this.phaseMessage = "";
     this.frameLoaded = false;
     this.loadedLink = "";
@@ -107,12 +112,21 @@ export class PreviewPanel {
   /** A run is (or is no longer) working on this project. */
   setGenerating(generating, message = "") {
     this.generating = generating;
+    if (!generating) this.live = false;
     if (message) this.phaseMessage = message;
     this.render();
     if (generating) this.schedule(FAST_POLL_MS);
   }
 
-  /** A run just finished a version: show it. */
+  /** The run in progress serves its preview already (the starter, or the last version). */
+  showLive(previewUrl, accessToken) {
+    this.live = true;
+    this.link = shareUrl(previewUrl, accessToken);
+    if (this.loadedLink !== this.link) this.loadFrame();
+    else this.render();
+  }
+
+  /** A run just finished a version: show it (afresh: no dev server overlay from mid-run stays). */
   showVersion() {
     this.built = true;
     this.loadFrame();
@@ -121,6 +135,7 @@ export class PreviewPanel {
 
   /** The link works once a version exists or the dev server answers; before that it leads nowhere. */
   get showsLink() {
+    if (this.live && this.link) return true;
     if (!this.link || this.serverStatus === "gone") return false;
     if (this.staticFiles) return this.built;
     return this.built || this.serverStatus === "ready";
@@ -129,6 +144,7 @@ export class PreviewPanel {
   /** What the badge says: one word for the state the rest of the panel shows. */
   get status() {
     if (!this.connection.online) return "offline";
+    if (this.generating && this.live) return "updating";
     if (this.staticFiles) return this.showsLink ? "ready" : this.generating ? "building" : "idle";
     // A run is making what the poll cannot see yet (a first run's sandbox may not even exist).
     if (this.generating && !this.showsLink) return "building";
@@ -152,7 +168,9 @@ export class PreviewPanel {
     this.frameLoaded = false;
     this.loadedLink = this.link;
     // Assigning src (even the same value) navigates the frame again.
-    this.frame.src = this.link;
+    const url = new URL(this.link);
+    url.searchParams.set(...EDITOR_FRAME);
+    this.frame.src = url.toString();
     this.render();
   }
 
@@ -189,8 +207,9 @@ export class PreviewPanel {
     this.sandboxId = body.sandboxId;
     this.onSandbox(body.sandboxId, body.status !== "stopped");
     this.setLog(body.logTail || "");
-    // The dev server came back: whatever the frame showed meanwhile is stale.
-    if (this.serverStatus === "ready" && before !== "ready" && this.loadedLink) this.loadFrame();
+    // The dev server came back: whatever the frame showed meanwhile is stale. (A live frame
+    // follows the run by itself; reloading it would lose what the app's page holds.)
+    if (this.serverStatus === "ready" && before !== "ready" && this.loadedLink && !this.live) this.loadFrame();
     else this.syncFrame();
     this.render();
     const settled = this.serverStatus === "ready" || this.serverStatus === "stopped" || this.serverStatus === "crashed";
