@@ -60,7 +60,7 @@ def test_download_publish_cost_settings_and_github(
     expect(page.get_by_role("button", name="Publish")).to_be_visible()
 
     # This server has no GITHUB_TOKEN: the dialog says what to set.
-    console_errors.allow(r"status of 503 .*/github")
+    console_errors.allow(r"status of 409 .*/github")
     page.get_by_role("button", name="GitHub").click()
     page.get_by_role("textbox", name="Repository").fill("octo/ship-me")
     page.get_by_role("button", name="Push", exact=True).click()
