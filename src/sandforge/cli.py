@@ -427,7 +427,7 @@ def doctor() -> None:
 
 @templates_app.command("prepare")
 def templates_prepare() -> None:
-    """Install each project type's packages once (npm ci), for sandboxes without network."""
+    """Install each project type's packages once (npm, pip): sandboxes need no network for them."""
     from .templates.cache import prepare_all
 
     root = get_settings().template_cache

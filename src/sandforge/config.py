@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     """Installed template packages (node_modules); /var/cache/sandforge/templates as root,
     else <data_dir>/template-cache. Filled by `sandforge templates prepare`."""
 
+    registry_npm: str = "https://registry.npmjs.org"
+    registry_pypi: str = "https://pypi.org/simple"
+    registry_pypi_files: str = "https://files.pythonhosted.org"
+    """The package bridge's upstreams (SANDFORGE_REGISTRY_NPM, _PYPI, _PYPI_FILES): the only
+    places a local sandbox without egress reaches, for `npm install` and `pip install`."""
+
     render_check: bool = True
     """Load each finished preview in headless Chromium and report what it shows."""
     repair_attempts: int = Field(default=3, ge=0, le=20)

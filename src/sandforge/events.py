@@ -60,6 +60,14 @@ class ToolData(_Data):
     """Extension, for `run`: the command's exit code."""
 
 
+class ServicePreview(_Data):
+    """Extension: one service of a project (its dev server, or its backend) and its preview."""
+
+    name: str
+    port: int
+    previewUrl: str
+
+
 class CompleteData(_Data):
     success: bool
     sandboxId: str
@@ -95,6 +103,8 @@ class CompleteData(_Data):
     known price."""
     sandboxUsage: dict[str, float] | None = None
     """Extension: what the run's sandbox used: `{wallSeconds, cpuSeconds, memoryGbSeconds}`."""
+    services: list[ServicePreview] | None = None
+    """Extension: every service of the project, the main one (`previewUrl`) first."""
 
 
 class ErrorData(_Data):

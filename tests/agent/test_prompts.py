@@ -46,8 +46,9 @@ def test_the_project_type_says_stack_files_and_dev_server(name: str) -> None:
     assert f"Project type: {template.label}." in prompt
     assert template.stack in prompt
     assert f"The entry file is {template.entry_file}." in prompt
-    assert f"`{template.dev_command}` on port {template.port}" in prompt
-    assert "do not start it" in prompt
+    for service in template.services:
+        assert f"`{service.command}` on port {service.port}" in prompt
+    assert "do not start them" in prompt
 
 
 def test_the_rules_name_every_tool() -> None:

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from sandforge.events import CompleteEvent
-from sandforge.render import CHROMIUM_ARGS, find_chromium
 from sandforge.templates import REACT
-from sandforge.templates.cache import TemplateCacheError, dependency_path
+from sandforge.templates.cache import TemplateCacheError, readonly_mounts
 from tests.conftest import LiveServer
-
-CHROMIUM = find_chromium()
 
 
 def react_cache_ready(server: LiveServer) -> bool:
     try:
-        dependency_path(server.settings.template_cache, REACT)
+        readonly_mounts(server.settings.template_cache, REACT)
     except TemplateCacheError:
         return False
     return True
@@ -38,20 +34,6 @@ async def react_app(server: LiveServer) -> CompleteEvent:
     complete = events[-1][1]
     assert isinstance(complete, CompleteEvent), complete
     return complete
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (scripts/bootstrap installs it)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=list(CHROMIUM_ARGS), headless=True
-        )
-        yield chromium
-        await chromium.close()
 
 
 async def test_the_sandbox_has_the_packages_without_network(

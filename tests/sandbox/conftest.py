@@ -25,6 +25,7 @@ from sandforge.sandbox.local import (
     RemoteLauncher,
     check_isolation,
 )
+from sandforge.sandbox.local.registry import RegistryBridge
 from tests.sandbox.helpers import SECRETS
 
 
@@ -63,9 +64,17 @@ def secret_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 @pytest.fixture
-async def rig(tmp_path: Path, secret_env: dict[str, str]) -> AsyncIterator[Rig]:
+def registry_bridge() -> RegistryBridge | None:
+    """The launcher's package bridge; tests of it override this fixture."""
+    return None
+
+
+@pytest.fixture
+async def rig(
+    tmp_path: Path, secret_env: dict[str, str], registry_bridge: RegistryBridge | None
+) -> AsyncIterator[Rig]:
     require_isolation()
-    launcher = BwrapLauncher()
+    launcher = BwrapLauncher(registry=registry_bridge)
     data_dir = tmp_path / "data"
     sandboxes_dir = data_dir / "sandboxes"
     sandboxes_dir.mkdir(parents=True)

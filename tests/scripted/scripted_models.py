@@ -295,6 +295,26 @@ def react_fixes_compile_error() -> FunctionModel:
     )
 
 
+def follows_json() -> FunctionModel:
+    """Does what the prompt spells out as JSON after its first word: `edit {"path", "search",
+    "replace"}` calls edit_file, `run {"command"}` calls run_command; then says it is done.
+
+    Tests of project types drive the real agent's tools with it, whatever the stack."""
+
+    async def stream(
+        messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+        if _requests_so_far(messages):
+            yield "Done."
+            return
+        verb, _, args = _user_prompts(messages)[-1].partition(" ")
+        tool = {"edit": "edit_file", "run": "run_command"}[verb]
+        yield "On it. "
+        yield {0: DeltaToolCall(name=tool, json_args=args, tool_call_id="t0")}
+
+    return FunctionModel(stream_function=stream, model_name="scripted-follows-json")
+
+
 GATE = re.compile(r"\[gate (\S+)\]")
 LIVE_PAGE = "<!doctype html><title>Live</title><h1>Written while the model works</h1>"
 

@@ -33,7 +33,8 @@ RULES = """\
 You build web apps inside a sandbox by calling tools. Work in the project dir; paths are
 relative to it. Use list_files and read_file to see what is there, write_file to create or
 replace a file, edit_file for a small change to an existing file, delete_file to remove one,
-and run_command for shell commands (there is no network access).
+and run_command for shell commands (there is no general network access; the npm registry
+and PyPI are reachable for `npm install` and `pip install`).
 Write complete files, never placeholders or "rest unchanged" comments. When you are done,
 reply with a short summary of what you built; do not paste the code into the reply."""
 
@@ -50,10 +51,14 @@ def persona_fragments(agents: Sequence[str]) -> list[str]:
 def system_prompt(template: ProjectTemplate, agents: Sequence[str]) -> str:
     """The builder's rules, the project type (stack, files, dev server) and the personas."""
     personas = "\n".join(f"- {fragment}" for fragment in persona_fragments(agents))
+    servers = "; ".join(
+        f"`{s.command}` on port {s.port}" + (f" (in {s.cwd}/)" if s.cwd != "." else "")
+        for s in template.services
+    )
+    what = "The dev server runs" if len(template.services) == 1 else "The dev servers run"
     return (
         f"{RULES}\n\nProject type: {template.label}.\n{template.stack}\n"
-        f"The entry file is {template.entry_file}. The dev server runs "
-        f"`{template.dev_command}` on port {template.port}; it is already set up, so do not "
-        "start it.\n\n"
+        f"The entry file is {template.entry_file}. {what} {servers}; they are already set "
+        "up, so do not start them.\n\n"
         f"Your roles:\n{personas}"
     )

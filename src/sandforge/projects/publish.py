@@ -19,6 +19,9 @@ from .service import Projects
 from .serving import log_tail
 
 BUILD_TIMEOUT_S = 300.0
+SERVED_AS_IS = frozenset({"web-app"})
+"""Static project types: their files are the site (the others either build one, or run a
+server)."""
 
 
 class NotPublished(NotFound):
@@ -46,6 +49,12 @@ class Publisher:
         template = get_template(project.project_type)
         if template.build_command is not None:
             files = await self._build(project, template)
+        elif template.name not in SERVED_AS_IS:
+            raise PublishUnsupported(
+                f"A {template.name} project runs a server of its own; publishing it needs a "
+                "long-lived sandbox, which sandforge does not have yet. Export it (zip or "
+                "GitHub) and deploy it where it can run."
+            )
         published = await self.sites.get(project_id)
         slug = published.slug if published is not None else await self._free_slug(project)
         return await self.sites.publish(project_id, slug, version.number, files)

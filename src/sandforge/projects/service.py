@@ -403,7 +403,7 @@ class Projects:
                     sandbox,
                     template,
                     self.settings.dev_server_ready_timeout_s,
-                    await self.config.app_env(project_id),
+                    env=await self.config.app_env(project_id),
                 )
 
     async def _delete_sandbox(self, project: ProjectRecord, sandbox: Sandbox) -> None:

@@ -7,8 +7,10 @@ stored files, then serve it" is written once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,6 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Settings
+from ..events import ServicePreview
 from ..sandbox import (
     Sandbox,
     SandboxError,
@@ -26,8 +29,8 @@ from ..sandbox import (
     SandboxState,
 )
 from ..sandbox.http import Readiness, upstream_client, wait_until_ready
-from ..templates import ProjectTemplate
-from ..templates.cache import dependency_path
+from ..templates import Packages, ProjectTemplate, Service
+from ..templates.cache import readonly_mounts
 
 DEV_PROCESS = "dev"
 LOG_TAIL_LINES = 20
@@ -38,6 +41,11 @@ PreviewState = Literal["booting", "ready", "crashed", "stopped"]
 
 class DevServerError(SandboxError):
     code = "dev_server_failed"
+
+
+class ServiceNotFound(SandboxError):
+    code = "service_not_found"
+    http_status = 404
 
 
 class NothingToRebuild(SandboxError):
@@ -57,11 +65,40 @@ def log_tail(log: str, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(log.strip().splitlines()[-lines:])
 
 
-def readiness_error(readiness: Readiness, timeout: float) -> DevServerError:
+def readiness_error(readiness: Readiness, timeout: float, service: str = "") -> DevServerError:
     what = "exited" if readiness.crashed else f"did not answer within {timeout:.0f}s"
+    server = f"dev server ({service})" if service and service != "web" else "dev server"
     return DevServerError(
-        f"The dev server {what}. Last lines of its log:\n{log_tail(readiness.log_tail)}"
+        f"The {server} {what}. Last lines of its log:\n{log_tail(readiness.log_tail)}"
     )
+
+
+def process_name(template: ProjectTemplate, service: Service) -> str:
+    """The main service's process keeps the one name single-service projects always had."""
+    return DEV_PROCESS if service == template.main else f"{DEV_PROCESS}-{service.name}"
+
+
+def service_previews(
+    template: ProjectTemplate, settings: Settings, project_id: str
+) -> list[ServicePreview]:
+    """Each service's stable preview URL, `{port}-{project id}`; the main service first."""
+    return [
+        ServicePreview(
+            name=s.name, port=s.port, previewUrl=settings.preview_url(project_id, s.port)
+        )
+        for s in template.services
+    ]
+
+
+def find_service(template: ProjectTemplate, name: str | None) -> Service:
+    """The service called `name` (the main one for None), or ServiceNotFound."""
+    if name is None:
+        return template.main
+    for service in template.services:
+        if service.name == name:
+            return service
+    names = ", ".join(s.name for s in template.services)
+    raise ServiceNotFound(f"A {template.name} project has no service {name!r}; it has {names}.")
 
 
 class SandboxResources(BaseModel):
@@ -97,41 +134,89 @@ def project_spec(
     run_id: str | None = None,
     resources: SandboxResources | None = None,
 ) -> SandboxSpec:
-    """The spec of a project's sandbox: its labels, its template's package cache and the
-    project's own resources."""
-    mounts = {}
-    if template.dependency_dir is not None:
-        mounts[template.dependency_dir] = str(dependency_path(settings.template_cache, template))
+    """The spec of a project's sandbox: its labels, its template's package caches and env,
+    and the project's own resources."""
     return SandboxSpec(
         labels=project_labels(project_id, run_id),
-        readonly_mounts=mounts,
+        env=dict(template.env),
+        packages=True,
+        readonly_mounts=readonly_mounts(settings.template_cache, template),
+        stack=template.name,
         **(resources.spec_fields() if resources is not None else {}),
     )
 
 
 async def install_dependencies(sandbox: Sandbox, template: ProjectTemplate) -> None:
-    """Install the template's packages where no host cache was mounted (remote providers)."""
-    if template.dependency_dir is None or template.install_command is None:
+    """Install the template's packages where no host cache was mounted (remote providers),
+    and in a local sandbox the Python packages the project added to its requirements."""
+    for packages in template.packages:
+        probe = await sandbox.exec(f"test -d {packages.directory}")
+        if probe.exit_code != 0:
+            await _run_install(sandbox, packages.install_command)
+        elif packages.manager == "pip" and sandbox.provider == "local":
+            await _install_added(sandbox, template, packages)
+
+
+async def _install_added(sandbox: Sandbox, template: ProjectTemplate, packages: Packages) -> None:
+    """What `pip install` recorded beyond the template's requirements lives in the sandbox
+    user's site dir, which a sandbox rebuilt from the stored files lacks: install it again
+    through the package bridge (from its cache, once fetched)."""
+    requirements = packages.lock_files[0]
+    try:
+        current = await sandbox.read_file(requirements)
+    except SandboxError:
         return
-    probe = await sandbox.exec(f"test -d {template.dependency_dir}")
-    if probe.exit_code == 0:
+    if current == template.files.joinpath(requirements).read_bytes():
         return
-    result = await sandbox.exec(template.install_command, timeout=600)
+    await _run_install(sandbox, f"python3 -m pip install --quiet -r {shlex.quote(requirements)}")
+
+
+async def _run_install(sandbox: Sandbox, command: str) -> None:
+    result = await sandbox.exec(command, timeout=600)
     if result.exit_code != 0:
-        raise DevServerError(
-            f"`{template.install_command}` failed in the sandbox:\n{log_tail(result.stderr)}"
-        )
+        raise DevServerError(f"`{command}` failed in the sandbox:\n{log_tail(result.stderr)}")
+
+
+async def _start_service(
+    sandbox: Sandbox,
+    template: ProjectTemplate,
+    service: Service,
+    timeout: float,
+    env: dict[str, str] | None,
+) -> None:
+    name = process_name(template, service)
+    # `cd` in the command rather than a cwd: a local sandbox's daemon may not enter the
+    # commands' own dirs (it holds no capability over them).
+    command = (
+        service.command
+        if service.cwd == "."
+        else f"cd {shlex.quote(service.cwd)} && {service.command}"
+    )
+    await sandbox.start_process(name, command, env=env)
+    readiness = await wait_until_ready(sandbox, service.port, name, timeout)
+    if not readiness.ready:
+        raise readiness_error(readiness, timeout, service.name)
 
 
 async def start_dev_server(
-    sandbox: Sandbox, template: ProjectTemplate, timeout: float, env: dict[str, str] | None = None
+    sandbox: Sandbox,
+    template: ProjectTemplate,
+    timeout: float,
+    *,
+    only_stopped: bool = False,
+    env: dict[str, str] | None = None,
 ) -> None:
-    """Start (or restart) the template's dev server and wait until it answers. `env` is the
-    app's own environment: it goes to the dev server's processes and nowhere else."""
-    await sandbox.start_process(DEV_PROCESS, template.dev_command, env=env)
-    readiness = await wait_until_ready(sandbox, template.port, DEV_PROCESS, timeout)
-    if not readiness.ready:
-        raise readiness_error(readiness, timeout)
+    """Start (or restart) the template's services together and wait until each answers.
+
+    With `only_stopped`, services whose process still runs are left alone. `env` is the
+    app's own environment: it goes to the services' processes and nowhere else.
+    """
+    services = [
+        s
+        for s in template.services
+        if not only_stopped or not await _running(sandbox, process_name(template, s))
+    ]
+    await asyncio.gather(*(_start_service(sandbox, template, s, timeout, env) for s in services))
 
 
 async def startup_stamp(sandbox: Sandbox, template: ProjectTemplate) -> str:
@@ -153,7 +238,7 @@ async def serve_early(
     """Start the dev server on the files as they are (the starter, before the model writes),
     so the preview shows each file as it lands; returns its startup stamp."""
     await install_dependencies(sandbox, template)
-    await start_dev_server(sandbox, template, timeout, env)
+    await start_dev_server(sandbox, template, timeout, env=env)
     return await startup_stamp(sandbox, template)
 
 
@@ -164,22 +249,24 @@ async def confirm_serving(
     stamp: str | None,
     env: dict[str, str] | None = None,
 ) -> None:
-    """After the final files: the dev server up and answering, restarted where the running one
-    is gone or started before a change it cannot pick up by itself (`stamp` from
-    `serve_early`; None: it never started)."""
+    """After the final files: every service up and answering, all restarted when they started
+    before a change they cannot pick up by themselves (`stamp` from `serve_early`; None: they
+    never started), and any that is gone started again."""
     await install_dependencies(sandbox, template)
-    stale = stamp is None or stamp != await startup_stamp(sandbox, template)
-    if stale or not await dev_server_running(sandbox):
-        await start_dev_server(sandbox, template, timeout, env)
+    if stamp is None or stamp != await startup_stamp(sandbox, template):
+        await start_dev_server(sandbox, template, timeout, env=env)
         return
-    readiness = await wait_until_ready(sandbox, template.port, DEV_PROCESS, timeout)
-    if not readiness.ready:
-        raise readiness_error(readiness, timeout)
+    await start_dev_server(sandbox, template, timeout, only_stopped=True, env=env)
+    for service in template.services:
+        name = process_name(template, service)
+        readiness = await wait_until_ready(sandbox, service.port, name, timeout)
+        if not readiness.ready:
+            raise readiness_error(readiness, timeout, service.name)
 
 
-async def dev_server_running(sandbox: Sandbox) -> bool:
+async def _running(sandbox: Sandbox, process: str) -> bool:
     try:
-        return (await sandbox.process_status(DEV_PROCESS)).running
+        return (await sandbox.process_status(process)).running
     except SandboxError:
         return False
 
@@ -225,8 +312,8 @@ async def ensure_serving(
     """Start a stopped sandbox and its dev server, if either is down."""
     if (await sandbox.info()).state != SandboxState.STARTED:
         await sandbox.start()
-    if not await dev_server_running(sandbox):
-        await start_dev_server(sandbox, template, timeout, env)
+    await install_dependencies(sandbox, template)
+    await start_dev_server(sandbox, template, timeout, only_stopped=True, env=env)
 
 
 @dataclass(frozen=True)
@@ -236,12 +323,14 @@ class PreviewStatus:
     exit_code: int | None = None
 
 
-async def preview_status(sandbox: Sandbox, port: int) -> PreviewStatus:
+async def preview_status(
+    sandbox: Sandbox, port: int, process_label: str = DEV_PROCESS
+) -> PreviewStatus:
     """Whether a sandbox's dev server is stopped, booting, ready or crashed, with its log."""
     if (await sandbox.info()).state != SandboxState.STARTED:
         return PreviewStatus("stopped")
     try:
-        process = await sandbox.process_status(DEV_PROCESS)
+        process = await sandbox.process_status(process_label)
     except SandboxError:
         return PreviewStatus("booting")
     if not process.running:

@@ -32,6 +32,7 @@ from ..projects.serving import (
     open_or_rebuild,
     project_spec,
     serve_early,
+    service_previews,
     startup_stamp,
 )
 from ..sandbox import Sandbox, SandboxProvider
@@ -142,19 +143,14 @@ async def _sandbox_flow(
             )
         sandbox, _ = await open_or_rebuild(provider, job.sandbox_id, spec, job.seed_files)
     await turn.meter.start(sandbox)
-    if not job.new_project:
-        yield progress("initializing", f"Sandbox {sandbox.id} is up", sandbox.id)
-        await ensure_serving(sandbox, template, settings.dev_server_ready_timeout_s, job.app_env)
-        stamp: str | None = await startup_stamp(sandbox, template)
-    else:
-        yield progress(
-            "initializing",
-            f"Setting up a {template.name} project in {sandbox.project_dir}",
-            sandbox.id,
-        )
+    if job.new_project:
         stamp = await _lay_starter(inputs, sandbox)
-    if stamp is not None:
-        yield _live_preview(inputs, sandbox.id)
+        ready = f"Set up a {template.name} project in {sandbox.project_dir}"
+    else:
+        await ensure_serving(sandbox, template, settings.dev_server_ready_timeout_s, job.app_env)
+        stamp = await startup_stamp(sandbox, template)
+        ready = f"Sandbox {sandbox.id} is up"
+    yield _initializing(inputs, ready, sandbox.id, live=stamp is not None)
     async for event in _model_turn(inputs, sandbox, sandbox, turn, job.request.prompt):
         yield event
     async for event in _check_files(sandbox, template, sandbox.id):
@@ -181,12 +177,17 @@ async def _lay_starter(inputs: PipelineInputs, sandbox: Sandbox) -> str | None:
     )
 
 
-def _live_preview(inputs: PipelineInputs, sandbox_id: str | None) -> Event:
-    """The preview, live before the model starts: it shows each file as it lands."""
+def _initializing(
+    inputs: PipelineInputs, message: str, sandbox_id: str | None, live: bool
+) -> Event:
+    """`initializing`; with `live`, the preview already serves (before the model starts), and
+    the event says where: it shows each file as it lands."""
+    if not live:
+        return progress("initializing", message, sandbox_id)
     job = inputs.job
     return progress(
         "initializing",
-        f"Live preview at {inputs.preview_url}",
+        f"{message}; live preview at {inputs.preview_url}",
         sandbox_id,
         preview_url=inputs.preview_url,
         access_token=None if job.public else job.preview_token,
@@ -199,11 +200,10 @@ async def _persistent_flow(
     job, template = inputs.job, inputs.template
     yield progress("creating", "Persistent flow: files are saved to the database, no sandbox")
     new_project = not await stored.list_files()
-    yield progress("initializing", f"Setting up a {template.name} project")
-    if new_project and not inputs.model.offline:
+    live = not new_project or not inputs.model.offline
+    if new_project and live:
         await _write_starter(stored, template, job)
-    if not new_project or not inputs.model.offline:
-        yield _live_preview(inputs, None)
+    yield _initializing(inputs, f"Set up a {template.name} project", None, live)
     async for event in _model_turn(inputs, stored, None, turn, job.request.prompt):
         yield event
     async for event in _check_files(stored, template, None):
@@ -336,6 +336,7 @@ async def _finish(
             model=inputs.model.name,
             render=findings.render,
             repairs=repairs.to_json() if repairs.seen else None,
+            services=(service_previews(template, settings, job.project_id) if sandbox else None),
             limitReached=turn.limit_reached,
             **turn.spend.complete_fields(),
         )

@@ -24,7 +24,18 @@ from ..errors import (
 from . import wire
 
 SKIPPED_DIRS = frozenset(
-    {"node_modules", ".git", "__pycache__", ".venv", "dist", "build", ".next", ".cache", ".vite"}
+    {
+        "node_modules",
+        ".git",
+        "__pycache__",
+        ".venv",
+        ".packages",
+        "dist",
+        "build",
+        ".next",
+        ".cache",
+        ".vite",
+    }
 )
 """Folders a file listing leaves out (installed packages, build output, caches), in every
 provider and in the UI's file tree."""
@@ -72,6 +83,10 @@ class SandboxSpec:
     single file a command may write (RLIMIT_FSIZE)."""
     tmp_mb: int = 256
     """Size of the private /tmp (tmpfs; its pages also count against `memory_mb`)."""
+    packages: bool = False
+    """Reach the npm registry and PyPI (only those) through the host's package bridge, even
+    without egress; npm and pip inside are configured for it. Local sandboxes only: remote
+    providers have their own network."""
     readonly_mounts: dict[str, str] = field(default_factory=dict)
     """Project-relative path → host dir, mounted read-only (a template's node_modules
     cache, so installs need no network). Providers that cannot mount host dirs (Daytona)
@@ -82,6 +97,9 @@ class SandboxSpec:
     auto_delete_minutes: int = -1
     image: str | None = None
     snapshot: str | None = None
+    stack: str | None = None
+    """The project type. Providers that build images (Daytona) start its sandboxes from an
+    image with the type's packages in it, unless an image or snapshot is given."""
 
     def __post_init__(self) -> None:
         if self.network not in ("none", "egress"):

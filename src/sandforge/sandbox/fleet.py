@@ -25,6 +25,7 @@ from .base import (
     SandboxUnavailable,
 )
 from .local import BwrapLauncher, ControlServer, check_isolation
+from .local.registry import registry_bridge
 from .providers import check_provider, make_provider
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ ChangeListener = Callable[[str], None]
 class SandboxFleet:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.launcher = BwrapLauncher(allow_unisolated=settings.allow_unisolated)
+        self.launcher = BwrapLauncher(
+            allow_unisolated=settings.allow_unisolated, registry=registry_bridge(settings)
+        )
         self.control = ControlServer(self.launcher, settings.control_socket, settings.sandboxes_dir)
         self.isolation_problem = ""
         """Why local sandboxes run without full isolation here; empty when they do not."""
@@ -54,6 +57,9 @@ class SandboxFleet:
         isolation = await asyncio.to_thread(check_isolation)
         self.isolation_problem = "" if isolation.available else isolation.problem
         await self.launcher.recover(self.settings.sandboxes_dir)
+        if self.launcher.registry is not None and isolation.available:
+            # Now rather than at the first launch, which would wait for it.
+            await self.launcher.registry.start()
         await self.control.start()
 
     async def aclose(self) -> None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode
 
 from ..chat import ChatMessage
-from ..events import event_adapter
+from ..events import ServicePreview, event_adapter
 from ..ids import Kind
 from ..projects.github import GitHubPush
 from ..projects.serving import PreviewState
@@ -122,6 +122,8 @@ class Project(BaseModel):
     sandboxId: str | None
     public: bool
     previewUrl: str
+    services: list[ServicePreview]
+    """Every service of the project type with its own preview URL; the main one first."""
     accessToken: str | None
     """None for a public project."""
     createdAt: float

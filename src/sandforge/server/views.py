@@ -8,7 +8,7 @@ from typing import Any
 from ..chat import ChatMessage
 from ..config import Settings
 from ..projects.service import Session
-from ..projects.serving import PreviewStatus
+from ..projects.serving import PreviewStatus, service_previews
 from ..sandbox import SandboxInfo
 from ..store.records import ProjectRecord, RunRecord, VersionRecord
 from ..templates import WEB_APP, get_template
@@ -26,6 +26,10 @@ def project_json(project: ProjectRecord, settings: Settings) -> dict[str, Any]:
         "sandboxId": project.sandbox_id,
         "public": project.public,
         "previewUrl": settings.preview_url(project.id, get_template(project.project_type).port),
+        "services": [
+            s.model_dump()
+            for s in service_previews(get_template(project.project_type), settings, project.id)
+        ],
         "accessToken": None if project.public else project.preview_token,
         "createdAt": project.created_at,
         "updatedAt": project.updated_at,

@@ -1,4 +1,8 @@
-"""The host's dependency cache per project type: installed once from the npm registry."""
+"""The host's package cache per project type: installed once from the npm registry and PyPI.
+
+Each of a template's package sets (`Packages`) gets a dir of its own, stamped with the
+digest of its lock files, which local sandboxes mount read-only.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,12 @@ import subprocess
 from pathlib import Path
 
 from ..sandbox.base import SandboxUnavailable
-from . import TEMPLATES, ProjectTemplate
+from . import TEMPLATES, Packages, ProjectTemplate
 
 STAMP = ".sandforge-lock-sha256"
+SANDBOX_PYTHON = "/usr/bin/python3"
+"""The Python sandboxes run: packages with compiled parts must be built for it."""
+INSTALLED_DIR = {"npm": "node_modules", "pip": "site"}
 
 
 class TemplateCacheError(SandboxUnavailable):
@@ -27,51 +34,71 @@ def default_cache_root(data_dir: Path) -> Path:
     return data_dir / "template-cache"
 
 
-def _lock_digest(template: ProjectTemplate) -> str:
+def _lock_digest(template: ProjectTemplate, packages: Packages) -> str:
     digest = hashlib.sha256()
-    for name in template.lock_files:
+    for name in packages.lock_files:
         digest.update(template.files.joinpath(name).read_bytes())
     return digest.hexdigest()
 
 
-def cache_dir(root: Path, template: ProjectTemplate) -> Path:
-    return root / template.name
+def cache_dir(root: Path, template: ProjectTemplate, packages: Packages) -> Path:
+    slug = packages.directory.replace("/", "_").lstrip(".")
+    return root / f"{template.name}-{slug}"
 
 
-def dependency_path(root: Path, template: ProjectTemplate) -> Path:
-    """The ready dependency dir for `template`, or TemplateCacheError saying how to fill it."""
-    assert template.dependency_dir is not None
-    directory = cache_dir(root, template)
+def dependency_path(root: Path, template: ProjectTemplate, packages: Packages) -> Path:
+    """The ready package dir, or TemplateCacheError saying how to fill it."""
+    directory = cache_dir(root, template, packages)
     stamp = directory / STAMP
-    if not stamp.exists() or stamp.read_text() != _lock_digest(template):
+    if not stamp.exists() or stamp.read_text() != _lock_digest(template, packages):
         raise TemplateCacheError(
             f"The {template.name} template's packages are not installed on this machine: run "
             "`sandforge templates prepare` (scripts/bootstrap does) and try again."
         )
-    return directory / template.dependency_dir
+    return directory / INSTALLED_DIR[packages.manager]
 
 
-def prepare(root: Path, template: ProjectTemplate) -> bool:
-    """Install `template`'s packages into the cache unless its lock files are unchanged.
+def readonly_mounts(root: Path, template: ProjectTemplate) -> dict[str, str]:
+    """Project-relative mount point → host dir, for every package set of `template`."""
+    return {p.directory: str(dependency_path(root, template, p)) for p in template.packages}
 
-    Returns True if it installed. Runs `npm ci` on the host, with network, once.
-    """
-    if template.dependency_dir is None:
-        return False
-    directory = cache_dir(root, template)
-    digest = _lock_digest(template)
+
+def _install_argv(packages: Packages, staging: Path) -> list[str]:
+    lock_names = [Path(name).name for name in packages.lock_files]
+    if packages.manager == "npm":
+        npm = shutil.which("npm")
+        if npm is None:
+            raise TemplateCacheError("npm is not installed: run `apt-get install npm`")
+        return [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"]
+    if not Path(SANDBOX_PYTHON).exists():
+        raise TemplateCacheError(f"{SANDBOX_PYTHON} is missing: run `apt-get install python3-pip`")
+    return [
+        SANDBOX_PYTHON,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--target",
+        str(staging / INSTALLED_DIR["pip"]),
+        "-r",
+        str(staging / lock_names[0]),
+    ]
+
+
+def _prepare_packages(root: Path, template: ProjectTemplate, packages: Packages) -> bool:
+    directory = cache_dir(root, template, packages)
+    digest = _lock_digest(template, packages)
     if (directory / STAMP).exists() and (directory / STAMP).read_text() == digest:
         return False
-    npm = shutil.which("npm")
-    if npm is None:
-        raise TemplateCacheError("npm is not installed: run `apt-get install npm`")
     staging = directory.with_name(directory.name + ".staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for name in template.lock_files:
-        (staging / name).write_bytes(template.files.joinpath(name).read_bytes())
+    for name in packages.lock_files:
+        (staging / Path(name).name).write_bytes(template.files.joinpath(name).read_bytes())
     result = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        _install_argv(packages, staging),
         cwd=staging,
         capture_output=True,
         text=True,
@@ -79,7 +106,10 @@ def prepare(root: Path, template: ProjectTemplate) -> bool:
     )
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        raise TemplateCacheError(f"npm ci failed for {template.name}: {result.stderr.strip()}")
+        raise TemplateCacheError(
+            f"installing {template.name}'s {packages.manager} packages failed: "
+            f"{result.stderr.strip()[-2000:]}"
+        )
     (staging / STAMP).write_text(digest)
     for path in [staging, *staging.rglob("*")]:
         if path.is_symlink():
@@ -90,6 +120,15 @@ def prepare(root: Path, template: ProjectTemplate) -> bool:
     staging.rename(directory)
     root.chmod(0o755)
     return True
+
+
+def prepare(root: Path, template: ProjectTemplate) -> bool:
+    """Install `template`'s packages into the cache unless their lock files are unchanged.
+
+    Returns True if it installed. Runs `npm ci` or `pip install` on the host, with network.
+    """
+    installed = [_prepare_packages(root, template, p) for p in template.packages]
+    return any(installed)
 
 
 def prepare_all(root: Path) -> list[str]:

@@ -21,11 +21,13 @@ from daytona import (
     DaytonaForbiddenError,
     DaytonaNotFoundError,
     DaytonaTimeoutError,
+    Image,
     ListSandboxesQuery,
     Resources,
 )
 
 from ...config import SandboxProviderName
+from ...templates import TEMPLATES
 from ..base import (
     SandboxError,
     SandboxInfo,
@@ -33,6 +35,7 @@ from ..base import (
     SandboxSpec,
 )
 from .errors import daytona_errors, translate
+from .images import template_image
 from .sandbox import (
     GONE_STATES,
     INTERNAL_LABELS,
@@ -76,6 +79,16 @@ class DaytonaProvider:
             close: Callable[[], Awaitable[None]] = daytona.close  # the SDK leaves it unannotated
             await close()
 
+    def _image(self, spec: SandboxSpec) -> str | Image | None:
+        """The spec's image, else the configured one, else the project type's declarative
+        image (built once by Daytona, then reused), unless a snapshot was chosen."""
+        if spec.image or spec.snapshot:
+            return spec.image
+        if self.options.image or self.options.snapshot:
+            return self.options.image
+        template = TEMPLATES.get(spec.stack or "")
+        return template_image(template, self.options.project_dir) if template else None
+
     def _params(
         self, spec: SandboxSpec, labels: dict[str, str]
     ) -> CreateSandboxFromImageParams | CreateSandboxFromSnapshotParams:
@@ -83,7 +96,7 @@ class DaytonaProvider:
         # be negative (0 turns auto-stop off); a negative auto-delete turns it off.
         auto_stop = max(0, spec.auto_stop_minutes)
         auto_archive = max(0, spec.auto_archive_minutes)
-        image = spec.image or (None if spec.snapshot else self.options.image)
+        image = self._image(spec)
         if image:
             return CreateSandboxFromImageParams(
                 image=image,

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import json
 import os
+import posixpath
 import signal
 import socket
 from dataclasses import dataclass
@@ -20,11 +21,18 @@ from pathlib import Path
 from typing import NoReturn, Protocol
 
 from ... import ids
-from ..base import HostDiskFull, SandboxError, SandboxSpec, SandboxUnavailable
+from ..base import (
+    HostDiskFull,
+    SandboxError,
+    SandboxSpec,
+    SandboxUnavailable,
+    normalize_relative,
+)
 from . import cgroups, disk
 from .command import Spawn, bwrap_argv, link_readonly_mounts, sandbox_env, unisolated_argv
 from .isolation import Isolation, Mode, cgroup_driver, check_isolation, drop_privileges, tool
 from .output import SandboxOutput
+from .registry import RegistryBridge
 from .slirp import Slirp, start_slirp
 from .unix import listen_unix, read_until
 from .users import disable_user_namespaces, host_uid, toolbox_host_uid, write_id_maps
@@ -56,13 +64,21 @@ class _Running:
     proc: asyncio.subprocess.Process | None = None
     slirp: Slirp | None = None
     output: SandboxOutput | None = None
+    registry: Path | None = None
+    """The package bridge's socket, for a sandbox that reaches the package registries."""
 
 
 class BwrapLauncher:
     """Owns the sandbox processes; lives in the server."""
 
-    def __init__(self, allow_unisolated: bool = False, isolation: Isolation | None = None) -> None:
+    def __init__(
+        self,
+        allow_unisolated: bool = False,
+        isolation: Isolation | None = None,
+        registry: RegistryBridge | None = None,
+    ) -> None:
         self.allow_unisolated = allow_unisolated
+        self.registry = registry
         self._isolation_override = isolation
         self._running: dict[str, _Running] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -120,6 +136,8 @@ class BwrapLauncher:
     async def _start(self, state: _Running, spec: SandboxSpec) -> None:
         # The spawns stay on the event loop's thread: --die-with-parent follows the thread
         # that forked bwrap, and a pool thread may exit long before the server does.
+        if spec.packages and self.registry is not None and state.mode is not Mode.NONE:
+            state.registry = await self.registry.start()
         spawn = await self._prepared(state, spec)
         assert state.output is not None
         try:
@@ -223,6 +241,7 @@ class BwrapLauncher:
                 stage = disk.prepare_stage(sandbox_id)
                 disk.mount_image(image, stage, host_uid(sandbox_id))
                 dirs = {name: stage / name for name in disk.SUBDIRS}
+                disk.make_user_dirs(dirs["workspace"], _mount_parents(spec), host_uid(sandbox_id))
                 prefix = [
                     *_in_cgroup(cgroup, "sandforge-launch"),
                     *drop_privileges(toolbox_host_uid(sandbox_id)),
@@ -232,7 +251,7 @@ class BwrapLauncher:
                 for path in dirs.values():
                     path.mkdir(mode=0o700, exist_ok=True)
                 prefix = []
-            spawn.argv = prefix + bwrap_argv(spawn, spec, dirs, fds)
+            spawn.argv = prefix + bwrap_argv(spawn, spec, dirs, fds, state.registry)
             return spawn
         except BaseException:
             spawn.close()
@@ -268,6 +287,8 @@ class BwrapLauncher:
     async def close(self) -> None:
         for sandbox_id in list(self._running):
             await self.terminate(sandbox_id)
+        if self.registry is not None:
+            await self.registry.aclose()
         for task in list(self._watchers):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -340,6 +361,11 @@ async def _child_pid(spawn: Spawn) -> int | None:
 def _in_cgroup(cgroup: cgroups.Cgroup, name: str) -> list[str]:
     """The command prefix that joins `cgroup` (as root, for an instant) and runs the rest."""
     return ["/bin/sh", "-c", _CGROUP_WRAPPER, name, *(str(p) for p in cgroup.procs_files), "--"]
+
+
+def _mount_parents(spec: SandboxSpec) -> list[str]:
+    parents = {posixpath.dirname(normalize_relative(p)) for p in spec.readonly_mounts}
+    return sorted(p for p in parents if p)
 
 
 def _listen(ctl: Path, name: str) -> socket.socket:

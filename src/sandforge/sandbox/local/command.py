@@ -19,6 +19,7 @@ from .. import wire
 from ..base import SKIPPED_DIRS, SandboxSpec, normalize_relative
 from . import seccomp
 from .isolation import system_links, tool
+from .registry import REGISTRY_ENV, REGISTRY_PORT, REGISTRY_SOCKET
 from .slirp import SLIRP_DNS
 from .users import SANDBOX_UID
 
@@ -38,6 +39,9 @@ _DAEMON_FILES = {
     "sandforge_wire.py": Path(wire.__file__),
 }
 TOOLBOX_PATH = f"{DAEMON_DIR}/toolbox.py"
+SHIM_DIR = f"{DAEMON_DIR}/bin"
+_PIP_SHIM = Path(__file__).with_name("pip_shim.py")
+"""`pip` that also records what it installs in requirements.txt (with the package bridge)."""
 WIRE_PATH = f"{DAEMON_DIR}/sandforge_wire.py"
 
 TOOLBOX_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_SETPCAP")
@@ -164,7 +168,9 @@ def _user_args(block_fd: int) -> list[str]:
     ]
 
 
-def _filesystem_args(spawn: Spawn, spec: SandboxSpec, dirs: dict[str, Path]) -> list[str]:
+def _filesystem_args(
+    spawn: Spawn, spec: SandboxSpec, dirs: dict[str, Path], registry: Path | None
+) -> list[str]:
     # bwrap makes what it creates its setup user's (the daemon's, under full isolation), and
     # the parents of a mount 0700: every dir and file commands must reach gets its mode here.
     argv = ["--ro-bind", "/usr", "/usr", *system_links()]
@@ -187,6 +193,13 @@ def _filesystem_args(spawn: Spawn, spec: SandboxSpec, dirs: dict[str, Path]) -> 
         argv += ["--bind", str(dirs[name]), target]
     for relative, host_dir in spec.readonly_mounts.items():
         argv += ["--ro-bind", host_dir, f"{PROJECT_DIR}/{normalize_relative(relative)}"]
+    if registry is not None:
+        argv += ["--ro-bind", str(registry), REGISTRY_SOCKET]
+        argv += ["--perms", "0755", "--dir", SHIM_DIR]
+        for name in ("pip", "pip3"):
+            fd = _memfd(name, _source(_PIP_SHIM))
+            spawn.pass_fds.append(fd)
+            argv += ["--perms", "0555", "--ro-bind-data", str(fd), f"{SHIM_DIR}/{name}"]
     return argv
 
 
@@ -195,8 +208,10 @@ def bwrap_argv(
     spec: SandboxSpec,
     dirs: dict[str, Path],
     fds: dict[str, int],
+    registry: Path | None = None,
 ) -> list[str]:
-    """bwrap's command line; `fds` names the child's listen, ready, info and block fds.
+    """bwrap's command line; `fds` names the child's listen, ready, info and block fds, and
+    `registry` the package bridge's socket (None: no bridge).
 
     With a block fd (full isolation) the daemon is root of the sandbox's user namespace and
     runs commands as SANDBOX_UID; without one, everything runs as SANDBOX_UID.
@@ -212,7 +227,7 @@ def bwrap_argv(
         "--hostname",
         "sandbox",
         *_user_args(fds.get("block", -1)),
-        *_filesystem_args(spawn, spec, dirs),
+        *_filesystem_args(spawn, spec, dirs, registry),
         *python_binds,
         "--remount-ro",
         "/",
@@ -228,10 +243,15 @@ def bwrap_argv(
         argv += ["--info-fd", str(fds["info"])]
     # Not the project dir: the daemon holds no capability to enter the commands' 0700 dirs.
     argv += ["--chdir", "/"]
-    for key, value in sandbox_env(spec).items():
+    env = sandbox_env(spec)
+    if registry is not None:
+        env = {**REGISTRY_ENV, **env, "PATH": f"{SHIM_DIR}:{env['PATH']}"}
+    for key, value in env.items():
         argv += ["--setenv", key, value]
     argv += [python, "-I", "-S", TOOLBOX_PATH]
     argv += _daemon_args(spec, PROJECT_DIR, RUN_DIR, fds["listen"], fds["ready"], WIRE_PATH)
+    if registry is not None:
+        argv += ["--registry-port", str(REGISTRY_PORT), "--registry-socket", REGISTRY_SOCKET]
     if fds.get("block", -1) >= 0:
         argv += ["--command-uid", str(SANDBOX_UID)]
     return argv

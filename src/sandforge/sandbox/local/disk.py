@@ -256,6 +256,33 @@ def mount_image(image: Path, target: Path, owner: int) -> None:
         raise
 
 
+def make_user_dirs(workspace: Path, relative_dirs: list[str], owner: int) -> None:
+    """Create the project-relative `relative_dirs` (the parents of read-only mounts, such as
+    `frontend` for `frontend/node_modules`) as the sandbox user's, so bwrap does not create
+    them as the daemon's and lock the commands out.
+
+    The workspace is the sandbox's to shape: no component is followed through a symlink.
+    """
+    for relative in relative_dirs:
+        fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            for part in Path(relative).parts:
+                created = False
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o700, dir_fd=fd)
+                    created = True
+                try:
+                    sub = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                except OSError as exc:
+                    raise DiskError(f"{relative} in the project is not a directory") from exc
+                if created:
+                    os.fchown(sub, owner, owner)
+                os.close(fd)
+                fd = sub
+        finally:
+            os.close(fd)
+
+
 def prepare_stage(sandbox_id: str) -> Path:
     STAGE_ROOT.mkdir(mode=0o711, parents=True, exist_ok=True)
     os.chmod(STAGE_ROOT, 0o711)

@@ -474,6 +474,8 @@ def main() -> None:
     if command_uid is not None:
         _keep_only_what_spawning_needs(command_uid)
     toolbox = Toolbox(files, args["run-dir"], int(args["output-cap"]), command_uid, oom_score_fd)
+    if "registry-port" in args:
+        toolbox_bridge.relay_outbound(int(args["registry-port"]), args["registry-socket"])
     listener = socket.socket(fileno=listen_fd)
     listener.setblocking(True)
     serve(toolbox, listener, ready_fd)

@@ -62,6 +62,54 @@ class Bridge:
                 del self.forwards[port]
 
 
+def relay_outbound(port: int, socket_path: str) -> None:
+    """Serve 127.0.0.1:`port` inside by relaying each connection to the host's unix socket
+    at `socket_path` (the package bridge, which answers for the package registries only)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(64)
+    start_thread(_accept_outbound, listener, socket_path)
+
+
+def _accept_outbound(listener: socket.socket, socket_path: str) -> None:
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        try:
+            start_thread(_relay_out, conn, socket_path)
+        except RuntimeError:  # no thread can start (pids limit): drop this one, stay up
+            conn.close()
+
+
+def _relay_out(conn: socket.socket, socket_path: str) -> None:
+    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    upstream.settimeout(BRIDGE_CONNECT_TIMEOUT_S)
+    try:
+        upstream.connect(socket_path)
+    except OSError:
+        conn.close()
+        upstream.close()
+        return
+    upstream.settimeout(None)
+    _join(conn, upstream)
+
+
+def _join(conn: socket.socket, upstream: socket.socket) -> None:
+    try:
+        other = start_thread(_pump, upstream, conn)
+    except RuntimeError:  # no thread can start (pids limit)
+        conn.close()
+        upstream.close()
+        return
+    _pump(conn, upstream)
+    other.join()
+    conn.close()
+    upstream.close()
+
+
 def _bridge(conn: socket.socket, port: int) -> None:
     upstream: socket.socket | None = None
     for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
@@ -78,16 +126,7 @@ def _bridge(conn: socket.socket, port: int) -> None:
     if upstream is None:
         conn.close()
         return
-    try:
-        other = start_thread(_pump, upstream, conn)
-    except RuntimeError:  # no thread can start (pids limit)
-        conn.close()
-        upstream.close()
-        return
-    _pump(conn, upstream)
-    other.join()
-    conn.close()
-    upstream.close()
+    _join(conn, upstream)
 
 
 def _pump(src: socket.socket, dst: socket.socket) -> None:

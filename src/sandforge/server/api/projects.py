@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from ...config import Settings
 from ...events import Event, encode_sse_comment
-from ...projects.serving import PreviewStatus, preview_status
+from ...projects.serving import PreviewStatus, find_service, preview_status, process_name
 from ...store.records import ProjectRecord, ShareLinkRecord
 from ...templates import get_template
 from ..bodies import ShareRequest
@@ -91,11 +91,18 @@ async def get_session(any_id: str, projects: ProjectsDep, settings: SettingsDep)
     responses={200: {"model": Preview}, **errors(400, 404, 409)},
 )
 async def project_preview(
-    project_id: str, projects: ProjectsDep, store: StoreDep, settings: SettingsDep
+    project_id: str,
+    projects: ProjectsDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    service: str | None = None,
 ) -> dict[str, Any]:
-    """The project's preview status; `stopped` when its sandbox is gone (opening rebuilds it)."""
+    """The preview status of the project's main service, or of `service`, with its log tail;
+    `stopped` when the sandbox is gone (opening the preview rebuilds it)."""
     project = await store.get_project(project_id)
-    port = get_template(project.project_type).port
+    template = get_template(project.project_type)
+    chosen = find_service(template, service)
+    port = chosen.port
     url = settings.preview_url(project.id, port)
     render = await store.last_render(project_id)
     if project.flow == "persistent":
@@ -104,7 +111,8 @@ async def project_preview(
     if sandbox is None:
         # Gone: opening the preview (or a follow-up) rebuilds it from the stored files.
         return {**preview_json(PreviewStatus("stopped"), url, None, render), "sandboxGone": True}
-    return preview_json(await preview_status(sandbox, port), url, sandbox.id, render)
+    status = await preview_status(sandbox, port, process_name(template, chosen))
+    return preview_json(status, url, sandbox.id, render)
 
 
 @router.get(

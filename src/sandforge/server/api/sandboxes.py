@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from ...projects.serving import preview_status
-from ...templates import WEB_APP
+from ...projects.serving import DEV_PROCESS, preview_status, process_name
+from ...store.errors import ProjectNotFound
+from ...templates import WEB_APP, get_template
 from ..deps import FleetDep, SettingsDep, StoreDep
 from ..openapi import Files, Preview, Sandbox, Sandboxes, errors, first_file_link, operation_id
 from ..views import preview_json, sandbox_json
@@ -74,7 +76,15 @@ async def sandbox_preview(
     sandbox = await fleet.find(sandbox_id)
     project_id = (await sandbox.info()).labels.get("project")
     render = await store.last_render(project_id) if project_id else None
-    status = await preview_status(sandbox, port)
+    process = DEV_PROCESS
+    if project_id:
+        with contextlib.suppress(ProjectNotFound):
+            template = get_template((await store.get_project(project_id)).project_type)
+            # The log and status of the service on `port`, if the project type has one there.
+            for service in template.services:
+                if service.port == port:
+                    process = process_name(template, service)
+    status = await preview_status(sandbox, port, process)
     return preview_json(status, settings.preview_url(sandbox_id, port), sandbox.id, render)
 
 

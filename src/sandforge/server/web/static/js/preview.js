@@ -47,8 +47,13 @@ export class PreviewPanel {
     this.logTail = $("#log-tail");
     this.logsUpdated = $("#logs-updated");
 
+    this.serviceTabs = $("#service-tabs");
+
     this.projectId = null;
-    this.link = ""; // the project's share link; shown once there is something behind it
+    this.project = null;
+    this.services = []; // [{name, port, previewUrl}], the main one first
+    this.service = null; // the name of the service shown; null: the main one
+    this.link = ""; // the shown service's share link; shown once there is something behind it
     this.built = false; // a run finished: the project has a version to serve
     this.serverStatus = "idle"; // the last poll: booting | ready | crashed | stopped | gone
     this.sandboxId = null;
@@ -92,14 +97,54 @@ export class PreviewPanel {
 
   /** The project whose preview this is: `{id, previewUrl, accessToken}`. */
   setProject(project) {
-    this.link = shareUrl(project.previewUrl, project.accessToken);
+    this.project = project;
+    this.services = project.services || [];
     if (project.id !== this.projectId) {
       this.projectId = project.id;
+      this.service = null;
       this.logTail.textContent = "";
       this.poll();
     }
+    this.link = shareUrl(this.shownService()?.previewUrl || project.previewUrl, project.accessToken);
+    this.renderServiceTabs();
     this.syncFrame();
     this.render();
+  }
+
+  shownService() {
+    return this.services.find((s) => s.name === this.service) || this.services[0] || null;
+  }
+
+  /** A project with several services (a frontend and its backend) gets a tab for each. */
+  renderServiceTabs() {
+    const shown = this.shownService();
+    this.serviceTabs.hidden = this.services.length < 2;
+    this.serviceTabs.replaceChildren(
+      ...this.services.map((service) =>
+        h(
+          "button",
+          {
+            type: "button",
+            role: "tab",
+            "aria-selected": String(service === shown),
+            "aria-pressed": String(service === shown),
+            title: service.previewUrl,
+            onclick: () => this.showService(service.name),
+          },
+          `${service.name} :${service.port}`,
+        ),
+      ),
+    );
+  }
+
+  showService(name) {
+    if (name === this.shownService()?.name) return;
+    this.service = name;
+    this.serverStatus = "booting";
+    this.logTail.textContent = "";
+    this.setProject(this.project);
+    this.loadFrame();
+    this.poll();
   }
 
   /** Whether the project has a finished version (so its link serves something). */
@@ -187,7 +232,8 @@ export class PreviewPanel {
     const mySeq = ++this.pollSeq;
     let body;
     try {
-      body = await api(`${projectPath(projectId)}/preview`);
+      const service = this.service ? `?service=${encodeURIComponent(this.service)}` : "";
+      body = await api(`${projectPath(projectId)}/preview${service}`);
     } catch (err) {
       if (mySeq !== this.pollSeq || projectId !== this.projectId) return;
       if (err.unreachable) {

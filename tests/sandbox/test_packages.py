@@ -1,0 +1,90 @@
+"""The package bridge: npm and pip install from the registries in a sandbox without egress,
+from the bridge's cache the second time, and nothing but the registries is reachable."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from sandforge.sandbox.local.registry import SOCKET_ROOT, Registries, RegistryBridge
+from tests.sandbox.conftest import HostListener, Rig
+from tests.sandbox.helpers import python
+
+PIP_PACKAGE = "tomli-w==1.2.0"
+NPM_PACKAGE = "is-number@7.0.0"
+NPM_INSTALL = (
+    "mkdir -p /tmp/app && cd /tmp/app && npm init -y >/dev/null && "
+    f"npm install --no-audit --no-fund {NPM_PACKAGE}"
+)
+FETCH = """
+import urllib.request, urllib.error
+for url in {urls!r}:
+    try:
+        print(urllib.request.urlopen(url, timeout=10).status)
+    except urllib.error.HTTPError as exc:
+        print(exc.code)
+"""
+CONNECT = """
+import errno, socket
+for host, port in {targets!r}:
+    s = socket.socket()
+    s.settimeout(5)
+    print(errno.errorcode.get(s.connect_ex((host, port)), "connected"))
+"""
+
+
+@pytest.fixture
+def registry_bridge(tmp_path: Path) -> RegistryBridge:
+    directory = SOCKET_ROOT if os.geteuid() == 0 else tmp_path
+    return RegistryBridge(directory / f"test-{os.getpid()}.sock", tmp_path / "cache", Registries())
+
+
+async def test_npm_and_pip_install_without_egress_and_nothing_else_is_reachable(
+    rig: Rig, registry_bridge: RegistryBridge, host_listener: HostListener
+) -> None:
+    sandbox = await rig.create(packages=True)  # network "none": loopback only
+
+    pip = await sandbox.exec(f"pip install {PIP_PACKAGE}", timeout=180)
+    assert pip.exit_code == 0, pip
+    imported = await sandbox.exec("python3 -c 'import tomli_w; print(tomli_w.dumps({\"a\": 1}))'")
+    assert imported.stdout.strip() == "a = 1", imported
+    # Recorded for the project, as npm records in package.json.
+    assert await sandbox.read_file("requirements.txt") == f"{PIP_PACKAGE}\n".encode()
+    npm = await sandbox.exec(NPM_INSTALL, timeout=180)
+    assert npm.exit_code == 0, npm
+    manifest = json.loads((await sandbox.exec("cat /tmp/app/package.json")).stdout)
+    assert manifest["dependencies"] == {"is-number": "^7.0.0"}
+
+    # Only the registries' paths: not another host, not a way out of the prefixes.
+    urls = [
+        "http://127.0.0.1:4873/npm/is-number",
+        "http://127.0.0.1:4873/http://example.com/",
+        "http://127.0.0.1:4873/npm/../../etc/passwd",
+        "http://127.0.0.1:4873/pypi/files/../simple/six/",
+    ]
+    fetched = await sandbox.exec(python(FETCH.format(urls=urls)), timeout=60)
+    assert fetched.stdout.split() == ["200", "404", "404", "404"], fetched
+    # Any other address stays unreachable from the same sandbox: no route at all.
+    host_ip = "10.0.2.2"
+    targets = [("1.1.1.1", 80), (host_ip, host_listener.port), ("127.0.0.1", 5432)]
+    connected = await sandbox.exec(python(CONNECT.format(targets=targets)), timeout=60)
+    assert connected.stdout.split() == ["ENETUNREACH", "ENETUNREACH", "ECONNREFUSED"], connected
+    assert host_listener.connections == []
+
+    # The second install needs no registry: the bridge's cache answers, upstreams gone.
+    dead = "http://127.0.0.1:9"
+    registry_bridge.registries = Registries(npm=dead, pypi_simple=dead, pypi_files=dead)
+    again = await rig.create(packages=True)
+    pip = await again.exec(f"pip install {PIP_PACKAGE}", timeout=180)
+    assert pip.exit_code == 0, pip
+    npm = await again.exec(NPM_INSTALL, timeout=180)
+    assert npm.exit_code == 0, npm
+
+
+async def test_a_sandbox_without_the_bridge_has_no_registry(rig: Rig) -> None:
+    sandbox = await rig.create()
+    result = await sandbox.exec(f"pip install {PIP_PACKAGE}", timeout=60)
+    assert result.exit_code != 0
