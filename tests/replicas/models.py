@@ -26,7 +26,8 @@ PACED_DELAY_S = 0.1
 def _prompt(messages: list[ModelMessage]) -> str:
     for message in reversed(messages):
         if isinstance(message, ModelRequest):
-            for part in message.parts:
+            # An unanswered prompt (an interrupted turn) may share the request: the last wins.
+            for part in reversed(message.parts):
                 if isinstance(part, UserPromptPart) and isinstance(part.content, str):
                     return part.content
     return ""

@@ -1,12 +1,12 @@
 """This process as one of several replicas: its heartbeat, the queue it takes runs from,
 the runs of dead replicas it ends, and the requests other replicas send it.
 
-Each heartbeat (SANDFORGE_REPLICA_HEARTBEAT_S) records this replica's load and local
-sandboxes, reads who else is alive, and ends the runs of replicas silent for longer
-than SANDFORGE_REPLICA_DEAD_AFTER_S: each gets an `interrupted` error as its last
-stored event, published like any other, so its readers anywhere see it. A queued run
-is taken when a slot frees here, when another replica says one was queued, and at
-every heartbeat (in case that word was lost).
+The heartbeat (runs/heartbeat.py, every SANDFORGE_REPLICA_HEARTBEAT_S) records this
+replica's load and local sandboxes. The upkeep, as often, reads who else is alive and
+ends the runs of replicas silent for longer than SANDFORGE_REPLICA_DEAD_AFTER_S: each
+gets an `interrupted` error as its last stored event, published like any other, so its
+readers anywhere see it. A queued run is taken when a slot frees here, when another
+replica says one was queued, and at every upkeep (in case that word was lost).
 """
 
 from __future__ import annotations

@@ -66,6 +66,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     429: "Too many sandboxes are running (SANDFORGE_MAX_SANDBOXES).",
     500: "The server failed unexpectedly; its log has the details.",
     502: "A service sandforge relies on (GitHub's API) failed or did not answer.",
+    503: "Not now: the server is shutting down or draining (it starts no new runs here), "
+    "or its database is away. Try again shortly, or another replica.",
     507: "A disk is full: the server's data dir, or the sandbox's own disk.",
 }
 
@@ -312,13 +314,14 @@ def ref(name: str) -> dict[str, str]:
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses` for these error statuses, and the 500 that any operation can answer."""
+    """`responses` for these error statuses, and the 500 and 503 (the database away, the server
+    stopping) that any operation can answer."""
     return {
         status: {
             "description": ERROR_DESCRIPTIONS[status],
             "content": {"application/json": {"schema": ref("Error")}},
         }
-        for status in sorted({*statuses, 500})
+        for status in sorted({*statuses, 500, 503})
     }
 
 

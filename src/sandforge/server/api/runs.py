@@ -36,8 +36,9 @@ router = APIRouter(tags=["runs"], generate_unique_id_function=operation_id)
 MAX_SEQ = 2**63 - 1
 RUN_ID_HEADER = "x-sandforge-run-id"
 PROJECT_ID_HEADER = "x-sandforge-project-id"
-GENERATION_ERRORS = errors(400, 404, 409, 413, 415, 429, 507)
-"""A bad body, an unknown projectId or sandboxId, a run already in flight, a full disk."""
+GENERATION_ERRORS = errors(400, 404, 409, 413, 415, 429, 503, 507)
+"""A bad body, an unknown projectId or sandboxId, a run already in flight, a server that
+starts no new runs (shutting down, draining), a full disk."""
 NEW_RUN_STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         **event_stream(
