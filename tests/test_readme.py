@@ -35,3 +35,32 @@ async def test_the_python_client_snippet_generates_an_app(server: LiveServer) ->
     assert data["previewUrl"].startswith("http://3000-")
     page = await server.preview_get(data["projectId"], token=data["accessToken"])
     assert page.status_code == 200 and "<h1>Calculator</h1>" in page.text
+
+
+async def test_the_shipping_snippet_runs(server: LiveServer, tmp_path: Path) -> None:
+    (snippet,) = code_blocks("sh")
+    events = await server.stream(
+        "/api/agent/stream", {"messages": [{"role": "user", "content": "A todo list"}]}
+    )
+    project_id = events[-1][1].data.projectId  # type: ignore[union-attr]
+    process = await asyncio.create_subprocess_exec(
+        "bash",
+        "-euo",
+        "pipefail",
+        "-c",
+        snippet,
+        cwd=tmp_path,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "SANDFORGE": f"http://127.0.0.1:{server.settings.port}",
+            "PROJECT": str(project_id),
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert '"API_BASE"' in out.decode() and '"url"' in out.decode()
+    assert (await asyncio.to_thread((tmp_path / "app.zip").read_bytes))[:2] == b"PK"
+    settings = (await server.client.get(f"/api/projects/{project_id}/settings")).json()
+    assert settings["env"] == ["API_BASE"]

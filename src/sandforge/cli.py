@@ -6,16 +6,21 @@ import asyncio
 import json
 import secrets
 import sys
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+from urllib.parse import urlencode
 
 import httpx
 import typer
 from pydantic import SecretStr
 from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
 
 from .config import Settings, get_settings
 from .errors import SandforgeError
 from .events import PROGRESS_ORDER, Event, decode_sse
+from .ids import is_id
 from .server.app import SandforgeApp, create_app
 from .server.runner import SandforgeServer
 
@@ -190,28 +195,38 @@ PortOption = Annotated[
 ]
 
 
-def _client_url(host: str | None, port: int | None) -> tuple[Settings, str]:
-    """The settings and the server address a client command uses: --host/--port, else
-    SANDFORGE_SERVER_URL, else the local server's."""
+def _client_settings(host: str | None, port: int | None) -> Settings:
+    """A client command's settings: --host/--port win over SANDFORGE_SERVER_URL."""
     settings = _settings(host, port)
-    if host is None and port is None and settings.server_url:
-        return settings, settings.server_url.rstrip("/")
-    return settings, _base_url(settings)
+    if host is not None or port is not None:
+        settings = settings.model_copy(update={"server_url": None})
+    return settings
 
 
-def _api(host: str | None, port: int | None, method: str, path: str) -> Any:
-    settings, base = _client_url(host, port)
+def _client_base(settings: Settings) -> str:
+    return settings.server_url.rstrip("/") if settings.server_url else _base_url(settings)
+
+
+def _no_server(settings: Settings) -> NoReturn:
+    err_console.print(
+        f"[red]No sandforge server at {_client_base(settings)}; start one with `sandforge "
+        "serve`, or point at yours with --host/--port or SANDFORGE_SERVER_URL.[/]",
+        highlight=False,
+    )
+    raise typer.Exit(1)
+
+
+def _api(settings: Settings, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
     try:
         response = httpx.request(
-            method, f"{base}{path}", timeout=30, headers=_auth_headers(settings)
+            method,
+            f"{_client_base(settings)}{path}",
+            timeout=timeout,
+            headers=_auth_headers(settings),
+            json=body,
         )
     except httpx.ConnectError:
-        err_console.print(
-            f"[red]No sandforge server at {base}; start one with `sandforge serve`, or point "
-            "at yours with --host/--port or SANDFORGE_SERVER_URL.[/]",
-            highlight=False,
-        )
-        raise typer.Exit(1) from None
+        _no_server(settings)
     if response.status_code >= 400:
         err_console.print(f"[red]{response.json()['error']['message']}[/]")
         raise typer.Exit(1)
@@ -237,11 +252,14 @@ def sandboxes_list(
     port: PortOption = None,
 ) -> None:
     """List sandboxes, each with its project's stable preview URL (it survives rebuilds)."""
-    items = _api(host, port, "GET", "/api/sandboxes")["sandboxes"]
+    settings = _client_settings(host, port)
+    items = _api(settings, "GET", "/api/sandboxes")["sandboxes"]
     if as_json:
         sys.stdout.write(json.dumps(items, indent=2) + "\n")
         return
-    projects = {p["id"]: p for p in _api(host, port, "GET", "/api/projects")["projects"]}
+    projects = {
+        p["id"]: p for p in _api(_client_settings(host, port), "GET", "/api/projects")["projects"]
+    }
     rows = [("ID", "PROVIDER", "STATE", "AGE", "PREVIEW")]
     for s in items:
         project = projects.get(s["projectId"] or "")
@@ -257,22 +275,191 @@ def sandboxes_list(
 @sandboxes_app.command("delete")
 def sandboxes_delete(sandbox_id: str, host: HostOption = None, port: PortOption = None) -> None:
     """Delete a sandbox and its files."""
-    _api(host, port, "DELETE", f"/api/sandboxes/{sandbox_id}")
+    _api(_client_settings(host, port), "DELETE", f"/api/sandboxes/{sandbox_id}")
     console.print(f"deleted {sandbox_id}")
 
 
 @sandboxes_app.command("stop")
 def sandboxes_stop(sandbox_id: str, host: HostOption = None, port: PortOption = None) -> None:
     """Stop a sandbox; its files stay."""
-    _api(host, port, "POST", f"/api/sandboxes/{sandbox_id}/stop")
+    _api(_client_settings(host, port), "POST", f"/api/sandboxes/{sandbox_id}/stop")
     console.print(f"stopped {sandbox_id}")
 
 
 @sandboxes_app.command("start")
 def sandboxes_start(sandbox_id: str, host: HostOption = None, port: PortOption = None) -> None:
     """Start a stopped sandbox."""
-    _api(host, port, "POST", f"/api/sandboxes/{sandbox_id}/start")
+    _api(_client_settings(host, port), "POST", f"/api/sandboxes/{sandbox_id}/start")
     console.print(f"started {sandbox_id}")
+
+
+def _project_id(settings: Settings, project: str) -> str:
+    """A project named by its id, or by its name when no id matches."""
+    if is_id(project, "project"):
+        return project
+    named = [
+        p["id"] for p in _api(settings, "GET", "/api/projects")["projects"] if p["name"] == project
+    ]
+    if len(named) != 1:
+        what = "No project" if not named else f"{len(named)} projects"
+        err_console.print(f"[red]{what} named {project!r}; give its id (pj...).[/]")
+        raise typer.Exit(1)
+    return str(named[0])
+
+
+def _download(settings: Settings, path: str, target: Path) -> None:
+    """Stream `path` into `target` with a progress bar; nothing is left behind on failure."""
+    partial = target.with_name(target.name + ".part")
+    with (
+        httpx.stream(
+            "GET", f"{_base_url(settings)}{path}", timeout=60, headers=_auth_headers(settings)
+        ) as response,
+    ):
+        if response.status_code >= 400:
+            response.read()
+            err_console.print(f"[red]{response.json()['error']['message']}[/]")
+            raise typer.Exit(1)
+        total = int(response.headers.get("content-length", 0)) or None
+        with Progress(console=err_console) as progress, partial.open("wb") as out:
+            task = progress.add_task(f"Downloading {target.name}", total=total)
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+                progress.advance(task, len(chunk))
+    partial.replace(target)
+
+
+@app.command()
+def export(
+    project: Annotated[str, typer.Argument(help="The project's id (pj...) or name.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Where to write the zip.")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option(help="Which version (default: the latest).", min=1)
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Server port.")] = None,
+) -> None:
+    """Download a project's files as a zip."""
+    settings = _settings(None, port)
+    project_id = _project_id(settings, project)
+    query = f"?version={version}" if version is not None else ""
+    target = output or Path(f"{project_id}{f'-v{version}' if version else ''}.zip")
+    try:
+        _download(settings, f"/api/projects/{project_id}/export.zip{query}", target)
+    except httpx.ConnectError:
+        _no_server(settings)
+    console.print(f"wrote {target}")
+
+
+def _usd(amount: float | None) -> str:
+    if amount is None:
+        return "unpriced"
+    return f"${amount:.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
+
+
+def _usage_row(table: Table, name: str, usage: dict[str, Any]) -> None:
+    tokens = usage["inputTokens"] + usage["outputTokens"]
+    table.add_row(
+        name,
+        str(usage.get("runs", "")),
+        f"{tokens:,}",
+        f"{usage['cacheReadTokens']:,}",
+        _usd(usage["costUsd"]),
+        f"{usage['sandboxWallSeconds']:.0f}",
+        f"{usage['sandboxCpuSeconds']:.1f}",
+        f"{usage['sandboxMemoryGbSeconds']:.1f}",
+    )
+
+
+@app.command()
+def usage(
+    project: Annotated[
+        str | None, typer.Argument(help="A project's id or name: its runs, one by one.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only runs from then on (ISO 8601 time or Unix seconds).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    port: Annotated[int | None, typer.Option(help="Server port.")] = None,
+) -> None:
+    """What runs cost: tokens, model cost (USD) and sandbox time, per project or per run."""
+    settings = _settings(None, port)
+    if project is not None:
+        project_id = _project_id(settings, project)
+        data = _api(settings, "GET", f"/api/projects/{project_id}/usage")
+        rows = [(run["runId"], {**run, "runs": 1}) for run in data["runs"]]
+    else:
+        query = f"?{urlencode({'since': since})}" if since else ""
+        data = _api(settings, "GET", f"/api/usage{query}")
+        rows = [(p["projectId"], p) for p in data["projects"]]
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    table = Table(
+        "run" if project else "project",
+        "runs",
+        "tokens",
+        "cached",
+        "cost",
+        "sandbox s",
+        "CPU s",
+        "GB·s",
+    )
+    for name, row in rows:
+        _usage_row(table, name, row)
+    _usage_row(table, "total", data["total"])
+    console.print(table)
+    budgets = [f"{k.removesuffix('Usd')} ${v:.2f}" for k, v in data["budgets"].items() if v]
+    if budgets:
+        console.print(f"budgets: {', '.join(budgets)}", highlight=False)
+
+
+@app.command()
+def gc(
+    days: Annotated[
+        float | None,
+        typer.Option(
+            help="Delete sandboxes stopped this many days (default SANDFORGE_IDLE_DELETE_DAYS; "
+            "0: every stopped one).",
+            min=0,
+        ),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Server port.")] = None,
+) -> None:
+    """Delete stopped sandboxes now; their projects' files stay, and rebuild on demand."""
+    query = f"?{urlencode({'stoppedForDays': days})}" if days is not None else ""
+    deleted = _api(_settings(None, port), "POST", f"/api/gc{query}", timeout=300)
+    for sandbox_id in deleted["deleted"]:
+        console.print(f"deleted {sandbox_id}")
+    console.print(f"{len(deleted['deleted'])} stopped sandbox(es) deleted")
+
+
+@app.command()
+def github(
+    project: Annotated[str, typer.Argument(help="The project's id (pj...) or name.")],
+    repo: Annotated[str, typer.Argument(help="owner/name, or name for your own account.")],
+    public: Annotated[
+        bool, typer.Option("--public", help="Create the repository public (default private).")
+    ] = False,
+    port: Annotated[int | None, typer.Option(help="Server port.")] = None,
+) -> None:
+    """Push a project's history to GitHub (one commit per version; GITHUB_TOKEN on the server)."""
+    settings = _settings(None, port)
+    project_id = _project_id(settings, project)
+    with console.status(f"Pushing to {repo}..."):
+        pushed = _api(
+            settings,
+            "POST",
+            f"/api/projects/{project_id}/github",
+            {"repo": repo, "private": not public},
+            timeout=600,
+        )
+    what = "created and pushed" if pushed["created"] else "pushed"
+    versions = pushed["pushedVersions"]
+    added = f"versions {', '.join(map(str, versions))}" if versions else "nothing new"
+    console.print(f"{what} {pushed['repo']}: {added} (head {pushed['commit'][:12]})")
+    if pushed["url"]:
+        console.print(pushed["url"], highlight=False)
 
 
 @app.command()

@@ -138,6 +138,24 @@ class Settings(BaseSettings):
     """Local sandboxes with no run and no preview request for this long are stopped (their
     files stay; opening the project's preview starts them again). 0 keeps them running."""
 
+    idle_delete_days: float = Field(default=0.0, ge=0)
+    """Sandboxes stopped for this many days are deleted (their files stay in the store; the
+    project rebuilds its sandbox when it is opened again). 0 keeps them."""
+
+    budget_run_usd: float | None = Field(default=None, gt=0)
+    """A run stops once its model cost reaches this (USD); its files are kept."""
+    budget_project_usd: float | None = Field(default=None, gt=0)
+    """A project's runs stop once all its runs together cost this much (USD)."""
+    budget_day_usd: float | None = Field(default=None, gt=0)
+    """Runs stop once all runs of the day (UTC) together cost this much (USD)."""
+
+    github_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("GITHUB_TOKEN", "SANDFORGE_GITHUB_TOKEN")
+    )
+    """Pushes projects to GitHub. It stays in the server: never in a sandbox, log or page."""
+    github_api_url: str = "https://api.github.com"
+    """GitHub's REST API; GitHub Enterprise's is `https://HOST/api/v3`."""
+
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Host names the UI and API answer to besides loopback's (comma-separated): the name
     users reach this server by. Any other Host header is refused, against DNS rebinding."""
@@ -236,6 +254,13 @@ class Settings(BaseSettings):
     @property
     def session_key_file(self) -> Path:
         return self.data_dir / "session.key"
+
+    @property
+    def secrets_key_file(self) -> Path:
+        return self.data_dir / "secrets.key"
+
+    def published_url(self, slug: str) -> str:
+        return f"{self.preview_scheme}://{slug}.apps.{self.preview_domain}:{self.port}/"
 
     def preview_url(self, sandbox_id: str, port: int) -> str:
         return f"{self.preview_scheme}://{port}-{sandbox_id}.{self.preview_domain}:{self.port}/"

@@ -97,6 +97,15 @@ class CompleteData(_Data):
     """Extension: how many model requests the run made."""
     limitReached: str | None = None
     """Extension: set when a run limit stopped the model early; says which limit and the fix."""
+    inputTokens: int | None = None
+    """Extension: the input tokens in `tokensUsed` (cached ones included)."""
+    outputTokens: int | None = None
+    """Extension: the output tokens in `tokensUsed`."""
+    costUsd: float | None = None
+    """Extension: the run's model cost in USD (genai-prices); absent when its model has no
+    known price."""
+    sandboxUsage: dict[str, float] | None = None
+    """Extension: what the run's sandbox used: `{wallSeconds, cpuSeconds, memoryGbSeconds}`."""
     services: list[ServicePreview] | None = None
     """Extension: every service of the project, the main one (`previewUrl`) first."""
 
@@ -109,6 +118,10 @@ class ErrorData(_Data):
     sandboxId: str | None = None
     runId: str | None = None
     """Set on `server_shutdown`: the run goes on being stored; resume it with this id."""
+    usage: dict[str, Any] | None = None
+    """What the run used before it ended, in the `complete` event's names (`tokensUsed`,
+    `inputTokens`, `outputTokens`, `cacheReadTokens`, `cacheWriteTokens`, `modelRequests`,
+    `costUsd`, `model`, `sandboxUsage`); absent when it used nothing."""
 
 
 class ProgressEvent(BaseModel):

@@ -28,6 +28,7 @@ ERROR_CODES = [
     "disk_full",
     "insufficient_storage",
     "limit_reached",
+    "budget_reached",
 ]
 TROUBLESHOOT = """async (errors) => {
   const { troubleshoot } = await import('/static/js/outcome.js');

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from decimal import Decimal
 
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.agent import AgentRunEvents
@@ -23,6 +23,7 @@ from pydantic_ai.exceptions import (
 )
 from pydantic_ai.messages import (
     BinaryContent,
+    FunctionToolCallEvent,
     ModelMessage,
     ModelRequest,
     ModelResponse,
@@ -40,6 +41,7 @@ from ..chat import ChatMessage, PromptImage
 from ..events import Event, assistant_delta, progress
 from ..sandbox import Sandbox, SandboxError
 from ..templates import ProjectTemplate
+from .cost import turn_cost
 from .edits import EditError, FileEditor, ProjectFiles
 from .errors import ModelMisbehaved, explain
 from .limits import LimitReached, limit_from_usage_error, wall_time_limit
@@ -72,6 +74,8 @@ class _TurnState:
     """Model responses completed when the last failure happened."""
     failure: ModelAPIError | None = None
     limit: LimitReached | None = None
+    over_budget: bool = False
+    """The turn's cost reached the spending limit it was given."""
 
 
 @dataclass
@@ -89,15 +93,10 @@ class TurnResult:
     retries: int = 0
     limit_reached: str | None = None
     """Why the model stopped early, if a run limit stopped it."""
-
-    def complete_fields(self) -> dict[str, Any]:
-        """The `complete` event's extension fields for this turn."""
-        return {
-            "cacheReadTokens": self.cache_read_tokens,
-            "cacheWriteTokens": self.cache_write_tokens,
-            "modelRequests": self.requests,
-            "limitReached": self.limit_reached,
-        }
+    cost_usd: float | None = 0.0
+    """The turn's price (genai-prices); None when the price table does not know the model."""
+    over_budget: bool = False
+    """The turn stopped early because its cost reached the spending limit it was given."""
 
 
 def _clip(text: str) -> str:
@@ -240,10 +239,13 @@ class Builder:
         *,
         sandbox: Sandbox | None = None,
         images: Sequence[PromptImage] = (),
+        spend_limit_usd: float | None = None,
     ) -> AsyncIterator[Event]:
         """One turn over `files`; commands run in `sandbox` (none in the persistent flow).
 
-        `images` go with the prompt to models that read them.
+        `images` go with the prompt to models that read them. Once the turn's priced
+        cost reaches `spend_limit_usd`, it stops before running the next tool calls
+        (`result.over_budget`).
         """
         self.result = TurnResult()
         sandbox_id = sandbox.id if sandbox is not None else None
@@ -262,10 +264,10 @@ class Builder:
             if remaining <= 0:
                 self._finish(state.messages, state.usage, wall_time_limit(self.runtime.limits))
                 return
-            async for event in self._attempt(state, deps, remaining):
+            async for event in self._attempt(state, deps, remaining, spend_limit_usd):
                 yield event
             if state.failure is None:
-                self._finish(state.messages, state.usage, state.limit)
+                self._finish(state.messages, state.usage, state.limit, state.over_budget)
                 if state.limit is not None:
                     yield progress("generating", str(state.limit), sandbox_id)
                 return
@@ -277,9 +279,10 @@ class Builder:
                 state.user_prompt = None
 
     async def _attempt(
-        self, state: _TurnState, deps: BuildDeps, remaining: float
+        self, state: _TurnState, deps: BuildDeps, remaining: float, spend_limit_usd: float | None
     ) -> AsyncIterator[Event]:
-        """One model run from the messages so far; sets `state.failure` or `state.limit`."""
+        """One model run from the messages so far; sets `state.failure`, `state.limit` or
+        `state.over_budget`."""
         limits = self.runtime.limits
         state.failure, state.limit = None, None
         try:
@@ -302,6 +305,9 @@ class Builder:
                         chunk = _text_chunk(event)
                         if chunk:
                             yield assistant_delta(chunk)
+                        if _over(spend_limit_usd, event, stream):
+                            state.over_budget = True
+                            break
                 finally:
                     state.messages, state.usage = _run_state(stream, state.messages, state.usage)
         except UsageLimitExceeded as exc:
@@ -345,8 +351,13 @@ class Builder:
         return delay, note
 
     def _finish(
-        self, messages: list[ModelMessage], usage: RunUsage, limit: LimitReached | None = None
+        self,
+        messages: list[ModelMessage],
+        usage: RunUsage,
+        limit: LimitReached | None = None,
+        over_budget: bool = False,
     ) -> None:
+        cost = turn_cost(messages)
         self.result = TurnResult(
             tokens_used=usage.input_tokens + usage.output_tokens,
             text=_turn_text(messages),
@@ -358,7 +369,18 @@ class Builder:
             tool_calls=usage.tool_calls,
             retries=self.result.retries,
             limit_reached=str(limit) if limit is not None else None,
+            cost_usd=float(cost) if cost is not None else None,
+            over_budget=over_budget,
         )
+
+
+def _over(limit_usd: float | None, event: object, stream: AgentRunEvents[str]) -> bool:
+    """Whether the turn's cost has reached the limit, checked as a response's tool calls are
+    about to run (the response is complete and priced then)."""
+    if limit_usd is None or not isinstance(event, FunctionToolCallEvent):
+        return False
+    cost = turn_cost(stream.all_messages())
+    return cost is not None and cost >= Decimal(str(limit_usd))
 
 
 def _seconds(delay: float) -> str:

@@ -23,12 +23,21 @@ from ..config import Settings
 from ..errors import Conflict, InvalidRequest, TooManyRequests, Unavailable
 from ..events import ProgressData, ProgressEvent
 from ..ids import Kind, kind_of, new_id
+from ..runs.budget import budgets_for
 from ..runs.job import RunJob
 from ..runs.replica import Replica
 from ..runs.request import GenerationRequest
 from ..runs.supervisor import LiveRun, Supervisor
-from ..sandbox import Sandbox, SandboxError, SandboxInfo, SandboxNotFound, SandboxState
+from ..sandbox import (
+    Sandbox,
+    SandboxError,
+    SandboxInfo,
+    SandboxNotFound,
+    SandboxProvider,
+    SandboxState,
+)
 from ..sandbox.fleet import SandboxFleet
+from ..store.errors import ProjectNotFound
 from ..store.records import (
     Flow,
     ProjectRecord,
@@ -40,7 +49,8 @@ from ..store.records import (
 from ..store.replicas import ClaimedRun
 from ..store.repo import Store
 from ..templates import get_template
-from .serving import ensure_serving, open_or_rebuild, project_spec
+from .serving import ensure_serving, open_or_rebuild, project_spec, start_dev_server
+from .settings import ProjectConfig, SettingsUpdate
 from .timeline import hand_edited
 from .versions import git_commit, replace_files
 
@@ -117,8 +127,10 @@ class Projects:
         self.store = store
         self.fleet = fleet
         self.supervisor = supervisor
+        self.config = ProjectConfig(settings, store)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._idle_stopper: asyncio.Task[None] | None = None
+        self._idle_deleter: asyncio.Task[None] | None = None
         self.accepting = True
         """False once the server is shutting down: no new run starts."""
         self._draining = False
@@ -133,12 +145,15 @@ class Projects:
     async def start(self) -> None:
         if self.settings.idle_stop_minutes > 0:
             self._idle_stopper = asyncio.create_task(self._stop_idle_sandboxes())
+        if self.settings.idle_delete_days > 0:
+            self._idle_deleter = asyncio.create_task(self._delete_stopped_sandboxes())
 
     async def aclose(self) -> None:
-        if self._idle_stopper is not None:
-            self._idle_stopper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._idle_stopper
+        for task in (self._idle_stopper, self._idle_deleter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -190,7 +205,7 @@ class Projects:
         if self.replica is not None:
             return await self._enqueue(self.replica, project, request)
         async with self._locks[project.id]:
-            self._refuse_if_busy(project.id)
+            self.refuse_if_busy(project.id)
             job = await self._plan_job(project, request, follow_up, new_id("run"))
             await self.store.create_run(job.run_id, project.id, request.model_dump())
             run = await self._launch(project, job)
@@ -259,6 +274,9 @@ class Projects:
             sandbox_id=sandbox_id,
             seed_files_b64=RunJob.encode_files(seed) if seed is not None else None,
             isolation_problem=self.fleet.isolation_problem,
+            budgets=await budgets_for(self.settings, self.supervisor.ledger, project.id),
+            resources=await self.config.resources(project.id),
+            app_env=await self.config.app_env(project.id),
             hand_edited=await hand_edited(self.store, project.id) if follow_up else [],
         )
 
@@ -284,7 +302,7 @@ class Projects:
                 "and OpenAI's do) in the model picker, or send the prompt without images."
             )
 
-    def _refuse_if_busy(self, project_id: str) -> None:
+    def refuse_if_busy(self, project_id: str) -> None:
         active = self.supervisor.active_run(project_id)
         if active is not None:
             raise _in_flight(active.id)
@@ -320,7 +338,7 @@ class Projects:
         """Make version `number`'s files current again, as a new version: nothing is lost."""
         async with self._locks[project_id]:
             project = await self.store.get_project(project_id)
-            self._refuse_if_busy(project_id)
+            self.refuse_if_busy(project_id)
             files = await self.store.version_files(project_id, number)
             sandbox = await self._changing_sandbox(project)
             if sandbox is not None:
@@ -336,7 +354,7 @@ class Projects:
         reloads) and saved as a version marked as a manual edit."""
         async with self._locks[project_id]:
             project = await self.store.get_project(project_id)
-            self._refuse_if_busy(project_id)
+            self.refuse_if_busy(project_id)
             files = {**await self.store.files(project_id), path: content}
             sandbox = await self._changing_sandbox(project)
             if sandbox is not None:
@@ -392,16 +410,22 @@ class Projects:
         template = get_template(project.project_type)
         if sandbox is None:
             provider = self.fleet.provider(project.provider)
+            resources = await self.config.resources(project.id)
             sandbox, _ = await open_or_rebuild(
                 provider,
                 None,
-                project_spec(template, self.settings, project.id),
+                project_spec(template, self.settings, project.id, resources=resources),
                 lambda: self.store.files(project.id),
             )
             self.fleet.touch(sandbox.id)
             await self.store.set_project_sandbox(project.id, sandbox.id)
             await self.store.record_sandbox(sandbox.id, provider.name, project.id, "started")
-        await ensure_serving(sandbox, template, self.settings.dev_server_ready_timeout_s)
+        await ensure_serving(
+            sandbox,
+            template,
+            self.settings.dev_server_ready_timeout_s,
+            await self.config.app_env(project.id),
+        )
         return sandbox
 
     async def _run_sandbox(self, project: ProjectRecord, run: LiveRun) -> Sandbox:
@@ -453,6 +477,36 @@ class Projects:
             return await self.fleet.provider(project.provider).get(project.sandbox_id)
         except SandboxNotFound:
             return None
+
+    # -- settings ------------------------------------------------------------------------------
+
+    async def update_settings(self, project_id: str, update: SettingsUpdate) -> None:
+        """Store new settings and apply them: new resources rebuild the sandbox from the
+        stored files (on its next use), a new environment restarts the dev server."""
+        async with self._locks[project_id]:
+            project = await self.store.get_project(project_id)
+            self.refuse_if_busy(project_id)
+            resources_changed, env_changed = await self.config.update(project_id, update)
+            sandbox = await self.project_sandbox(project)
+            if sandbox is None or not (resources_changed or env_changed):
+                return
+            if resources_changed:
+                await self._delete_sandbox(project, sandbox)
+            elif (await sandbox.info()).state == SandboxState.STARTED:
+                template = get_template(project.project_type)
+                await start_dev_server(
+                    sandbox,
+                    template,
+                    self.settings.dev_server_ready_timeout_s,
+                    env=await self.config.app_env(project_id),
+                )
+
+    async def _delete_sandbox(self, project: ProjectRecord, sandbox: Sandbox) -> None:
+        """Delete a project's sandbox; its files are in the store, and the next use of the
+        project rebuilds one from them."""
+        await self.fleet.delete(sandbox)
+        self.fleet.changed(project.id)
+        await self.store.record_sandbox(sandbox.id, sandbox.provider, project.id, "deleted")
 
     # -- sharing -------------------------------------------------------------------------------
 
@@ -530,3 +584,54 @@ class Projects:
                     continue
                 with contextlib.suppress(SandboxError):
                     await self.fleet.stop(await provider.get(info.id))
+
+    async def _delete_stopped_sandboxes(self) -> None:
+        """Delete sandboxes stopped for `idle_delete_days` (SANDFORGE_IDLE_DELETE_DAYS)."""
+        stopped_for = self.settings.idle_delete_days * 86400
+        while True:
+            await asyncio.sleep(min(3600.0, max(stopped_for / 4, 0.05)))
+            try:
+                await self.delete_stopped_sandboxes(stopped_for)
+            except Exception:
+                log.exception("deleting stopped sandboxes failed; it tries again later")
+
+    async def delete_stopped_sandboxes(self, stopped_for_s: float) -> list[str]:
+        """Delete the projects' sandboxes that have been stopped (and unused) for this long.
+
+        Only a sandbox whose project has its files in the store goes: the project rebuilds
+        one from them when it is opened again."""
+        deleted = []
+        for provider in self.fleet.configured():
+            for info in await provider.list({"sandforge": "1"}):
+                project_id = info.labels.get("project")
+                if project_id is None or info.state == SandboxState.STARTED:
+                    continue
+                if await self._unused_for(info, project_id) < stopped_for_s:
+                    continue
+                async with self._locks[project_id]:
+                    if await self._deletable(info.id, project_id, provider):
+                        project = await self.store.get_project(project_id)
+                        await self._delete_sandbox(project, await provider.get(info.id))
+                        deleted.append(info.id)
+        return deleted
+
+    async def _unused_for(self, info: SandboxInfo, project_id: str) -> float:
+        """Seconds since the sandbox was last used: its last touch, or its project's last
+        change (a saved version), whichever is later."""
+        with contextlib.suppress(ProjectNotFound):
+            project = await self.store.get_project(project_id)
+            return min(self.fleet.idle_for(info), time.time() - project.updated_at)
+        return self.fleet.idle_for(info)
+
+    async def _deletable(self, sandbox_id: str, project_id: str, provider: SandboxProvider) -> bool:
+        """Still stopped, no run in it, and its project's files are in the store."""
+        if self.supervisor.active_run(project_id) is not None:
+            return False
+        try:
+            sandbox = await provider.get(sandbox_id)
+            await self.store.get_project(project_id)
+        except (SandboxNotFound, ProjectNotFound):
+            return False
+        if (await sandbox.info()).state == SandboxState.STARTED:
+            return False
+        return bool(await self.store.file_sizes(project_id))

@@ -13,9 +13,10 @@ import hashlib
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import Settings
 from ..events import ServicePreview
@@ -100,16 +101,48 @@ def find_service(template: ProjectTemplate, name: str | None) -> Service:
     raise ServiceNotFound(f"A {template.name} project has no service {name!r}; it has {names}.")
 
 
+class SandboxResources(BaseModel):
+    """A project's own sandbox settings; what is unset keeps sandforge's default."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    cpu: float | None = Field(default=None, ge=0.1, le=64)
+    """CPU: 1 is one ordinary process's share against other sandboxes (locally, the cgroup
+    weight 100); on Daytona, vCPUs."""
+    memoryMb: int | None = Field(default=None, ge=64, le=262_144)
+    diskMb: int | None = Field(default=None, ge=64, le=1_048_576)
+    egress: bool | None = None
+    """Outbound network for the app and its commands (off by default: loopback only)."""
+
+    def spec_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if self.cpu is not None:
+            fields["cpu_weight"] = min(max(round(self.cpu * 100), 1), 10_000)
+        if self.memoryMb is not None:
+            fields["memory_mb"] = self.memoryMb
+        if self.diskMb is not None:
+            fields["disk_mb"] = self.diskMb
+        if self.egress is not None:
+            fields["network"] = "egress" if self.egress else "none"
+        return fields
+
+
 def project_spec(
-    template: ProjectTemplate, settings: Settings, project_id: str, run_id: str | None = None
+    template: ProjectTemplate,
+    settings: Settings,
+    project_id: str,
+    run_id: str | None = None,
+    resources: SandboxResources | None = None,
 ) -> SandboxSpec:
-    """The spec of a project's sandbox: its labels, its template's package caches and env."""
+    """The spec of a project's sandbox: its labels, its template's package caches and env,
+    and the project's own resources."""
     return SandboxSpec(
         labels=project_labels(project_id, run_id),
         env=dict(template.env),
         packages=True,
         readonly_mounts=readonly_mounts(settings.template_cache, template),
         stack=template.name,
+        **(resources.spec_fields() if resources is not None else {}),
     )
 
 
@@ -145,7 +178,11 @@ async def _run_install(sandbox: Sandbox, command: str) -> None:
 
 
 async def _start_service(
-    sandbox: Sandbox, template: ProjectTemplate, service: Service, timeout: float
+    sandbox: Sandbox,
+    template: ProjectTemplate,
+    service: Service,
+    timeout: float,
+    env: dict[str, str] | None,
 ) -> None:
     name = process_name(template, service)
     # `cd` in the command rather than a cwd: a local sandbox's daemon may not enter the
@@ -155,25 +192,31 @@ async def _start_service(
         if service.cwd == "."
         else f"cd {shlex.quote(service.cwd)} && {service.command}"
     )
-    await sandbox.start_process(name, command)
+    await sandbox.start_process(name, command, env=env)
     readiness = await wait_until_ready(sandbox, service.port, name, timeout)
     if not readiness.ready:
         raise readiness_error(readiness, timeout, service.name)
 
 
 async def start_dev_server(
-    sandbox: Sandbox, template: ProjectTemplate, timeout: float, *, only_stopped: bool = False
+    sandbox: Sandbox,
+    template: ProjectTemplate,
+    timeout: float,
+    *,
+    only_stopped: bool = False,
+    env: dict[str, str] | None = None,
 ) -> None:
     """Start (or restart) the template's services together and wait until each answers.
 
-    With `only_stopped`, services whose process still runs are left alone.
+    With `only_stopped`, services whose process still runs are left alone. `env` is the
+    app's own environment: it goes to the services' processes and nowhere else.
     """
     services = [
         s
         for s in template.services
         if not only_stopped or not await _running(sandbox, process_name(template, s))
     ]
-    await asyncio.gather(*(_start_service(sandbox, template, s, timeout) for s in services))
+    await asyncio.gather(*(_start_service(sandbox, template, s, timeout, env) for s in services))
 
 
 async def startup_stamp(sandbox: Sandbox, template: ProjectTemplate) -> str:
@@ -189,25 +232,31 @@ async def startup_stamp(sandbox: Sandbox, template: ProjectTemplate) -> str:
     return digest.hexdigest()
 
 
-async def serve_early(sandbox: Sandbox, template: ProjectTemplate, timeout: float) -> str:
+async def serve_early(
+    sandbox: Sandbox, template: ProjectTemplate, timeout: float, env: dict[str, str] | None = None
+) -> str:
     """Start the dev server on the files as they are (the starter, before the model writes),
     so the preview shows each file as it lands; returns its startup stamp."""
     await install_dependencies(sandbox, template)
-    await start_dev_server(sandbox, template, timeout)
+    await start_dev_server(sandbox, template, timeout, env=env)
     return await startup_stamp(sandbox, template)
 
 
 async def confirm_serving(
-    sandbox: Sandbox, template: ProjectTemplate, timeout: float, stamp: str | None
+    sandbox: Sandbox,
+    template: ProjectTemplate,
+    timeout: float,
+    stamp: str | None,
+    env: dict[str, str] | None = None,
 ) -> None:
     """After the final files: every service up and answering, all restarted when they started
     before a change they cannot pick up by themselves (`stamp` from `serve_early`; None: they
     never started), and any that is gone started again."""
     await install_dependencies(sandbox, template)
     if stamp is None or stamp != await startup_stamp(sandbox, template):
-        await start_dev_server(sandbox, template, timeout)
+        await start_dev_server(sandbox, template, timeout, env=env)
         return
-    await start_dev_server(sandbox, template, timeout, only_stopped=True)
+    await start_dev_server(sandbox, template, timeout, only_stopped=True, env=env)
     for service in template.services:
         name = process_name(template, service)
         readiness = await wait_until_ready(sandbox, service.port, name, timeout)
@@ -257,12 +306,14 @@ async def open_or_rebuild(
     return await rebuild(provider, spec, files), True
 
 
-async def ensure_serving(sandbox: Sandbox, template: ProjectTemplate, timeout: float) -> None:
+async def ensure_serving(
+    sandbox: Sandbox, template: ProjectTemplate, timeout: float, env: dict[str, str] | None = None
+) -> None:
     """Start a stopped sandbox and its dev server, if either is down."""
     if (await sandbox.info()).state != SandboxState.STARTED:
         await sandbox.start()
     await install_dependencies(sandbox, template)
-    await start_dev_server(sandbox, template, timeout, only_stopped=True)
+    await start_dev_server(sandbox, template, timeout, only_stopped=True, env=env)
 
 
 @dataclass(frozen=True)

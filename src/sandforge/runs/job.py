@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ..agent.prompts import hand_edits_note, picked_elements_note
 from ..chat import ChatMessage
 from ..config import SandboxProviderName
+from ..projects.serving import SandboxResources
 from ..store.records import Flow
+from .budget import Budget
 from .request import GenerationRequest
 
 
@@ -32,6 +34,12 @@ class RunJob(BaseModel):
     """Rebuild: the project's stored files, for a fresh sandbox."""
     isolation_problem: str = ""
     """Why sandboxes run without full isolation here, when they do (empty when isolated)."""
+    budgets: list[Budget] = []
+    """The spending budgets this run counts against, with what was spent before it."""
+    resources: SandboxResources | None = None
+    """The project's sandbox settings, for a sandbox this run creates."""
+    app_env: dict[str, str] = Field(default_factory=dict, repr=False)
+    """The app's environment (decrypted): for the dev server only, never the model."""
     hand_edited: list[str] = []
     """Files the user edited by hand since the project's last run, for the model to respect."""
 

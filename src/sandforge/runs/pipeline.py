@@ -16,7 +16,6 @@ import traceback
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ..agent.builder import Builder
 from ..agent.edits import ProjectFiles
@@ -25,7 +24,7 @@ from ..agent.offline import derive_title, scaffold
 from ..chat import ChatMessage, PromptImage
 from ..config import Settings
 from ..errors import SandforgeError
-from ..events import CompleteData, CompleteEvent, Event, error, progress
+from ..events import CompleteData, CompleteEvent, ErrorEvent, Event, error, progress
 from ..projects.files import StoredFiles
 from ..projects.serving import (
     confirm_serving,
@@ -37,9 +36,13 @@ from ..projects.serving import (
     startup_stamp,
 )
 from ..sandbox import Sandbox, SandboxProvider
+from ..sandbox.metering import SandboxMeter
 from ..templates import ProjectTemplate, get_template
+from .budget import check as check_budgets
+from .budget import remaining_usd
 from .job import RunJob
 from .repair import Findings, RenderCheck, Repairs, find_problems, repair_prompt
+from .spend import RunSpend
 
 
 class MissingEntryFile(SandforgeError):
@@ -68,9 +71,9 @@ class PipelineInputs:
 class TurnOutcome:
     """What the model's turns (the first, then each repair) add up to."""
 
-    tokens_used: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-    """The `complete` event's extension fields the last turn reported."""
+    spend: RunSpend = field(default_factory=RunSpend)
+    """Tokens, cost and sandbox time so far, which the budgets count."""
+    meter: SandboxMeter = field(default_factory=SandboxMeter)
     conversation: list[ChatMessage] = field(default_factory=list)
     """This run's turns so far (prompt, answer, repair prompt, answer...): a repair turn
     sees what it was asked and what it did before."""
@@ -87,26 +90,39 @@ async def run_pipeline(
 ) -> AsyncIterator[Event]:
     """The run's events; `stored` is the persistent flow's file store (None for a sandbox)."""
     sandbox_id: str | None = None
+    turn = TurnOutcome(spend=RunSpend(model=inputs.model.name))
     try:
+        check_budgets(inputs.job.budgets, 0.0)
         if inputs.job.flow == "persistent":
             assert stored is not None
-            steps = _persistent_flow(inputs, stored)
+            steps = _persistent_flow(inputs, stored, turn)
         else:
-            steps = _sandbox_flow(inputs, provider)
+            steps = _sandbox_flow(inputs, provider, turn)
         async for event in steps:
             if event.type == "progress" and event.data.sandboxId:
                 sandbox_id = event.data.sandboxId
             yield event
     except SandforgeError as exc:
-        yield _with_sandbox(error(exc.message, code=exc.code), sandbox_id)
+        yield await _failed(turn, error(exc.message, code=exc.code), sandbox_id)
     except Exception as exc:
-        yield _with_sandbox(
-            error(f"{type(exc).__name__}: {exc}", code="internal", stack=traceback.format_exc()),
-            sandbox_id,
+        failure = error(
+            f"{type(exc).__name__}: {exc}", code="internal", stack=traceback.format_exc()
         )
+        yield await _failed(turn, failure, sandbox_id)
+    finally:
+        await turn.meter.stop()
 
 
-async def _sandbox_flow(inputs: PipelineInputs, provider: SandboxProvider) -> AsyncIterator[Event]:
+async def _failed(turn: TurnOutcome, event: ErrorEvent, sandbox_id: str | None) -> Event:
+    """The error event, with the sandbox it happened in and what the run used until then."""
+    turn.spend.sandbox = await turn.meter.stop() or turn.spend.sandbox
+    event.data.usage = turn.spend.error_usage()
+    return _with_sandbox(event, sandbox_id)
+
+
+async def _sandbox_flow(
+    inputs: PipelineInputs, provider: SandboxProvider, turn: TurnOutcome
+) -> AsyncIterator[Event]:
     job, template, settings = inputs.job, inputs.template, inputs.settings
     if job.isolation_problem:
         yield progress(
@@ -114,7 +130,7 @@ async def _sandbox_flow(inputs: PipelineInputs, provider: SandboxProvider) -> As
             "WARNING: SANDFORGE_ALLOW_UNISOLATED=1 is set and sandboxes are not fully isolated "
             f"here, so generated code runs with weaker protection: {job.isolation_problem}",
         )
-    spec = project_spec(template, settings, job.project_id, job.run_id)
+    spec = project_spec(template, settings, job.project_id, job.run_id, job.resources)
     if job.new_project:
         yield progress("creating", f"Creating {provider.name} sandbox...")
         sandbox = await provider.create(spec)
@@ -126,15 +142,15 @@ async def _sandbox_flow(inputs: PipelineInputs, provider: SandboxProvider) -> As
                 "creating", "The project's sandbox is gone; rebuilding it from its files"
             )
         sandbox, _ = await open_or_rebuild(provider, job.sandbox_id, spec, job.seed_files)
+    await turn.meter.start(sandbox)
     if job.new_project:
         stamp = await _lay_starter(inputs, sandbox)
         ready = f"Set up a {template.name} project in {sandbox.project_dir}"
     else:
-        await ensure_serving(sandbox, template, settings.dev_server_ready_timeout_s)
+        await ensure_serving(sandbox, template, settings.dev_server_ready_timeout_s, job.app_env)
         stamp = await startup_stamp(sandbox, template)
         ready = f"Sandbox {sandbox.id} is up"
     yield _initializing(inputs, ready, sandbox.id, live=stamp is not None)
-    turn = TurnOutcome()
     async for event in _model_turn(
         inputs, sandbox, sandbox, turn, job.model_prompt, job.request.prompt_images
     ):
@@ -145,7 +161,9 @@ async def _sandbox_flow(inputs: PipelineInputs, provider: SandboxProvider) -> As
     starting = "Starting" if stamp is None else "Checking"
     yield progress("starting", f"{starting} the dev server: {template.dev_command}", sandbox.id)
     yield progress("preview", f"Waiting for the dev server at {inputs.preview_url}", sandbox.id)
-    await confirm_serving(sandbox, template, settings.dev_server_ready_timeout_s, stamp)
+    await confirm_serving(
+        sandbox, template, settings.dev_server_ready_timeout_s, stamp, job.app_env
+    )
     async for event in _finish(inputs, turn, sandbox, sandbox):
         yield event
 
@@ -156,7 +174,9 @@ async def _lay_starter(inputs: PipelineInputs, sandbox: Sandbox) -> str | None:
     if inputs.model.offline:
         return None
     await _write_starter(sandbox, inputs.template, inputs.job)
-    return await serve_early(sandbox, inputs.template, inputs.settings.dev_server_ready_timeout_s)
+    return await serve_early(
+        sandbox, inputs.template, inputs.settings.dev_server_ready_timeout_s, inputs.job.app_env
+    )
 
 
 def _initializing(
@@ -176,7 +196,9 @@ def _initializing(
     )
 
 
-async def _persistent_flow(inputs: PipelineInputs, stored: StoredFiles) -> AsyncIterator[Event]:
+async def _persistent_flow(
+    inputs: PipelineInputs, stored: StoredFiles, turn: TurnOutcome
+) -> AsyncIterator[Event]:
     job, template = inputs.job, inputs.template
     yield progress("creating", "Persistent flow: files are saved to the database, no sandbox")
     new_project = not await stored.list_files()
@@ -184,7 +206,6 @@ async def _persistent_flow(inputs: PipelineInputs, stored: StoredFiles) -> Async
     if new_project and live:
         await _write_starter(stored, template, job)
     yield _initializing(inputs, f"Set up a {template.name} project", None, live)
-    turn = TurnOutcome()
     async for event in _model_turn(
         inputs, stored, None, turn, job.model_prompt, job.request.prompt_images
     ):
@@ -224,15 +245,26 @@ async def _model_turn(
         yield progress("generating", f"Generating with {inputs.model.name}...", sandbox_id)
     history = [*job.history, *turn.conversation]
     builder = Builder(inputs.model.model, template, job.request.agents)
-    async for event in builder.run(files, prompt, history, sandbox=sandbox, images=images):
+    spend_limit = remaining_usd(job.budgets, turn.spend.counted_cost)
+    async for event in builder.run(
+        files, prompt, history, sandbox=sandbox, images=images, spend_limit_usd=spend_limit
+    ):
         yield event
-    turn.tokens_used += builder.result.tokens_used
-    turn.extra = builder.result.complete_fields()
+    first = not turn.conversation
+    turn.spend.add(builder.result)
     turn.conversation += [
         ChatMessage(role="user", content=prompt),
         ChatMessage(role="assistant", content=builder.result.text),
     ]
     turn.limit_reached = builder.result.limit_reached
+    if first and job.budgets and turn.spend.cost_usd is None:
+        yield progress(
+            "generating",
+            f"genai-prices has no price for {inputs.model.name}, so the budgets "
+            "(SANDFORGE_BUDGET_*_USD) cannot count this run's cost",
+            sandbox_id,
+        )
+    check_budgets(job.budgets, turn.spend.counted_cost)
 
 
 async def _check_files(
@@ -293,6 +325,7 @@ async def _finish(
         yield progress("complete", message, sandbox_id)
     else:
         yield progress("complete", "Preview ready", sandbox_id)
+    turn.spend.sandbox = await turn.meter.stop()
     yield CompleteEvent(
         data=CompleteData(
             success=True,
@@ -300,7 +333,7 @@ async def _finish(
             projectDir=sandbox.project_dir if sandbox is not None else "/",
             previewUrl=inputs.preview_url,
             accessToken=None if job.public else job.preview_token,
-            tokensUsed=turn.tokens_used,
+            tokensUsed=turn.spend.tokens_used,
             message=message,
             runId=job.run_id,
             projectId=job.project_id,
@@ -308,7 +341,8 @@ async def _finish(
             render=findings.render,
             repairs=repairs.to_json() if repairs.seen else None,
             services=(service_previews(template, settings, job.project_id) if sandbox else None),
-            **turn.extra,
+            limitReached=turn.limit_reached,
+            **turn.spend.complete_fields(),
         )
     )
 

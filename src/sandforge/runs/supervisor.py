@@ -28,17 +28,29 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from ..config import Settings
-from ..events import CompleteEvent, Event, error, from_json, is_terminal, progress, to_json
+from ..events import (
+    CompleteEvent,
+    ErrorEvent,
+    Event,
+    error,
+    from_json,
+    is_terminal,
+    progress,
+    to_json,
+)
 from ..projects.versions import commit_message, save_sandbox_version
 from ..sandbox import SandboxProvider
-from ..store.records import RunRecord, RunState
+from ..store.records import RunRecord, RunState, VersionRecord
 from ..store.repo import Store
 from ..store.retry import retrying
+from ..store.usage import UsageLedger
+from .budget import keeps_files
 from .bus import EventBus
 from .fanout import ProjectFeeds, RunLog
 from .follow import follow_stored
 from .forkserver import ForkServer, WorkerHandle
 from .job import RunJob
+from .spend import usage_record
 from .storage import OrderedWriter
 from .worker import settings_to_json
 
@@ -126,6 +138,7 @@ class Supervisor:
     ) -> None:
         self.settings = settings
         self.store = store
+        self.ledger = UsageLedger(store.engine)
         self.on_sandbox_used = on_sandbox_used
         """Told when a run ends, so a sandbox's idle timer starts from then."""
         self.forkserver = ForkServer(recycle_after=settings.worker_recycle_after)
@@ -311,7 +324,14 @@ class Supervisor:
                     self.on_run_ended()
             if isinstance(terminal, CompleteEvent):
                 terminal = await self._save_turn(run, terminal)
-            if terminal.type == "error" and not run.interrupted and not self.settings.keep_on_error:
+            elif keeps_files(terminal):
+                await self._keep_files(run, terminal)
+            if (
+                terminal.type == "error"
+                and not keeps_files(terminal)
+                and not run.interrupted
+                and not self.settings.keep_on_error
+            ):
                 await self._delete_sandboxes(run)
         except Exception as exc:
             log.exception("run %s failed in the supervisor", run.id)
@@ -397,38 +417,55 @@ class Supervisor:
 
     async def _save_turn(self, run: LiveRun, complete: CompleteEvent) -> Event:
         """Make the finished turn the project's next version (a git commit and a snapshot)."""
-        job = run.job
-        message = commit_message(job.request.prompt)
         try:
-            if job.flow == "persistent":
-                files = await retrying(
-                    lambda: self.store.files(job.project_id), SAVE_WITHIN_S, f"run {run.id}"
-                )
-                version = await retrying(
-                    lambda: self.store.save_version(
-                        job.project_id, files, message=message, run_id=run.id
-                    ),
-                    SAVE_WITHIN_S,
-                    f"run {run.id}",
-                )
-            else:
-                assert run.sandbox_id is not None
-                sandbox = await run.provider.get(run.sandbox_id)
-                version, taken = await save_sandbox_version(
-                    self.store, sandbox, job.project_id, message, run.id, SAVE_WITHIN_S
-                )
-                if (warning := taken.warning()) is not None:
-                    await self._publish(run, progress("complete", warning, run.sandbox_id))
+            version = await self._save_version(run)
         except Exception as exc:
             log.exception("run %s: saving the version failed", run.id)
             return error(
                 f"The app was built but saving its files failed: {exc}", code="save_failed"
             )
         complete.data.version = version.number
-        text = run.log.assistant_text()
-        store = self.store
-        run.writer.submit(lambda: store.add_message(job.project_id, run.id, "assistant", text))
+        self._store_answer(run)
         return complete
+
+    async def _keep_files(self, run: LiveRun, stopped: ErrorEvent) -> None:
+        """A run its budget stopped keeps what it wrote, as the project's next version."""
+        if run.job.flow == "sandbox" and run.sandbox_id is None:
+            return  # stopped before it had a sandbox: it wrote nothing
+        try:
+            version = await self._save_version(run)
+        except Exception:
+            log.exception("run %s: saving the files of a stopped run failed", run.id)
+            return
+        stopped.data.message += f" They are saved as version {version.number}."
+        self._store_answer(run)
+
+    async def _save_version(self, run: LiveRun) -> VersionRecord:
+        job = run.job
+        message = commit_message(job.request.prompt)
+        if job.flow == "persistent":
+            files = await retrying(
+                lambda: self.store.files(job.project_id), SAVE_WITHIN_S, f"run {run.id}"
+            )
+            return await retrying(
+                lambda: self.store.save_version(
+                    job.project_id, files, message=message, run_id=run.id
+                ),
+                SAVE_WITHIN_S,
+                f"run {run.id}",
+            )
+        assert run.sandbox_id is not None
+        sandbox = await run.provider.get(run.sandbox_id)
+        version, taken = await save_sandbox_version(
+            self.store, sandbox, job.project_id, message, run.id, SAVE_WITHIN_S
+        )
+        if (warning := taken.warning()) is not None:
+            await self._publish(run, progress("complete", warning, run.sandbox_id))
+        return version
+
+    def _store_answer(self, run: LiveRun) -> None:
+        text, store, project_id = run.log.assistant_text(), self.store, run.job.project_id
+        run.writer.submit(lambda: store.add_message(project_id, run.id, "assistant", text))
 
     async def _end(self, run: LiveRun, terminal: Event, tokens: int = 0) -> None:
         """Store the end, then show it: a follower that sees it finds the store agreeing. If the
@@ -441,6 +478,10 @@ class Supervisor:
         run.writer.submit(
             lambda: store.finish_run(run.id, state, tokens_used=tokens, sandbox_id=sandbox_id)
         )
+        usage = usage_record(run.id, run.job.project_id, terminal)
+        if usage is not None:
+            ledger = self.ledger
+            run.writer.submit(lambda: ledger.record(usage))
         await run.writer.flush(END_STORE_WAIT_S)
         await self._show_end(run, terminal)
         if sandbox_id and self.on_sandbox_used is not None:

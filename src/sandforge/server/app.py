@@ -12,7 +12,20 @@ from starlette.types import Receive, Scope, Send
 
 from ..config import Settings, get_settings
 from . import pages
-from .api import auth, images, models, projects, replicas, runs, sandboxes, system, timeline
+from .api import (
+    auth,
+    images,
+    lifecycle,
+    models,
+    projects,
+    replicas,
+    runs,
+    sandboxes,
+    shipping,
+    system,
+    timeline,
+    usage,
+)
 from .errors import install_error_handlers
 from .openapi import install_openapi
 from .preview import PreviewProxy
@@ -61,7 +74,20 @@ def create_app(settings: Settings | None = None) -> SandforgeApp:
     app.state.services = services
     install_error_handlers(app)
     install_openapi(app)
-    for module in (runs, images, projects, timeline, sandboxes, replicas, system, models, auth):
+    for module in (
+        runs,
+        images,
+        projects,
+        timeline,
+        sandboxes,
+        replicas,
+        system,
+        models,
+        auth,
+        shipping,
+        usage,
+        lifecycle,
+    ):
         app.include_router(module.router)
     app.include_router(pages.router)
     # Before /static, which would otherwise answer for these paths.

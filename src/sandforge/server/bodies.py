@@ -8,7 +8,7 @@ MAX_SHARE_SECONDS = 365 * 24 * 3600
 
 
 class ShareRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     expiresInSeconds: float | None = Field(default=None, gt=0, le=MAX_SHARE_SECONDS)
     """The link stops working this long after it is made; without it, when revoked."""

@@ -19,7 +19,9 @@ from pydantic.json_schema import JsonSchemaMode
 from ..chat import ChatMessage
 from ..events import ServicePreview, event_adapter
 from ..ids import Kind
+from ..projects.github import GitHubPush
 from ..projects.serving import PreviewState
+from ..projects.settings import SettingsUpdate
 from ..runs.request import GenerationRequest
 from ..sandbox import SandboxState
 from ..store.records import Flow, RunState
@@ -63,6 +65,7 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     415: "The body is not sent as `application/json`.",
     429: "Too many sandboxes are running (SANDFORGE_MAX_SANDBOXES).",
     500: "The server failed unexpectedly; its log has the details.",
+    502: "A service sandforge relies on (GitHub's API) failed or did not answer.",
     503: "Not now: the server is shutting down or draining (it starts no new runs here), "
     "or its database is away. Try again shortly, or another replica.",
     507: "A disk is full: the server's data dir, or the sandbox's own disk.",
@@ -75,6 +78,8 @@ _SCHEMAS: dict[str, tuple[TypeAdapter[Any], JsonSchemaMode]] = {
     "SignIn": (TypeAdapter(SignIn), "validation"),
     "FileEdit": (TypeAdapter(FileEdit), "validation"),
     "ProjectUpdate": (TypeAdapter(ProjectUpdate), "validation"),
+    "SettingsUpdate": (TypeAdapter(SettingsUpdate), "validation"),
+    "GitHubPush": (TypeAdapter(GitHubPush), "validation"),
 }
 """Schemas the routes refer to that FastAPI does not generate, by component name."""
 

@@ -1,4 +1,5 @@
-"""Tables: projects, messages, runs, events, files (working tree and versions), sandboxes."""
+"""Tables: projects, messages, runs, events, files (working tree and versions), sandboxes,
+share links, and shipping: the cost ledger, published builds, project settings, GitHub links."""
 
 from __future__ import annotations
 
@@ -168,6 +169,89 @@ class ShareLinkRow(Base):
     created_at: Mapped[float] = mapped_column(Float, default=now)
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class RunUsageRow(Base):
+    """The cost ledger: what one run used. Kept when its project is deleted, so deleting a
+    project does not hand its spending back to the daily budget."""
+
+    __tablename__ = "run_usage"
+
+    run_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(40), index=True)
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """None when the model has no known price."""
+    sandbox_wall_s: Mapped[float] = mapped_column(Float, default=0.0)
+    sandbox_cpu_s: Mapped[float] = mapped_column(Float, default=0.0)
+    sandbox_memory_gb_s: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[float] = mapped_column(Float, default=now, index=True)
+
+
+class PublishedRow(Base):
+    """A project's production build, served publicly at `{slug}.apps.{domain}`."""
+
+    __tablename__ = "published"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    version: Mapped[int] = mapped_column(Integer)
+    published_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class PublishedFileRow(Base):
+    __tablename__ = "published_files"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("published.project_id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(MAX_PATH_CHARS), primary_key=True)
+    blob_sha: Mapped[str] = mapped_column(ForeignKey("blobs.sha"))
+
+
+class ProjectSettingsRow(Base):
+    """A project's sandbox settings: resources and egress (JSON, camelCase as the API)."""
+
+    __tablename__ = "project_settings"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    sandbox: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class AppEnvRow(Base):
+    """An environment variable of a project's app, its value encrypted (Fernet)."""
+
+    __tablename__ = "app_env"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+
+
+class GitHubLinkRow(Base):
+    """Where a project is pushed on GitHub, and the last version pushed."""
+
+    __tablename__ = "github_links"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    repo: Mapped[str] = mapped_column(String(200))
+    pushed_version: Mapped[int] = mapped_column(Integer, default=0)
+    pushed_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    updated_at: Mapped[float] = mapped_column(Float, default=now)
 
 
 class ReplicaRow(Base):

@@ -91,6 +91,9 @@ class ProjectTemplate:
     """Variables every command and service of the project sees."""
     typecheck_command: str | None = None
     """Reports type and syntax errors without building (TypeScript's `tsc --noEmit`)."""
+    build_command: str | None = None
+    """Builds the production version into `build_dir`; None: the files are served as they are."""
+    build_dir: str = ".sandforge-build"
     startup_files: tuple[str, ...] = ()
     """Files the dev server reads only when it starts (its packages, its config): when one
     changed, the running server is restarted before a run ends, to serve what a fresh start
@@ -175,6 +178,10 @@ REACT = ProjectTemplate(
     ),
     packages=(npm_packages(),),
     typecheck_command=TSC_COMMAND,
+    build_command=(
+        "node node_modules/vite/bin/vite.js build --configLoader runner --emptyOutDir "
+        "--outDir .sandforge-build"
+    ),
     startup_files=("package.json", "package-lock.json", "vite.config.ts"),
     reloads_itself=True,
 )

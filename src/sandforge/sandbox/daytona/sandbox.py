@@ -34,6 +34,7 @@ from ..base import (
     Upstream,
     normalize_relative,
 )
+from ..metering import ResourceSample
 from .errors import daytona_errors
 
 LABEL_CREATE = "sandforge-create"
@@ -190,6 +191,13 @@ class DaytonaSandbox:
                 await self._raw.refresh_data()
             self._fresh_until = time.monotonic() + INFO_FRESH_S
         return sandbox_info(self._raw)
+
+    async def resources(self) -> ResourceSample | None:
+        """What Daytona allocated (and bills): its vCPUs and GiB of memory."""
+        cpus, memory = getattr(self._raw, "cpu", None), getattr(self._raw, "memory", None)
+        if cpus is None:
+            return None
+        return ResourceSample(allocated_cpus=float(cpus), allocated_memory_gb=float(memory or 0))
 
     # -- commands ---------------------------------------------------------------------------
 

@@ -150,6 +150,28 @@ class Cgroup:
         pids = _read_counters(by_name["pids"] / "pids.events") if "pids" in by_name else {}
         return {"oom_kills": oom.get("oom_kill", 0), "pids_max_hits": pids.get("max", 0)}
 
+    def usage(self) -> tuple[float | None, int | None]:
+        """CPU seconds used so far and memory in use now, where the hierarchy counts them."""
+        if self.version == 2:
+            cpu_usec = _read_counters(self.dirs[0] / "cpu.stat").get("usage_usec")
+            memory = _read_number(self.dirs[0] / "memory.current")
+            return (cpu_usec / 1e6 if cpu_usec is not None else None), memory
+        by_name = dict(zip(self.controllers, self.dirs, strict=True))
+        cpu_ns = _read_number(by_name["cpu"] / "cpuacct.usage") if "cpu" in by_name else None
+        memory = (
+            _read_number(by_name["memory"] / "memory.usage_in_bytes")
+            if "memory" in by_name
+            else None
+        )
+        return (cpu_ns / 1e9 if cpu_ns is not None else None), memory
+
+
+def _read_number(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
 
 class CgroupDriver:
     """Creates, finds and removes sandbox cgroups under one base per hierarchy."""

@@ -33,12 +33,15 @@ from ..base import (
     SandboxNotFound,
     SandboxSpec,
     SandboxState,
+    SandboxUnavailable,
     Upstream,
     normalize_relative,
 )
+from ..metering import ResourceSample
 from .bwrap import CTL_DIR, TOOLBOX_SOCKET, Launcher, sandbox_dirs
 from .client import ToolboxClient
 from .command import PROJECT_DIR
+from .isolation import cgroup_driver
 from .unix import listen_unix
 from .users import host_uid
 
@@ -68,6 +71,10 @@ class LocalSandbox:
     async def info(self) -> SandboxInfo:
         running = await self._launcher.is_running(self.id)
         return _info(self.id, self._meta, SandboxState.STARTED if running else SandboxState.STOPPED)
+
+    async def resources(self) -> ResourceSample | None:
+        """CPU time and memory in use, from the sandbox's cgroup (None without cgroups)."""
+        return await asyncio.to_thread(_cgroup_sample, self.id)
 
     async def exec(
         self,
@@ -168,6 +175,17 @@ class LocalSandbox:
     async def delete(self) -> None:
         await self._launcher.terminate(self.id)
         await asyncio.to_thread(shutil.rmtree, self._dir, True)
+
+
+def _cgroup_sample(sandbox_id: str) -> ResourceSample | None:
+    try:
+        cgroup = cgroup_driver().get(sandbox_id)
+    except SandboxUnavailable:
+        return None
+    cpu_seconds, memory_bytes = cgroup.usage()
+    if cpu_seconds is None and memory_bytes is None:
+        return None
+    return ResourceSample(cpu_seconds=cpu_seconds, memory_bytes=memory_bytes)
 
 
 def _info(sandbox_id: str, meta: dict[str, Any], state: SandboxState) -> SandboxInfo:

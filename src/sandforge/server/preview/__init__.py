@@ -18,9 +18,11 @@ from ...errors import NotFound
 from ...projects.service import Projects
 from ...sandbox import Sandbox, SandboxError, SandboxNotFound
 from ...sandbox.fleet import SandboxFleet
+from ...store.published import PublishedSites
 from .auth import TOKEN_HEADER, carries_token, cookie_redirect
 from .http import Forwarder, StoredFilesServer, UpstreamPool, page
 from .inject import frame_response, inject_stored, injection, marker_redirect
+from .published import PublishedServer, parse_published_host
 from .replicas import ReplicaForwarder
 from .route import PreviewHost, PreviewRoutes, PreviewStopped, Route, parse_preview_host
 from .ws import forward_websocket, refuse
@@ -43,6 +45,7 @@ class PreviewProxy:
         self.forwarder = Forwarder(self.pool)
         self._routes: PreviewRoutes | None = None
         self._stored: StoredFilesServer | None = None
+        self._published: PublishedServer | None = None
         self.replicas: ReplicaForwarder | None = None
         """With replicas: forwards previews of other replicas' local sandboxes to them."""
         self._closing: set[asyncio.Task[None]] = set()
@@ -54,6 +57,7 @@ class PreviewProxy:
         self.stopping = stopping
         self._routes = PreviewRoutes(projects, fleet)
         self._stored = StoredFilesServer(projects.store)
+        self._published = PublishedServer(PublishedSites(projects.store))
         if projects.replica is not None:
             self.replicas = ReplicaForwarder(projects.replica, projects.store)
         fleet.on_change(self._sandbox_changed)
@@ -87,6 +91,10 @@ class PreviewProxy:
             await self.app(scope, receive, send)
             return
         host_header = _host(scope)
+        slug = parse_published_host(host_header, self.domain)
+        if slug is not None and self._published is not None:
+            await self._published_site(scope, receive, send, slug)
+            return
         host = parse_preview_host(host_header, self.domain)
         if host is None:
             await self.app(scope, receive, send)
@@ -106,6 +114,17 @@ class PreviewProxy:
             await self.replicas.http(scope, receive, send, owner, host_header)
         else:
             await self._http(scope, receive, send, host)
+
+    async def _published_site(self, scope: Scope, receive: Receive, send: Send, slug: str) -> None:
+        """Public: no token. Static files only, so a websocket has nothing to reach."""
+        assert self._published is not None
+        if scope["type"] == "websocket":
+            websocket = WebSocket(scope, receive, send)
+            if (await websocket.receive())["type"] == "websocket.connect":
+                await refuse(websocket, page(404, "No websocket", "A published app is static."))
+            return
+        response = await self._published.response(slug, scope["path"])
+        await response(scope, receive, send)
 
     async def _open(self, connection: HTTPConnection, host: PreviewHost) -> Route | Response:
         """The route, or the response that explains why there is none for this client."""

@@ -95,10 +95,19 @@ class StoredFilesServer:
             content = await self.store.read_file(project_id, path)
         except FileNotStored:
             return page(404, "Not found", f"Project {project_id} has no file {path}.")
-        media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
-        if media_type.startswith("text/") or media_type == "application/javascript":
-            media_type += "; charset=utf-8"
-        return Response(content, media_type=media_type, headers={"cache-control": "no-cache"})
+        return file_response(path, content)
+
+
+def file_response(path: str, content: bytes) -> Response:
+    """A stored file, typed by its name; revalidated on each use, as it can change."""
+    media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    if media_type.startswith("text/") or media_type == "application/javascript":
+        media_type += "; charset=utf-8"
+    return Response(
+        content,
+        media_type=media_type,
+        headers={"cache-control": "no-cache", "x-content-type-options": "nosniff"},
+    )
 
 
 class UpstreamPool:

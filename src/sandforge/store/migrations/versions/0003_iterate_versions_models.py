@@ -1,7 +1,7 @@
 """Iterating: what made each version (run, manual edit, restore) and a model per project.
 
 Revision ID: 0003_iterate
-Revises: 0003_replicas
+Revises: 0003_ship
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_iterate"
-down_revision = "0003_replicas"
+down_revision = "0003_ship"
 branch_labels = None
 depends_on = None
 

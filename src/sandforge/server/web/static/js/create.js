@@ -6,6 +6,9 @@ import { Session } from "./session.js";
 import { Composer } from "./composer.js";
 import { Conversation } from "./conversation.js";
 import { PreviewPanel } from "./preview.js";
+import { ShipBar } from "./ship.js";
+import { SettingsDialog } from "./settings.js";
+import { GitHubDialog } from "./github.js";
 import { FilesPanel } from "./files.js";
 import { Tabs } from "./tabs.js";
 import { Timeline } from "./timeline.js";
@@ -40,6 +43,9 @@ const preview = new PreviewPanel({
   onShowLogs: () => tabs.select("logs"),
   onSandbox: (sandboxId, running) => session.observeSandbox(sandboxId, running),
 });
+const ship = new ShipBar();
+const projectSettings = new SettingsDialog();
+const githubDialog = new GitHubDialog();
 const files = new FilesPanel({
   skippedDirs: JSON.parse(page.skippedDirs),
   onCount: (n) => {
@@ -113,6 +119,7 @@ function showEvent(event, restoring) {
   if (event.type === "tool" && data.action !== "read") files.touched(data.action === "run" ? "" : data.file);
   if (event.type === "error") files.cancelRefresh();
   if (event.type === "complete" && data.model) showModelRan(data.model);
+  if (event.type === "complete" || event.type === "error") ship.refresh();
   if (restoring) return; // the finished state is drawn once, after the replay
   if (event.type === "progress") {
     preview.setGenerating(true, data.message);
@@ -152,6 +159,9 @@ function render() {
     picker.setProject(session.project);
   }
   preview.setBuilt(session.built);
+  ship.setProject(session.projectId, session.built);
+  projectSettings.setProject(session.projectId);
+  githubDialog.setProject(session.projectId, session.built);
   files.setSource({ sandboxId: session.liveSandboxId, projectId: session.projectId });
   timeline.setProject(session.projectId);
   for (const button of [$("#rename-btn"), $("#delete-btn")]) button.hidden = !session.projectId;

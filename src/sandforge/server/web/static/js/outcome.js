@@ -82,6 +82,16 @@ export function troubleshoot(data) {
   if (code.startsWith("sandbox_") || code === "disk_full" || /bwrap|bubblewrap|namespace/i.test(message)) {
     return { title: "The sandbox failed", steps: ["Run sandforge doctor to check the set-up (bubblewrap, user namespaces, disk space).", `Read ${SERVER_TERMINAL}.`, "Try again."] };
   }
+  if (code === "budget_reached") {
+    return {
+      title: "The spending budget is reached",
+      steps: [
+        "The files written so far are kept as a new version, and the preview serves them.",
+        "To go on, raise the budget the message names (its SANDFORGE_BUDGET_…_USD setting in .env) or unset it, restart the sandforge server, then send a follow-up.",
+        "See what was spent with sandforge usage in a terminal, or GET /api/usage.",
+      ],
+    };
+  }
   if (code === "insufficient_storage") {
     return { title: "The server's disk is full", steps: ["Free space on the disk that holds sandforge's data dir (its database and projects).", "Try again."] };
   }

@@ -3,6 +3,7 @@ import { h, brandAvatar } from "./dom.js";
 import { showMarkdown } from "./markdown.js";
 import { elementChip } from "./attachments.js";
 import { shareUrl } from "./api.js";
+import { usd } from "./ship.js";
 import { outcomeOf, problemsOf, troubleshoot, APP_ERRORS_HINT } from "./outcome.js";
 
 const STATUSES = ["creating", "initializing", "generating", "writing", "starting", "preview", "complete"];
@@ -279,6 +280,7 @@ export class TurnView {
     const bits = [];
     if (typeof data.version === "number") bits.push(`version ${data.version}`);
     if (typeof data.tokensUsed === "number" && data.tokensUsed > 0) bits.push(`${data.tokensUsed.toLocaleString("en-US")} tokens`);
+    if (typeof data.costUsd === "number") bits.push(usd(data.costUsd));
     if (data.model) bits.push(data.model);
     return bits.length ? h("p", { class: "meta" }, bits.join(" · ")) : null;
   }
@@ -354,6 +356,7 @@ export class TurnView {
       h("p", { class: "error-message" }, data.message || "Unknown error"),
       h("p", { class: "meta" }, "What to do next:"),
       h("ol", { class: "next-steps" }, help.steps.map((s) => h("li", {}, s))),
+      data.usage ? this.completeMeta(data.usage) : null,
       data.stack ? h("details", {}, h("summary", {}, "Technical details"), h("pre", {}, data.stack)) : null,
       h("div", { class: "actions" }, h("button", { type: "button", class: "btn btn-sm retry-btn", onclick: () => this.onRetry(this) }, "Try again")),
     );
