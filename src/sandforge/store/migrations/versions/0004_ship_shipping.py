@@ -1,6 +1,6 @@
 """Shipping: the cost ledger, published builds, project settings (sandbox, app env), GitHub.
 
-Revision ID: 0003_ship
+Revision ID: 0004_ship
 Revises: 0003_replicas
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_ship"
+revision = "0004_ship"
 down_revision = "0003_replicas"
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """Iterating: what made each version (run, manual edit, restore) and a model per project.
 
-Revision ID: 0003_iterate
-Revises: 0003_ship
+Revision ID: 0005_iterate
+Revises: 0004_ship
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_iterate"
-down_revision = "0003_ship"
+revision = "0005_iterate"
+down_revision = "0004_ship"
 branch_labels = None
 depends_on = None
 
