@@ -9,7 +9,8 @@ import pytest
 
 from sandforge.config import Settings
 from sandforge.errors import SandforgeError
-from sandforge.projects.service import Projects, RunInFlight
+from sandforge.projects.errors import RunInFlight
+from sandforge.projects.service import Projects
 from sandforge.runs.job import RunJob
 from sandforge.runs.request import GenerationRequest
 from sandforge.runs.storage import OrderedWriter

@@ -20,7 +20,7 @@ from ..agent.models import allowed_model_name, reads_images
 from ..agent.offline import derive_title
 from ..chat import ChatMessage
 from ..config import Settings
-from ..errors import Conflict, InvalidRequest, TooManyRequests, Unavailable
+from ..errors import InvalidRequest
 from ..events import ProgressData, ProgressEvent
 from ..ids import Kind, kind_of, new_id
 from ..runs.budget import budgets_for
@@ -30,14 +30,11 @@ from ..runs.request import GenerationRequest
 from ..runs.supervisor import LiveRun, Supervisor
 from ..sandbox import (
     Sandbox,
-    SandboxError,
     SandboxInfo,
     SandboxNotFound,
-    SandboxProvider,
     SandboxState,
 )
 from ..sandbox.fleet import SandboxFleet
-from ..store.errors import ProjectNotFound
 from ..store.records import (
     Flow,
     ProjectRecord,
@@ -49,54 +46,22 @@ from ..store.records import (
 from ..store.replicas import ClaimedRun
 from ..store.repo import Store
 from ..templates import get_template
+from .errors import (
+    Draining,
+    ImagesNotRead,
+    PreviewNotReady,
+    PromptTooLarge,
+    ShuttingDown,
+    TooManyMessages,
+    run_in_flight,
+)
 from .serving import ensure_serving, open_or_rebuild, project_spec, start_dev_server
 from .settings import ProjectConfig, SettingsUpdate
 from .timeline import hand_edited
+from .upkeep import SandboxUpkeep
 from .versions import git_commit, replace_files
 
 log = logging.getLogger(__name__)
-
-
-class RunInFlight(Conflict):
-    code = "run_in_flight"
-
-
-class TooManySandboxes(SandboxError):
-    code = "too_many_sandboxes"
-    http_status = TooManyRequests.http_status
-
-
-class ShuttingDown(Unavailable):
-    code = "server_shutdown"
-
-
-class PreviewNotReady(SandboxError):
-    code = "preview_not_ready"
-    http_status = Unavailable.http_status
-
-
-class PromptTooLarge(InvalidRequest):
-    code = "prompt_too_large"
-
-
-class TooManyMessages(InvalidRequest):
-    code = "too_many_messages"
-
-
-class ImagesNotRead(InvalidRequest):
-    code = "images_not_supported"
-
-
-class Draining(Unavailable):
-    code = "replica_draining"
-
-
-def _in_flight(run_id: str) -> RunInFlight:
-    return RunInFlight(
-        f"Run {run_id} is still changing this project; wait for it to end "
-        f"(GET /api/runs/{run_id}/events) or cancel it "
-        f"(POST /api/runs/{run_id}/cancel), then send this again."
-    )
 
 
 @dataclass(frozen=True)
@@ -129,8 +94,7 @@ class Projects:
         self.supervisor = supervisor
         self.config = ProjectConfig(settings, store)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._idle_stopper: asyncio.Task[None] | None = None
-        self._idle_deleter: asyncio.Task[None] | None = None
+        self.upkeep = SandboxUpkeep(settings, store, fleet, supervisor, self._locks)
         self.accepting = True
         """False once the server is shutting down: no new run starts."""
         self._draining = False
@@ -143,17 +107,10 @@ class Projects:
         replica.launch = self.launch_claimed
 
     async def start(self) -> None:
-        if self.settings.idle_stop_minutes > 0:
-            self._idle_stopper = asyncio.create_task(self._stop_idle_sandboxes())
-        if self.settings.idle_delete_days > 0:
-            self._idle_deleter = asyncio.create_task(self._delete_stopped_sandboxes())
+        self.upkeep.start()
 
     async def aclose(self) -> None:
-        for task in (self._idle_stopper, self._idle_deleter):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self.upkeep.aclose()
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -232,7 +189,7 @@ class Projects:
         run_id = new_id("run")
         busy = await replica.enqueue(run_id, project.id, request.model_dump(), affinity)
         if busy is not None:
-            raise _in_flight(busy)
+            raise run_in_flight(busy)
         return StartedRun(run_id, project.id)
 
     async def launch_claimed(self, claimed: ClaimedRun) -> None:
@@ -260,7 +217,7 @@ class Projects:
             history = await self.store.history(project.id)
             sandbox_id, seed = await self._plan_sandbox(project)
         if project.flow == "sandbox" and sandbox_id is None:
-            await self._check_capacity()
+            await self.upkeep.make_room()
         return RunJob(
             run_id=run_id,
             request=request,
@@ -305,7 +262,7 @@ class Projects:
     def refuse_if_busy(self, project_id: str) -> None:
         active = self.supervisor.active_run(project_id)
         if active is not None:
-            raise _in_flight(active.id)
+            raise run_in_flight(active.id)
 
     async def _plan_sandbox(
         self, project: ProjectRecord
@@ -406,7 +363,7 @@ class Projects:
             return await self._run_sandbox(project, run)
         sandbox = await self.project_sandbox(project)
         if sandbox is None or (await sandbox.info()).state != SandboxState.STARTED:
-            await self._check_capacity()
+            await self.upkeep.make_room()
         template = get_template(project.project_type)
         if sandbox is None:
             provider = self.fleet.provider(project.provider)
@@ -440,35 +397,6 @@ class Projects:
             "soon as its dev server answers."
         )
 
-    async def _check_capacity(self) -> None:
-        """Keep to SANDFORGE_MAX_SANDBOXES: at the limit, stop the sandbox idle the longest (its
-        files stay; opening its project starts it again), and refuse only when every running
-        sandbox is in use."""
-        running = await self.fleet.running()
-        limit = self.settings.max_sandboxes
-        if len(running) < limit:
-            return
-        to_stop = len(running) - limit + 1
-        busy = self.supervisor.busy_sandboxes()
-        for info in sorted(running, key=self.fleet.idle_for, reverse=True):
-            lock = self._locks[info.labels.get("project", info.id)]
-            # Never wait for another project's lock while this one's is held: two projects
-            # making room for each other would wait forever.
-            if info.id in busy or lock.locked():
-                continue
-            async with lock:
-                with contextlib.suppress(SandboxError):
-                    await self.fleet.stop(await self.fleet.find(info.id))
-                    log.info("stopped sandbox %s to stay within %d sandboxes", info.id, limit)
-                    to_stop -= 1
-            if to_stop == 0:
-                return
-        raise TooManySandboxes(
-            f"{len(running)} sandboxes are running, all of them in use, and the limit is "
-            f"{limit} (SANDFORGE_MAX_SANDBOXES). Wait for a run to end, stop or delete a "
-            "sandbox on the sandboxes page (or `sandforge sandboxes list`), or raise the limit."
-        )
-
     async def project_sandbox(self, project: ProjectRecord) -> Sandbox | None:
         """The project's sandbox if it still exists (running or not)."""
         if project.sandbox_id is None:
@@ -491,7 +419,7 @@ class Projects:
             if sandbox is None or not (resources_changed or env_changed):
                 return
             if resources_changed:
-                await self._delete_sandbox(project, sandbox)
+                await self.upkeep.delete_sandbox(project, sandbox)
             elif (await sandbox.info()).state == SandboxState.STARTED:
                 template = get_template(project.project_type)
                 await start_dev_server(
@@ -500,13 +428,6 @@ class Projects:
                     self.settings.dev_server_ready_timeout_s,
                     env=await self.config.app_env(project_id),
                 )
-
-    async def _delete_sandbox(self, project: ProjectRecord, sandbox: Sandbox) -> None:
-        """Delete a project's sandbox; its files are in the store, and the next use of the
-        project rebuilds one from them."""
-        await self.fleet.delete(sandbox)
-        self.fleet.changed(project.id)
-        await self.store.record_sandbox(sandbox.id, sandbox.provider, project.id, "deleted")
 
     # -- sharing -------------------------------------------------------------------------------
 
@@ -557,81 +478,3 @@ class Projects:
             self.fleet.changed(project_id)
             await self.store.delete_project(project_id)
         self._locks.pop(project_id, None)
-
-    # -- idleness ------------------------------------------------------------------------------
-
-    async def _stop_idle_sandboxes(self) -> None:
-        """Stop local sandboxes idle for `idle_stop_minutes`; Daytona has its own auto-stop."""
-        idle_after = self.settings.idle_stop_minutes * 60
-        while True:
-            await asyncio.sleep(min(60.0, max(idle_after / 4, 0.05)))
-            try:
-                await self._stop_idle_once(idle_after)
-            except Exception:
-                log.exception("the idle stop failed; it tries again later")
-
-    async def _stop_idle_once(self, idle_after: float) -> None:
-        busy = self.supervisor.busy_sandboxes()
-        provider = self.fleet.provider("local")
-        for info in await provider.list():
-            if info.state != SandboxState.STARTED or info.id in busy:
-                continue
-            if self.fleet.idle_for(info) < idle_after:
-                continue
-            # Under the project's lock, so a preview starting it meanwhile wins.
-            async with self._locks[info.labels.get("project", info.id)]:
-                if self.fleet.idle_for(info) < idle_after:
-                    continue
-                with contextlib.suppress(SandboxError):
-                    await self.fleet.stop(await provider.get(info.id))
-
-    async def _delete_stopped_sandboxes(self) -> None:
-        """Delete sandboxes stopped for `idle_delete_days` (SANDFORGE_IDLE_DELETE_DAYS)."""
-        stopped_for = self.settings.idle_delete_days * 86400
-        while True:
-            await asyncio.sleep(min(3600.0, max(stopped_for / 4, 0.05)))
-            try:
-                await self.delete_stopped_sandboxes(stopped_for)
-            except Exception:
-                log.exception("deleting stopped sandboxes failed; it tries again later")
-
-    async def delete_stopped_sandboxes(self, stopped_for_s: float) -> list[str]:
-        """Delete the projects' sandboxes that have been stopped (and unused) for this long.
-
-        Only a sandbox whose project has its files in the store goes: the project rebuilds
-        one from them when it is opened again."""
-        deleted = []
-        for provider in self.fleet.configured():
-            for info in await provider.list({"sandforge": "1"}):
-                project_id = info.labels.get("project")
-                if project_id is None or info.state == SandboxState.STARTED:
-                    continue
-                if await self._unused_for(info, project_id) < stopped_for_s:
-                    continue
-                async with self._locks[project_id]:
-                    if await self._deletable(info.id, project_id, provider):
-                        project = await self.store.get_project(project_id)
-                        await self._delete_sandbox(project, await provider.get(info.id))
-                        deleted.append(info.id)
-        return deleted
-
-    async def _unused_for(self, info: SandboxInfo, project_id: str) -> float:
-        """Seconds since the sandbox was last used: its last touch, or its project's last
-        change (a saved version), whichever is later."""
-        with contextlib.suppress(ProjectNotFound):
-            project = await self.store.get_project(project_id)
-            return min(self.fleet.idle_for(info), time.time() - project.updated_at)
-        return self.fleet.idle_for(info)
-
-    async def _deletable(self, sandbox_id: str, project_id: str, provider: SandboxProvider) -> bool:
-        """Still stopped, no run in it, and its project's files are in the store."""
-        if self.supervisor.active_run(project_id) is not None:
-            return False
-        try:
-            sandbox = await provider.get(sandbox_id)
-            await self.store.get_project(project_id)
-        except (SandboxNotFound, ProjectNotFound):
-            return False
-        if (await sandbox.info()).state == SandboxState.STARTED:
-            return False
-        return bool(await self.store.file_sizes(project_id))

@@ -82,4 +82,4 @@ async def collect_sandboxes(
 ) -> dict[str, Any]:
     """Delete the projects' sandboxes stopped for a while now (their files stay stored)."""
     days = settings.idle_delete_days if stopped_for_days is None else stopped_for_days
-    return {"deleted": await projects.delete_stopped_sandboxes(days * 86400)}
+    return {"deleted": await projects.upkeep.delete_stopped_sandboxes(days * 86400)}
