@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..sandbox.base import SandboxUnavailable
@@ -132,5 +133,10 @@ def prepare(root: Path, template: ProjectTemplate) -> bool:
 
 
 def prepare_all(root: Path) -> list[str]:
+    """Prepare every template's package sets, several at once: each is an install that
+    waits on the registry far more than on the CPU."""
     root.mkdir(parents=True, exist_ok=True)
-    return [t.name for t in TEMPLATES.values() if prepare(root, t)]
+    sets = [(t, p) for t in TEMPLATES.values() for p in t.packages]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        installed = list(pool.map(lambda pair: _prepare_packages(root, *pair), sets))
+    return sorted({t.name for (t, _), done in zip(sets, installed, strict=True) if done})
