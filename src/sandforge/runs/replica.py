@@ -185,6 +185,15 @@ class Replica:
             owner = self.owner_of(sandbox_id)
         return owner
 
+    async def find_holder(self, project_id: str, sandbox_id: str) -> ReplicaRecord | None:
+        """`find_owner`, or, before the heartbeats list the sandbox, the live replica whose
+        run made it."""
+        owner = await self.find_owner(sandbox_id)
+        if owner is not None:
+            return owner
+        runner = await self.registry.sandbox_runner(project_id, sandbox_id)
+        return next((p for p in self.peers if p.id == runner), None)
+
     async def sandbox_holder(self, project_id: str, sandbox_id: str) -> str | None:
         """The replica a run of the project must go to: the one holding its local sandbox.
         The heartbeats may not list a sandbox made a moment ago; the run that made it

@@ -63,16 +63,18 @@ class ReplicaForwarder:
         """The other replica holding the sandbox this host names, if another does."""
         if HOP_HEADER in connection.headers:
             return None
-        sandbox_id: str | None = host.target_id
-        if kind_of(host.target_id) == "project":
-            try:
+        by_project = kind_of(host.target_id) == "project"
+        try:
+            if by_project:
                 project = await self.store.get_project(host.target_id)
-            except NotFound:
-                return None
-            sandbox_id = project.sandbox_id if project.provider == "local" else None
-        if sandbox_id is None:
+            else:
+                project = await self.store.project_by_sandbox(host.target_id)
+        except NotFound:
             return None
-        owner = await self.replica.find_owner(sandbox_id)
+        sandbox_id = project.sandbox_id if by_project else host.target_id
+        if sandbox_id is None or project.provider != "local":
+            return None
+        owner = await self.replica.find_holder(project.id, sandbox_id)
         return owner if owner is not None and owner.id != self.replica.id else None
 
     def _client(self, owner: ReplicaRecord) -> httpx.AsyncClient:
