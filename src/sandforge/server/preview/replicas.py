@@ -13,6 +13,7 @@ cost a 404, never a loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from urllib.parse import urlsplit
 
@@ -63,18 +64,20 @@ class ReplicaForwarder:
         """The other replica holding the sandbox this host names, if another does."""
         if HOP_HEADER in connection.headers:
             return None
-        by_project = kind_of(host.target_id) == "project"
+        if kind_of(host.target_id) != "project":
+            owner = await self.replica.find_owner(host.target_id)
+            if owner is None:
+                with contextlib.suppress(NotFound):
+                    made_for = await self.store.project_by_sandbox(host.target_id)
+                    owner = await self.replica.find_holder(made_for.id, host.target_id)
+            return owner if owner is not None and owner.id != self.replica.id else None
         try:
-            if by_project:
-                project = await self.store.get_project(host.target_id)
-            else:
-                project = await self.store.project_by_sandbox(host.target_id)
+            project = await self.store.get_project(host.target_id)
         except NotFound:
             return None
-        sandbox_id = project.sandbox_id if by_project else host.target_id
-        if sandbox_id is None or project.provider != "local":
+        if project.sandbox_id is None or project.provider != "local":
             return None
-        owner = await self.replica.find_holder(project.id, sandbox_id)
+        owner = await self.replica.find_holder(project.id, project.sandbox_id)
         return owner if owner is not None and owner.id != self.replica.id else None
 
     def _client(self, owner: ReplicaRecord) -> httpx.AsyncClient:
