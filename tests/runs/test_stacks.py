@@ -131,46 +131,32 @@ async def test_fastapi_renders_its_jinja_template_and_reloads_edits(
     assert (await rebuilt.exec("python3 -c 'import tomli_w'")).exit_code == 0
 
 
-async def test_streamlit_renders_over_its_websocket_and_reruns_on_an_edit(
-    stack_server: LiveServer, browser: Any
+@pytest.mark.parametrize(
+    ("project_type", "path", "search", "replace", "updated"),
+    [
+        # Everything a Streamlit page shows arrives over its websocket, through the proxy;
+        # the edit reruns the script on save.
+        ("streamlit", "app.py", f"st.title({json.dumps(TITLE)})", 'st.title("Rerun")', "Rerun"),
+        # The update comes over Next's HMR websocket through the proxy.
+        ("nextjs", "app/page.tsx", f"<h1>{TITLE}</h1>", "<h1>Hot Reloaded</h1>", "Hot Reloaded"),
+    ],
+)
+async def test_an_edit_appears_in_place_over_the_stacks_websocket(
+    stack_server: LiveServer,
+    browser: Any,
+    project_type: str,
+    path: str,
+    search: str,
+    replace: str,
+    updated: str,
 ) -> None:
-    complete = await generate(stack_server, "streamlit")
-    page = await open_preview(browser, complete)
-    # Everything a Streamlit page shows arrives over its websocket, through the proxy.
-    await wait_for_text(page, "h1", TITLE)
-    await page.evaluate("window.__sameDocument = true")
-
-    await scripted(
-        stack_server,
-        complete,
-        "edit",
-        path="app.py",
-        search=f"st.title({json.dumps(TITLE)})",
-        replace='st.title("Rerun on save")',
-    )
-    await wait_for_text(page, "h1", "Rerun on save")
-    assert await page.evaluate("window.__sameDocument") is True
-    assert page.errors == []
-
-
-async def test_nextjs_renders_and_hot_reloads_an_edit(
-    stack_server: LiveServer, browser: Any
-) -> None:
-    complete = await generate(stack_server, "nextjs")
+    complete = await generate(stack_server, project_type)
     page = await open_preview(browser, complete)
     await wait_for_text(page, "h1", TITLE)
     await page.evaluate("window.__sameDocument = true")
 
-    await scripted(
-        stack_server,
-        complete,
-        "edit",
-        path="app/page.tsx",
-        search=f"<h1>{TITLE}</h1>",
-        replace="<h1>Hot Reloaded</h1>",
-    )
-    # The update came over Next's HMR websocket through the proxy: no reload.
-    await wait_for_text(page, "h1", "Hot Reloaded")
+    await scripted(stack_server, complete, "edit", path=path, search=search, replace=replace)
+    await wait_for_text(page, "h1", updated)
     assert await page.evaluate("window.__sameDocument") is True
     assert page.errors == []
 
