@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     registry_pypi_files: str = "https://files.pythonhosted.org"
     """The package bridge's upstreams (SANDFORGE_REGISTRY_NPM, _PYPI, _PYPI_FILES): the only
     places a local sandbox without egress reaches, for `npm install` and `pip install`."""
+    registry_cache_mb: int = Field(default=4096, ge=1)
+    """The package bridge keeps at most this much of what it fetched (SANDFORGE_REGISTRY_CACHE_MB);
+    the least recently used packages go first."""
 
     render_check: bool = True
     """Load each finished preview in headless Chromium and report what it shows."""

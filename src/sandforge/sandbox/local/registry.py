@@ -10,9 +10,10 @@ only, each mapped onto one configured upstream, so nothing else is reachable thr
 - `/pypi/simple/<path>`  → PyPI's simple index (file links rewritten likewise)
 - `/pypi/files/<path>`   → PyPI's file host
 
-Everything fetched is cached on disk: tarballs and wheels for good (their URLs never change
-content), metadata for METADATA_TTL_S, and stale metadata is served when the upstream
-fails. A second install of a cached package therefore needs no upstream at all.
+Everything fetched is cached on disk: tarballs and wheels until the cache outgrows its limit
+(their URLs never change content; the least recently used go first, registry_cache.py),
+metadata for METADATA_TTL_S, and stale metadata is served when the upstream fails. A second
+install of a cached package therefore needs no upstream at all.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 import httpx
 
 from ...config import Settings
+from .registry_cache import PARTIAL_SUFFIX, RegistryCache
 
 REGISTRY_PORT = 4873
 REGISTRY_SOCKET = "/run/sandforge-registry.sock"
@@ -51,6 +53,7 @@ REGISTRY_ENV = {
 
 SOCKET_ROOT = Path("/run/sandforge-registry")
 METADATA_TTL_S = 600.0
+DEFAULT_CACHE_LIMIT_BYTES = 4 << 30
 UPSTREAM_TIMEOUT_S = 60.0
 MAX_HEADER_BYTES = 16 << 10
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9@%._~+!=/-]*$")
@@ -75,9 +78,15 @@ class _Route:
 
 
 class RegistryBridge:
-    def __init__(self, socket_path: Path, cache_dir: Path, registries: Registries) -> None:
+    def __init__(
+        self,
+        socket_path: Path,
+        cache_dir: Path,
+        registries: Registries,
+        cache_limit_bytes: int = DEFAULT_CACHE_LIMIT_BYTES,
+    ) -> None:
         self.socket_path = socket_path
-        self.cache_dir = cache_dir
+        self.cache = RegistryCache(cache_dir, cache_limit_bytes)
         self.registries = registries
         self._server: asyncio.AbstractServer | None = None
         self._client: httpx.AsyncClient | None = None
@@ -104,7 +113,7 @@ class RegistryBridge:
         return self.socket_path
 
     def _prepare_dirs(self) -> None:
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cache.load()
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
         self.socket_path.parent.chmod(0o755)
         with contextlib.suppress(FileNotFoundError):
@@ -193,12 +202,18 @@ class RegistryBridge:
         # Keyed by what was asked, not by the upstream: a mirror swapped in (or an upstream
         # that went away) still finds what was fetched before.
         key = hashlib.sha256(f"{route.kind}/{rest}\n{accept}".encode()).hexdigest()
-        body, meta = self.cache_dir / key, self.cache_dir / f"{key}.type"
-        if not await asyncio.to_thread(_fresh, body, route.immutable):
+        body, meta = self.cache.body(key), self.cache.content_type(key)
+        if await asyncio.to_thread(_fresh, body, route.immutable):
+            self.cache.used(key)
+        else:
             fetched = await self._download(url, accept, route, body, meta)
             if isinstance(fetched, tuple):
                 return fetched
-            if not fetched and not await asyncio.to_thread(body.exists):
+            if fetched:
+                await asyncio.to_thread(self.cache.added, key)
+            elif await asyncio.to_thread(body.exists):
+                self.cache.used(key)
+            else:
                 return None
         content_type = await asyncio.to_thread(_read_type, meta)
         return 200, content_type, body
@@ -209,7 +224,7 @@ class RegistryBridge:
         """Fetch `url` into the cache; True when cached, an uncached answer (a 404 from the
         registry) to pass on, or False when the upstream failed."""
         assert self._client is not None
-        partial = body.with_name(f"{body.name}.{secrets.token_hex(8)}.part")
+        partial = body.with_name(f"{body.name}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}")
         try:
             async with self._client.stream(
                 "GET", url, headers={"accept": accept} if accept else {}
@@ -297,4 +312,9 @@ def registry_bridge(settings: Settings) -> RegistryBridge:
         pypi_simple=settings.registry_pypi.rstrip("/"),
         pypi_files=settings.registry_pypi_files.rstrip("/"),
     )
-    return RegistryBridge(directory / name, settings.data_dir / "registry-cache", registries)
+    return RegistryBridge(
+        directory / name,
+        settings.data_dir / "registry-cache",
+        registries,
+        cache_limit_bytes=settings.registry_cache_mb << 20,
+    )
