@@ -472,12 +472,17 @@ def doctor() -> None:
 
 @templates_app.command("prepare")
 def templates_prepare() -> None:
-    """Install each project type's packages once (npm, pip): sandboxes need no network for them."""
+    """Build the sandbox image, then install each project type's packages with its npm and
+    pip, once: sandboxes need no network for them."""
     from .templates.cache import prepare_all
 
-    root = get_settings().template_cache
+    settings = get_settings()
+    rootfs, root = settings.rootfs, settings.template_cache
+    with console.status(f"Building the sandbox image in {rootfs.directory} (a few minutes)..."):
+        built = rootfs.build()
+    console.print(f"sandbox image ready in {rootfs.directory}{'' if built else ' (up to date)'}")
     with console.status(f"Installing template packages into {root}..."):
-        installed = prepare_all(root)
+        installed = prepare_all(root, rootfs)
     done = f" (installed: {', '.join(installed)})" if installed else " (up to date)"
     console.print(f"templates ready in {root}{done}")
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from .sandbox.local.rootfs import Rootfs
 
 SandboxProviderName = Literal["local", "daytona"]
 
@@ -117,6 +120,15 @@ class Settings(BaseSettings):
     """Installed template packages (node_modules); /var/cache/sandforge/templates as root,
     else <data_dir>/template-cache. Filled by `sandforge templates prepare`."""
 
+    rootfs_dir: Path | None = None
+    """Where sandbox images are built; /var/cache/sandforge/rootfs as root, else
+    <data_dir>/rootfs. Filled by `sandforge templates prepare`."""
+    rootfs_mirror: str = "http://deb.debian.org/debian"
+    """The Debian mirror sandbox images are built from; a snapshot.debian.org URL pins them."""
+    rootfs_packages: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Debian packages the sandbox image holds besides Python, Node, git and build tools
+    (SANDFORGE_ROOTFS_PACKAGES, comma-separated)."""
+
     ui_vendor_dir: Path | None = None
     """The web UI's libraries (CodeMirror, marked, DOMPurify); /var/cache/sandforge/ui as root,
     else ~/.cache/sandforge/ui. Filled by `sandforge ui prepare`."""
@@ -222,7 +234,12 @@ class Settings(BaseSettings):
     error pages, directory listings and Daytona's warning page."""
 
     @field_validator(
-        "allowed_models", "allowed_hosts", "api_tokens", "render_not_app_markers", mode="before"
+        "allowed_models",
+        "allowed_hosts",
+        "api_tokens",
+        "render_not_app_markers",
+        "rootfs_packages",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -239,6 +256,14 @@ class Settings(BaseSettings):
         from .templates.cache import default_cache_root
 
         return self.template_cache_dir or default_cache_root(self.data_dir)
+
+    @property
+    def rootfs(self) -> Rootfs:
+        """The sandbox image local sandboxes run on."""
+        from .sandbox.local.rootfs import Rootfs, RootfsSpec, default_cache_root
+
+        spec = RootfsSpec(mirror=self.rootfs_mirror, extra_packages=tuple(self.rootfs_packages))
+        return Rootfs(self.rootfs_dir or default_cache_root(self.data_dir), spec)
 
     @property
     def ui_vendor(self) -> Path:

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import FrameLocator, Page, expect
-
-from sandforge.templates import REACT
-from sandforge.templates.cache import TemplateCacheError, default_cache_root, readonly_mounts
 
 from .conftest import Server
 from .scripted_model import DEFAULT_HEADING, REACT_HEADING, REACT_MARK
@@ -79,10 +75,6 @@ def test_a_static_app_shows_the_starter_then_each_write_before_the_run_ends(
 def test_a_vite_app_updates_in_place_without_a_reload(
     scripted_server: Server, page: Page, tmp_path: Path
 ) -> None:
-    try:
-        readonly_mounts(default_cache_root(scripted_server.data_dir), REACT)
-    except TemplateCacheError:
-        pytest.skip("the React template cache is empty: run `sandforge templates prepare`")
     gates = tmp_path / "gates"
     gates.mkdir()
     start_run(

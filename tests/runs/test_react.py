@@ -7,23 +7,11 @@ from typing import Any
 import pytest
 
 from sandforge.events import CompleteEvent
-from sandforge.templates import REACT
-from sandforge.templates.cache import TemplateCacheError, readonly_mounts
 from tests.conftest import LiveServer
-
-
-def react_cache_ready(server: LiveServer) -> bool:
-    try:
-        readonly_mounts(server.settings.template_cache, REACT)
-    except TemplateCacheError:
-        return False
-    return True
 
 
 @pytest.fixture
 async def react_app(server: LiveServer) -> CompleteEvent:
-    if not react_cache_ready(server):
-        pytest.skip("the React template cache is empty: run `sandforge templates prepare`")
     events = await server.stream(
         "/api/agent/stream-daytona",
         {
@@ -77,8 +65,6 @@ async def test_a_dev_server_that_crashes_at_start_is_an_error_with_its_log(
     server: LiveServer = await make_server(
         model="factory:tests.scripted.scripted_models:broken_vite_config"
     )
-    if not react_cache_ready(server):
-        pytest.skip("the React template cache is empty: run `sandforge templates prepare`")
     events = await server.stream(
         "/api/agent/stream-daytona",
         {"messages": [{"role": "user", "content": "Create a timer"}], "projectType": "react"},

@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 
 from sandforge.events import CompleteEvent, Event
-from sandforge.templates import get_template
-from sandforge.templates.cache import TemplateCacheError, readonly_mounts
 from tests.conftest import LiveServer
 
 SCRIPTED = "factory:tests.scripted.scripted_models:follows_json"
@@ -36,10 +34,6 @@ async def _complete(server: LiveServer, body: dict[str, Any]) -> tuple[CompleteE
 
 async def generate(server: LiveServer, project_type: str) -> CompleteEvent:
     """A new project from the offline scaffolder (no model is configured)."""
-    try:
-        readonly_mounts(server.settings.template_cache, get_template(project_type))
-    except TemplateCacheError:
-        pytest.skip(f"the {project_type} packages are not prepared: `sandforge templates prepare`")
     body = {"messages": [{"role": "user", "content": PROMPT}], "projectType": project_type}
     complete, _ = await _complete(server, body)
     return complete

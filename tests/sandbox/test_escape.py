@@ -193,28 +193,31 @@ async def test_planted_symlinks_do_not_lead_file_operations_out(
     await assert_alive(sandbox)
 
 
-async def test_the_hosts_optional_software_is_out_of_sight(
+async def test_the_sandbox_runs_on_its_image_and_sees_none_of_the_hosts_software(
     rig: Rig, assert_alive: AssertAlive
 ) -> None:
     sandbox = await rig.create()
-    # What the host installed on its own, in /usr/local (docker, CUDA, ... on this machine).
+    # What the host installed on its own (/usr/local, /opt) or from its own packages (/usr):
+    # none of it is in the image.
+    host_tools = ["chromium", "bwrap", "psql", "redis-server", "docker"]
     local_bin = Path("/usr/local/bin")
-    host_tools = [
-        tool.name
-        for tool in (local_bin.iterdir() if local_bin.is_dir() else [])
-        if not Path("/usr/bin", tool.name).exists()
-    ]
+    host_tools += [tool.name for tool in (local_bin.iterdir() if local_bin.is_dir() else [])]
     result = await sandbox.exec(
-        "ls -A /usr/local; echo --; ls -A /opt; echo --; "
+        "ls -A /usr/local/bin; echo --; ls -A /opt; echo --; "
         f"for tool in {' '.join(host_tools)}; do command -v $tool; done; echo --; "
-        "node --version && npm --version && git --version && python3 --version",
+        ". /usr/lib/os-release && echo $VERSION_CODENAME; echo --; "
+        "node --version && npm --version && git --version && python3 --version && cc --version",
         timeout=60,
     )
-    usr_local, opt, found, versions = result.stdout.split("--\n")
+    usr_local, opt, found, release, versions = result.stdout.split("--\n")
     assert usr_local == "" and opt.split() == ["sandforge"], result
     assert found == "", result
-    # What the project templates run still comes from the distribution's /usr.
-    assert result.exit_code == 0 and len(versions.splitlines()) == 4, result
+    # The image's Debian release, whatever the host runs; its node, npm, git, python3, cc.
+    assert release.strip() == rig.launcher.rootfs.spec.suite, result
+    assert result.exit_code == 0 and len(versions.splitlines()) >= 5, result
+    node = versions.splitlines()[0].removeprefix("v")
+    image_node = next(line for line in rig.launcher.rootfs.manifest() if line.startswith("nodejs "))
+    assert image_node.split()[1].startswith(node), (node, image_node)
     await assert_alive(sandbox)
 
 

@@ -140,7 +140,7 @@ def project_spec(
         labels=project_labels(project_id, run_id),
         env=dict(template.env),
         packages=True,
-        readonly_mounts=readonly_mounts(settings.template_cache, template),
+        readonly_mounts=readonly_mounts(settings.template_cache, template, settings.rootfs.key),
         stack=template.name,
         **(resources.spec_fields() if resources is not None else {}),
     )

@@ -39,7 +39,9 @@ class SandboxFleet:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.launcher = BwrapLauncher(
-            allow_unisolated=settings.allow_unisolated, registry=registry_bridge(settings)
+            allow_unisolated=settings.allow_unisolated,
+            registry=registry_bridge(settings),
+            rootfs=settings.rootfs,
         )
         self.control = ControlServer(self.launcher, settings.control_socket, settings.sandboxes_dir)
         self.isolation_problem = ""

@@ -190,7 +190,7 @@ FASTAPI = ProjectTemplate(
     name="fastapi",
     label="FastAPI + Jinja2 (Python)",
     stack=(
-        "A Python 3.11 web app on FastAPI that serves HTML pages rendered with Jinja2. "
+        "A Python 3 web app on FastAPI that serves HTML pages rendered with Jinja2. "
         "app/main.py creates `app` (routes, `Jinja2Templates` over app/templates, static files "
         "from app/static mounted at /static); pages are Jinja2 templates in app/templates and "
         "link assets with root-relative paths (/static/styles.css; not url_for, whose absolute "
@@ -225,7 +225,7 @@ STREAMLIT = ProjectTemplate(
     name="streamlit",
     label="Streamlit (Python)",
     stack=(
-        "A Streamlit app in Python 3.11: app.py is the script Streamlit runs from top to "
+        "A Streamlit app in Python 3: app.py is the script Streamlit runs from top to "
         "bottom on every interaction (use st.session_state for state that must survive a "
         "rerun, and st.cache_data for slow work). Split helpers into modules beside it. "
         "The installed packages are streamlit and its dependencies (pandas, numpy, altair, "
@@ -295,7 +295,7 @@ FULLSTACK = ProjectTemplate(
     stack=(
         "Two services. frontend/ is a React 19 app in TypeScript served by Vite 7 with hot "
         "module replacement (frontend/src/App.tsx is the main component, frontend/src/App.css "
-        "its styles). backend/ is a Python 3.11 FastAPI app (backend/main.py creates `app`) "
+        "its styles). backend/ is a Python 3 FastAPI app (backend/main.py creates `app`) "
         "that stores data in SQLite with the standard sqlite3 module; every backend route "
         "starts with /api. The frontend calls the backend with relative URLs such as "
         "fetch('/api/items'): Vite forwards /api to the backend. Installed packages: react, "

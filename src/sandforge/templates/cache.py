@@ -1,7 +1,8 @@
 """The host's package cache per project type: installed once from the npm registry and PyPI.
 
 Each of a template's package sets (`Packages`) gets a dir of its own, stamped with the
-digest of its lock files, which local sandboxes mount read-only.
+digest of its lock files and of the sandbox image it was installed with (its npm and
+python3), which local sandboxes mount read-only.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..sandbox.base import SandboxUnavailable
+from ..sandbox.local.rootfs import Rootfs
 from . import TEMPLATES, Packages, ProjectTemplate
 
 STAMP = ".sandforge-lock-sha256"
-SANDBOX_PYTHON = "/usr/bin/python3"
-"""The Python sandboxes run: packages with compiled parts must be built for it."""
 INSTALLED_DIR = {"npm": "node_modules", "pip": "site"}
 
 
@@ -35,8 +35,8 @@ def default_cache_root(data_dir: Path) -> Path:
     return data_dir / "template-cache"
 
 
-def _lock_digest(template: ProjectTemplate, packages: Packages) -> str:
-    digest = hashlib.sha256()
+def _lock_digest(template: ProjectTemplate, packages: Packages, image_key: str) -> str:
+    digest = hashlib.sha256(image_key.encode())
     for name in packages.lock_files:
         digest.update(template.files.joinpath(name).read_bytes())
     return digest.hexdigest()
@@ -47,11 +47,14 @@ def cache_dir(root: Path, template: ProjectTemplate, packages: Packages) -> Path
     return root / f"{template.name}-{slug}"
 
 
-def dependency_path(root: Path, template: ProjectTemplate, packages: Packages) -> Path:
-    """The ready package dir, or TemplateCacheError saying how to fill it."""
+def dependency_path(
+    root: Path, template: ProjectTemplate, packages: Packages, image_key: str
+) -> Path:
+    """The package dir ready for the sandbox image `image_key`, or TemplateCacheError saying
+    how to fill it."""
     directory = cache_dir(root, template, packages)
     stamp = directory / STAMP
-    if not stamp.exists() or stamp.read_text() != _lock_digest(template, packages):
+    if not stamp.exists() or stamp.read_text() != _lock_digest(template, packages, image_key):
         raise TemplateCacheError(
             f"The {template.name} template's packages are not installed on this machine: run "
             "`sandforge templates prepare` (scripts/bootstrap does) and try again."
@@ -59,28 +62,27 @@ def dependency_path(root: Path, template: ProjectTemplate, packages: Packages) -
     return directory / INSTALLED_DIR[packages.manager]
 
 
-def readonly_mounts(root: Path, template: ProjectTemplate) -> dict[str, str]:
+def readonly_mounts(root: Path, template: ProjectTemplate, image_key: str) -> dict[str, str]:
     """Project-relative mount point → host dir, for every package set of `template`."""
-    return {p.directory: str(dependency_path(root, template, p)) for p in template.packages}
+    return {
+        p.directory: str(dependency_path(root, template, p, image_key)) for p in template.packages
+    }
 
 
 def _install_argv(packages: Packages, staging: Path) -> list[str]:
+    """The install, run with the sandbox image's own npm and python3."""
     lock_names = [Path(name).name for name in packages.lock_files]
     if packages.manager == "npm":
-        npm = shutil.which("npm")
-        if npm is None:
-            raise TemplateCacheError("npm is not installed: run `apt-get install npm`")
-        return [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"]
-    if not Path(SANDBOX_PYTHON).exists():
-        raise TemplateCacheError(f"{SANDBOX_PYTHON} is missing: run `apt-get install python3-pip`")
+        return ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"]
     return [
-        SANDBOX_PYTHON,
+        "python3",
         "-m",
         "pip",
         "install",
         "--quiet",
         "--disable-pip-version-check",
         "--no-input",
+        "--break-system-packages",
         "--target",
         str(staging / INSTALLED_DIR["pip"]),
         "-r",
@@ -88,9 +90,11 @@ def _install_argv(packages: Packages, staging: Path) -> list[str]:
     ]
 
 
-def _prepare_packages(root: Path, template: ProjectTemplate, packages: Packages) -> bool:
+def _prepare_packages(
+    root: Path, template: ProjectTemplate, packages: Packages, rootfs: Rootfs
+) -> bool:
     directory = cache_dir(root, template, packages)
-    digest = _lock_digest(template, packages)
+    digest = _lock_digest(template, packages, rootfs.key)
     if (directory / STAMP).exists() and (directory / STAMP).read_text() == digest:
         return False
     staging = directory.with_name(directory.name + ".staging")
@@ -98,13 +102,7 @@ def _prepare_packages(root: Path, template: ProjectTemplate, packages: Packages)
     staging.mkdir(parents=True)
     for name in packages.lock_files:
         (staging / Path(name).name).write_bytes(template.files.joinpath(name).read_bytes())
-    result = subprocess.run(
-        _install_argv(packages, staging),
-        cwd=staging,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = rootfs.run_installer(_install_argv(packages, staging), staging)
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         raise TemplateCacheError(
@@ -123,20 +121,19 @@ def _prepare_packages(root: Path, template: ProjectTemplate, packages: Packages)
     return True
 
 
-def prepare(root: Path, template: ProjectTemplate) -> bool:
-    """Install `template`'s packages into the cache unless their lock files are unchanged.
-
-    Returns True if it installed. Runs `npm ci` or `pip install` on the host, with network.
-    """
-    installed = [_prepare_packages(root, template, p) for p in template.packages]
+def prepare(root: Path, template: ProjectTemplate, rootfs: Rootfs) -> bool:
+    """Install `template`'s packages into the cache unless their lock files and the image
+    are unchanged. Returns True if it installed. Runs `npm ci` or `pip install` with the
+    image's tools and the host's network."""
+    installed = [_prepare_packages(root, template, p, rootfs) for p in template.packages]
     return any(installed)
 
 
-def prepare_all(root: Path) -> list[str]:
+def prepare_all(root: Path, rootfs: Rootfs) -> list[str]:
     """Prepare every template's package sets, several at once: each is an install that
     waits on the registry far more than on the CPU."""
     root.mkdir(parents=True, exist_ok=True)
     sets = [(t, p) for t in TEMPLATES.values() for p in t.packages]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        installed = list(pool.map(lambda pair: _prepare_packages(root, *pair), sets))
+        installed = list(pool.map(lambda pair: _prepare_packages(root, *pair, rootfs), sets))
     return sorted({t.name for (t, _), done in zip(sets, installed, strict=True) if done})

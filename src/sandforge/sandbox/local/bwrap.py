@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NoReturn, Protocol
 
 from ... import ids
+from ...config import default_data_dir
 from ..base import (
     HostDiskFull,
     SandboxError,
@@ -33,6 +34,7 @@ from .command import Spawn, bwrap_argv, link_readonly_mounts, sandbox_env, uniso
 from .isolation import Isolation, Mode, cgroup_driver, check_isolation, drop_privileges, tool
 from .output import SandboxOutput
 from .registry import RegistryBridge
+from .rootfs import Rootfs, default_cache_root
 from .slirp import Slirp, start_slirp
 from .unix import listen_unix, read_until
 from .users import disable_user_namespaces, host_uid, toolbox_host_uid, write_id_maps
@@ -76,9 +78,11 @@ class BwrapLauncher:
         allow_unisolated: bool = False,
         isolation: Isolation | None = None,
         registry: RegistryBridge | None = None,
+        rootfs: Rootfs | None = None,
     ) -> None:
         self.allow_unisolated = allow_unisolated
         self.registry = registry
+        self.rootfs = rootfs or Rootfs(default_cache_root(default_data_dir()))
         self._isolation_override = isolation
         self._running: dict[str, _Running] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -251,7 +255,7 @@ class BwrapLauncher:
                 for path in dirs.values():
                     path.mkdir(mode=0o700, exist_ok=True)
                 prefix = []
-            spawn.argv = prefix + bwrap_argv(spawn, spec, dirs, fds, state.registry)
+            spawn.argv = prefix + bwrap_argv(spawn, spec, dirs, fds, self.rootfs, state.registry)
             return spawn
         except BaseException:
             spawn.close()

@@ -1,9 +1,10 @@
 """What a local sandbox is made of, as command lines: bwrap's and the toolbox daemon's.
 
-The bwrap command line holds the sandbox's whole view of the world: read-only system dirs,
-a private /tmp, the disk image's dirs, /etc written from memory, the daemon's code bound
-read-only from memory, the seccomp filter, and an environment of PATH, HOME, LANG and the
-spec's own variables only. docs/isolation.md explains each choice.
+The bwrap command line holds the sandbox's whole view of the world: the sandbox image's
+read-only system dirs (rootfs.py), a private /tmp, the disk image's dirs, /etc written from
+memory, the daemon's code bound read-only from memory, the seccomp filter, and an
+environment of PATH, HOME, LANG and the spec's own variables only. docs/isolation.md
+explains each choice.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 from .. import wire
 from ..base import SKIPPED_DIRS, SandboxSpec, normalize_relative
 from . import seccomp
-from .isolation import system_links, tool
+from .isolation import tool
 from .registry import REGISTRY_ENV, REGISTRY_PORT, REGISTRY_SOCKET
+from .rootfs import Rootfs
 from .slirp import SLIRP_DNS
 from .users import SANDBOX_UID
 
@@ -28,7 +30,7 @@ HOME_DIR = "/home/user"
 RUN_DIR = "/run/sandforge"
 DAEMON_DIR = "/opt/sandforge"
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
-HIDDEN_DIR = "/usr/local"
+SANDBOX_PYTHON = "/usr/bin/python3"
 
 # Inside the sandbox the daemon's files sit side by side; on the host wire.py is shared
 # with the rest of sandforge, one package up.
@@ -47,14 +49,6 @@ WIRE_PATH = f"{DAEMON_DIR}/sandforge_wire.py"
 TOOLBOX_CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_SETPCAP")
 """What the daemon starts with: it runs commands as another uid and signals them, and drops
 CAP_SETPCAP (and everyone's bounding set) before it serves (toolbox.py)."""
-
-
-def _sandbox_python() -> tuple[str, list[str]]:
-    """A Python inside the sandbox, and the bwrap args that make it visible."""
-    if Path("/usr/bin/python3").exists():
-        return "/usr/bin/python3", []
-    prefix = sys.base_prefix
-    return str(Path(prefix) / "bin" / "python3"), ["--ro-bind", prefix, prefix]
 
 
 def sandbox_env(spec: SandboxSpec, home: str = HOME_DIR) -> dict[str, str]:
@@ -169,18 +163,20 @@ def _user_args(block_fd: int) -> list[str]:
 
 
 def _filesystem_args(
-    spawn: Spawn, spec: SandboxSpec, dirs: dict[str, Path], registry: Path | None
+    spawn: Spawn,
+    spec: SandboxSpec,
+    dirs: dict[str, Path],
+    rootfs: Rootfs,
+    registry: Path | None,
 ) -> list[str]:
     # bwrap makes what it creates its setup user's (the daemon's, under full isolation), and
     # the parents of a mount 0700: every dir and file commands must reach gets its mode here.
-    argv = ["--ro-bind", "/usr", "/usr", *system_links()]
-    # The host's own optional software (docker, kubectl, CUDA, ...) stays out of sight:
-    # sandboxes get the distribution's /usr, and /opt holds only the daemon.
-    argv += ["--tmpfs", HIDDEN_DIR]
+    argv = []
     for parent in ("/etc", "/home", "/run", "/opt", DAEMON_DIR):
         argv += ["--perms", "0755", "--dir", parent]
-    for path in ("/etc/alternatives", "/etc/ssl", "/etc/ca-certificates", "/etc/localtime"):
-        argv += ["--ro-bind-try", path, path]
+    # Nothing of the host's /usr or /opt: the image's system dirs, and /opt holds only the
+    # daemon.
+    argv += rootfs.system_args()
     files = {**_etc_files(spec)}
     files.update({f"{DAEMON_DIR}/{name}": _source(path) for name, path in _DAEMON_FILES.items()})
     for path, data in files.items():
@@ -208,15 +204,15 @@ def bwrap_argv(
     spec: SandboxSpec,
     dirs: dict[str, Path],
     fds: dict[str, int],
+    rootfs: Rootfs,
     registry: Path | None = None,
 ) -> list[str]:
-    """bwrap's command line; `fds` names the child's listen, ready, info and block fds, and
-    `registry` the package bridge's socket (None: no bridge).
+    """bwrap's command line; `fds` names the child's listen, ready, info and block fds,
+    `rootfs` the sandbox image and `registry` the package bridge's socket (None: no bridge).
 
     With a block fd (full isolation) the daemon is root of the sandbox's user namespace and
     runs commands as SANDBOX_UID; without one, everything runs as SANDBOX_UID.
     """
-    python, python_binds = _sandbox_python()
     argv = [
         tool("bwrap") or "bwrap",
         "--unshare-all",
@@ -227,12 +223,9 @@ def bwrap_argv(
         "--hostname",
         "sandbox",
         *_user_args(fds.get("block", -1)),
-        *_filesystem_args(spawn, spec, dirs, registry),
-        *python_binds,
+        *_filesystem_args(spawn, spec, dirs, rootfs, registry),
         "--remount-ro",
         "/",
-        "--remount-ro",
-        HIDDEN_DIR,
     ]
     program = seccomp.program()
     if program is not None:
@@ -248,7 +241,7 @@ def bwrap_argv(
         env = {**REGISTRY_ENV, **env, "PATH": f"{SHIM_DIR}:{env['PATH']}"}
     for key, value in env.items():
         argv += ["--setenv", key, value]
-    argv += [python, "-I", "-S", TOOLBOX_PATH]
+    argv += [SANDBOX_PYTHON, "-I", "-S", TOOLBOX_PATH]
     argv += _daemon_args(spec, PROJECT_DIR, RUN_DIR, fds["listen"], fds["ready"], WIRE_PATH)
     if registry is not None:
         argv += ["--registry-port", str(REGISTRY_PORT), "--registry-socket", REGISTRY_SOCKET]
