@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from sandforge.config import Settings
 from sandforge.sandbox.local.registry import SOCKET_ROOT, Registries, RegistryBridge
+from sandforge.templates import REACT
+from sandforge.templates.cache import package_mounts
 from tests.sandbox.conftest import HostListener, Rig
 from tests.sandbox.helpers import python
 
 PIP_PACKAGE = "tomli-w==1.2.0"
 NPM_PACKAGE = "is-number@7.0.0"
+REACT_MANIFESTS = ("package.json", "package-lock.json")
 NPM_INSTALL = (
     "mkdir -p /tmp/app && cd /tmp/app && npm init -y >/dev/null && "
     f"npm install --no-audit --no-fund {NPM_PACKAGE}"
@@ -88,3 +92,36 @@ async def test_a_sandbox_without_the_bridge_has_no_registry(rig: Rig) -> None:
     sandbox = await rig.create()
     result = await sandbox.exec(f"pip install {PIP_PACKAGE}", timeout=60)
     assert result.exit_code != 0
+
+
+async def test_npm_install_in_a_project_over_the_template_cache(
+    rig: Rig, registry_bridge: RegistryBridge
+) -> None:
+    """node_modules is the template's cache with the sandbox's own writable layer over it:
+    npm adds a package (recorded in package.json), the template's packages stay, and
+    neither the cache nor another sandbox sees the change."""
+    cache = package_mounts(Settings().template_cache, REACT, rig.launcher.rootfs.key)
+    starter = {name: REACT.files.joinpath(name).read_bytes() for name in REACT_MANIFESTS}
+
+    sandbox = await rig.create(packages=True, package_mounts=cache)
+    for name, content in starter.items():
+        await sandbox.write_file(name, content)
+    installed = await sandbox.exec(f"npm install --no-audit --no-fund {NPM_PACKAGE}", timeout=180)
+    assert installed.exit_code == 0, installed
+    used = await sandbox.exec(
+        "node -e \"console.log(require('is-number')(5), require('react').version)\"",
+    )
+    assert used.stdout.split()[0] == "true" and used.exit_code == 0, used
+    manifest = json.loads(await sandbox.read_file("package.json"))
+    assert manifest["dependencies"]["is-number"] == "^7.0.0"
+    assert set(manifest["devDependencies"]) >= {"vite", "typescript"}
+
+    assert not (Path(cache["node_modules"]) / "is-number").exists()
+    other = await rig.create(packages=True, package_mounts=cache)
+    missing = await other.exec("test -e node_modules/is-number")
+    assert missing.exit_code == 1
+    # The change lives on the sandbox's own disk: it survives a stop and start.
+    await sandbox.stop()
+    await sandbox.start()
+    again = await sandbox.exec("node -e \"require('is-number')\"")
+    assert again.exit_code == 0, again

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import posixpath
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from ..sandbox import (
 )
 from ..sandbox.http import Readiness, upstream_client, wait_until_ready
 from ..templates import Packages, ProjectTemplate, Service
-from ..templates.cache import readonly_mounts
+from ..templates.cache import package_mounts
 
 DEV_PROCESS = "dev"
 LOG_TAIL_LINES = 20
@@ -140,7 +141,7 @@ def project_spec(
         labels=project_labels(project_id, run_id),
         env=dict(template.env),
         packages=True,
-        readonly_mounts=readonly_mounts(settings.template_cache, template, settings.rootfs.key),
+        package_mounts=package_mounts(settings.template_cache, template, settings.rootfs.key),
         stack=template.name,
         **(resources.spec_fields() if resources is not None else {}),
     )
@@ -148,27 +149,38 @@ def project_spec(
 
 async def install_dependencies(sandbox: Sandbox, template: ProjectTemplate) -> None:
     """Install the template's packages where no host cache was mounted (remote providers),
-    and in a local sandbox the Python packages the project added to its requirements."""
+    and the packages the project added beyond the template's (`npm install x`, and in a local
+    sandbox `pip install y`), which a sandbox rebuilt from the stored files lacks."""
     for packages in template.packages:
         probe = await sandbox.exec(f"test -d {packages.directory}")
         if probe.exit_code != 0:
             await _run_install(sandbox, packages.install_command)
-        elif packages.manager == "pip" and sandbox.provider == "local":
+        elif packages.manager == "npm" or sandbox.provider == "local":
             await _install_added(sandbox, template, packages)
 
 
 async def _install_added(sandbox: Sandbox, template: ProjectTemplate, packages: Packages) -> None:
-    """What `pip install` recorded beyond the template's requirements lives in the sandbox
-    user's site dir, which a sandbox rebuilt from the stored files lacks: install it again
-    through the package bridge (from its cache, once fetched)."""
-    requirements = packages.lock_files[0]
+    """Install what the project's manifest lists beyond the template's, through the package
+    bridge (from its cache, once fetched): pip's go to the sandbox user's site dir, npm's
+    into node_modules (an overlay over the cache)."""
+    manifest = packages.lock_files[0]
     try:
-        current = await sandbox.read_file(requirements)
+        current = await sandbox.read_file(manifest)
     except SandboxError:
         return
-    if current == template.files.joinpath(requirements).read_bytes():
+    if current == template.files.joinpath(manifest).read_bytes():
         return
-    await _run_install(sandbox, f"python3 -m pip install --quiet -r {shlex.quote(requirements)}")
+    if packages.manager == "pip":
+        command = f"python3 -m pip install --quiet -r {shlex.quote(manifest)}"
+    else:
+        # npm records each install in node_modules/.package-lock.json: newer than the
+        # manifest, node_modules already holds what it lists.
+        command = (
+            f"cd {shlex.quote(posixpath.dirname(manifest) or '.')} && "
+            "{ [ node_modules/.package-lock.json -nt package.json ] || "
+            "npm install --no-audit --no-fund --loglevel=error; }"
+        )
+    await _run_install(sandbox, command)
 
 
 async def _run_install(sandbox: Sandbox, command: str) -> None:

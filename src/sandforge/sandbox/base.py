@@ -87,10 +87,13 @@ class SandboxSpec:
     """Reach the npm registry and PyPI (only those) through the host's package bridge, even
     without egress; npm and pip inside are configured for it. Local sandboxes only: remote
     providers have their own network."""
-    readonly_mounts: dict[str, str] = field(default_factory=dict)
-    """Project-relative path → host dir, mounted read-only (a template's node_modules
-    cache, so installs need no network). Providers that cannot mount host dirs (Daytona)
-    ignore it; the pipeline then installs the packages inside the sandbox."""
+    package_mounts: dict[str, str] = field(default_factory=dict)
+    """Project-relative path → host dir of a template's installed packages (node_modules,
+    Python's), so a sandbox needs no network for them. Under full isolation each is the
+    lower layer of an overlay whose writes land on the sandbox's own disk (`npm install`
+    works, the cache never changes); otherwise it is mounted read-only. Providers that
+    cannot mount host dirs (Daytona) ignore it; the pipeline then installs the packages
+    inside the sandbox."""
     # Provider-side lifecycle, in minutes (Daytona's unit); 0 disables.
     auto_stop_minutes: int = 30
     auto_archive_minutes: int = 60 * 24 * 7

@@ -19,6 +19,8 @@ from ..sandbox.local.rootfs import Rootfs
 from . import TEMPLATES, Packages, ProjectTemplate
 
 STAMP = ".sandforge-lock-sha256"
+FORMAT = 2
+"""Bumped when how a cache is laid out changes (2: world-writable under a root-only dir)."""
 INSTALLED_DIR = {"npm": "node_modules", "pip": "site"}
 
 
@@ -29,14 +31,14 @@ class TemplateCacheError(SandboxUnavailable):
 
 
 def default_cache_root(data_dir: Path) -> Path:
-    """World-readable when the server is root, because each sandbox runs as its own uid."""
+    """Shared by every sandbox of the machine when the server is root."""
     if os.geteuid() == 0:
         return Path("/var/cache/sandforge/templates")
     return data_dir / "template-cache"
 
 
 def _lock_digest(template: ProjectTemplate, packages: Packages, image_key: str) -> str:
-    digest = hashlib.sha256(image_key.encode())
+    digest = hashlib.sha256(f"{FORMAT} {image_key}".encode())
     for name in packages.lock_files:
         digest.update(template.files.joinpath(name).read_bytes())
     return digest.hexdigest()
@@ -62,7 +64,7 @@ def dependency_path(
     return directory / INSTALLED_DIR[packages.manager]
 
 
-def readonly_mounts(root: Path, template: ProjectTemplate, image_key: str) -> dict[str, str]:
+def package_mounts(root: Path, template: ProjectTemplate, image_key: str) -> dict[str, str]:
     """Project-relative mount point → host dir, for every package set of `template`."""
     return {
         p.directory: str(dependency_path(root, template, p, image_key)) for p in template.packages
@@ -113,26 +115,20 @@ def _prepare_packages(
     for path in [staging, *staging.rglob("*")]:
         if path.is_symlink():
             continue
-        # Each sandbox runs as its own uid: everything must be readable, nothing writable.
-        path.chmod(0o755 if path.is_dir() or os.access(path, os.X_OK) else 0o644)
+        # Each sandbox runs as its own uid and reaches a cache only as the lower layer of
+        # its own overlay (or a read-only bind), where it may change anything: what it
+        # changes is copied up to its own disk. On the host no one else gets in (`root`).
+        path.chmod(0o777 if path.is_dir() or os.access(path, os.X_OK) else 0o666)
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
-    root.chmod(0o755)
     return True
-
-
-def prepare(root: Path, template: ProjectTemplate, rootfs: Rootfs) -> bool:
-    """Install `template`'s packages into the cache unless their lock files and the image
-    are unchanged. Returns True if it installed. Runs `npm ci` or `pip install` with the
-    image's tools and the host's network."""
-    installed = [_prepare_packages(root, template, p, rootfs) for p in template.packages]
-    return any(installed)
 
 
 def prepare_all(root: Path, rootfs: Rootfs) -> list[str]:
     """Prepare every template's package sets, several at once: each is an install that
     waits on the registry far more than on the CPU."""
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    root.chmod(0o700)  # what is inside is world-writable (_prepare_packages)
     sets = [(t, p) for t in TEMPLATES.values() for p in t.packages]
     with ThreadPoolExecutor(max_workers=4) as pool:
         installed = list(pool.map(lambda pair: _prepare_packages(root, *pair, rootfs), sets))

@@ -30,7 +30,7 @@ from ..base import (
     normalize_relative,
 )
 from . import cgroups, disk
-from .command import Spawn, bwrap_argv, link_readonly_mounts, sandbox_env, unisolated_argv
+from .command import Spawn, bwrap_argv, link_package_mounts, sandbox_env, unisolated_argv
 from .isolation import Isolation, Mode, cgroup_driver, check_isolation, drop_privileges, tool
 from .output import SandboxOutput
 from .registry import RegistryBridge
@@ -229,7 +229,7 @@ class BwrapLauncher:
             if state.mode is Mode.NONE:
                 for name in disk.SUBDIRS:
                     (sandbox_dir / name).mkdir(mode=0o700, exist_ok=True)
-                link_readonly_mounts(sandbox_dir / "workspace", spec)
+                link_package_mounts(sandbox_dir / "workspace", spec)
                 spawn.argv = unisolated_argv(sandbox_dir, spec, ready_w, fds["listen"])
                 spawn.env = sandbox_env(spec, home=str(sandbox_dir / "home"))
                 return spawn
@@ -246,6 +246,9 @@ class BwrapLauncher:
                 disk.mount_image(image, stage, host_uid(sandbox_id))
                 dirs = {name: stage / name for name in disk.SUBDIRS}
                 disk.make_user_dirs(dirs["workspace"], _mount_parents(spec), host_uid(sandbox_id))
+                packages = disk.mount_package_layers(
+                    stage, spec.package_mounts, host_uid(sandbox_id)
+                )
                 prefix = [
                     *_in_cgroup(cgroup, "sandforge-launch"),
                     *drop_privileges(toolbox_host_uid(sandbox_id)),
@@ -254,8 +257,10 @@ class BwrapLauncher:
                 dirs = {name: sandbox_dir / name for name in disk.SUBDIRS}
                 for path in dirs.values():
                     path.mkdir(mode=0o700, exist_ok=True)
-                prefix = []
-            spawn.argv = prefix + bwrap_argv(spawn, spec, dirs, fds, self.rootfs, state.registry)
+                prefix, packages = [], None
+            spawn.argv = prefix + bwrap_argv(
+                spawn, spec, dirs, fds, self.rootfs, state.registry, packages
+            )
             return spawn
         except BaseException:
             spawn.close()
@@ -368,7 +373,7 @@ def _in_cgroup(cgroup: cgroups.Cgroup, name: str) -> list[str]:
 
 
 def _mount_parents(spec: SandboxSpec) -> list[str]:
-    parents = {posixpath.dirname(normalize_relative(p)) for p in spec.readonly_mounts}
+    parents = {posixpath.dirname(normalize_relative(p)) for p in spec.package_mounts}
     return sorted(p for p in parents if p)
 
 

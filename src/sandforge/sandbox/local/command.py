@@ -168,6 +168,7 @@ def _filesystem_args(
     dirs: dict[str, Path],
     rootfs: Rootfs,
     registry: Path | None,
+    packages: dict[str, str] | None,
 ) -> list[str]:
     # bwrap makes what it creates its setup user's (the daemon's, under full isolation), and
     # the parents of a mount 0700: every dir and file commands must reach gets its mode here.
@@ -187,8 +188,10 @@ def _filesystem_args(
     argv += ["--perms", "01777", "--size", str(spec.tmp_mb << 20), "--tmpfs", "/tmp"]
     for name, target in (("workspace", PROJECT_DIR), ("home", HOME_DIR), ("run", RUN_DIR)):
         argv += ["--bind", str(dirs[name]), target]
-    for relative, host_dir in spec.readonly_mounts.items():
-        argv += ["--ro-bind", host_dir, f"{PROJECT_DIR}/{normalize_relative(relative)}"]
+    packages = packages if packages is not None else spec.package_mounts
+    for relative, host_dir in packages.items():
+        bind = "--ro-bind" if packages is spec.package_mounts else "--bind"
+        argv += [bind, host_dir, f"{PROJECT_DIR}/{normalize_relative(relative)}"]
     if registry is not None:
         argv += ["--ro-bind", str(registry), REGISTRY_SOCKET]
         argv += ["--perms", "0755", "--dir", SHIM_DIR]
@@ -206,9 +209,12 @@ def bwrap_argv(
     fds: dict[str, int],
     rootfs: Rootfs,
     registry: Path | None = None,
+    packages: dict[str, str] | None = None,
 ) -> list[str]:
     """bwrap's command line; `fds` names the child's listen, ready, info and block fds,
     `rootfs` the sandbox image and `registry` the package bridge's socket (None: no bridge).
+    `packages` maps project paths to the writable overlays of the package caches; without
+    it the caches themselves (`spec.package_mounts`) are bound read-only.
 
     With a block fd (full isolation) the daemon is root of the sandbox's user namespace and
     runs commands as SANDBOX_UID; without one, everything runs as SANDBOX_UID.
@@ -223,7 +229,7 @@ def bwrap_argv(
         "--hostname",
         "sandbox",
         *_user_args(fds.get("block", -1)),
-        *_filesystem_args(spawn, spec, dirs, rootfs, registry),
+        *_filesystem_args(spawn, spec, dirs, rootfs, registry, packages),
         "--remount-ro",
         "/",
     ]
@@ -250,9 +256,9 @@ def bwrap_argv(
     return argv
 
 
-def link_readonly_mounts(workspace: Path, spec: SandboxSpec) -> None:
+def link_package_mounts(workspace: Path, spec: SandboxSpec) -> None:
     """Without namespaces nothing can be mounted: a symlink stands in (the code is trusted)."""
-    for relative, host_dir in spec.readonly_mounts.items():
+    for relative, host_dir in spec.package_mounts.items():
         link = workspace / normalize_relative(relative)
         if not link.is_symlink() and not link.exists():
             link.parent.mkdir(parents=True, exist_ok=True)

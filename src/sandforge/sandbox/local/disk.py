@@ -10,6 +10,8 @@ only, and it persists across stop/start like any file.
     <sandboxes_dir>/<id>/disk.img                    sparse: only written blocks use host disk
     /run/sandforge/<id>/    (root, 0711)             the image, mounted while the sandbox runs
                        workspace/ home/ run/         (sandbox uid, 0700) bound into the sandbox
+                       layers/<name>/upper work      what the sandbox wrote over a package cache
+                       layers/<name>/merged          the overlay of the two, bound into it
 
 A fresh image is a sparse copy of a template made once per size with mkfs.ext4
 (~1 MB of real data), so creating a sandbox costs a copy and a mount, not a mkfs. The
@@ -38,7 +40,7 @@ from pathlib import Path
 STAGE_ROOT = Path("/run/sandforge")
 IMAGE_NAME = "disk.img"
 BYTES_PER_INODE = 8192
-SUBDIRS = ("workspace", "home", "run")
+SUBDIRS = ("workspace", "home", "run", "layers")
 
 _LOOP_CTL_GET_FREE = 0x4C82
 _LOOP_CONFIGURE = 0x4C0A
@@ -281,6 +283,37 @@ def make_user_dirs(workspace: Path, relative_dirs: list[str], owner: int) -> Non
                 fd = sub
         finally:
             os.close(fd)
+
+
+def mount_package_layers(stage: Path, mounts: dict[str, str], owner: int) -> dict[str, str]:
+    """Overlay each package cache (project-relative path → host dir) with a writable layer
+    on the sandbox's disk; returns project-relative path → the merged dir to bind.
+
+    The caches' files are world-writable under a root-only dir (templates/cache.py), so
+    through the overlay the sandbox may change them, each change copied up to its own
+    disk; the merged dir itself is `upper`, the sandbox user's (`owner`). Mounted by the
+    server (root), these need nothing of bwrap's; unmounting the stage detaches them with it.
+    """
+    merged_dirs = {}
+    for relative, lower in sorted(mounts.items()):
+        base = stage / "layers" / relative.replace("/", "_")
+        upper, work, merged = base / "upper", base / "work", base / "merged"
+        # The launcher (the sandbox's daemon uid) only passes through `base` to `merged`;
+        # `upper` and `work` are reached by the overlay alone (all under `layers`, 0700).
+        for directory, mode in ((base, 0o711), (upper, 0o755), (work, 0o700), (merged, 0o755)):
+            if directory.is_symlink():
+                directory.unlink()
+            directory.mkdir(mode=mode, exist_ok=True)
+            directory.chmod(mode)
+        os.chown(upper, owner, owner)
+        shutil.rmtree(work / "work", ignore_errors=True)  # overlayfs's scratch, from a crash
+        options = f"lowerdir={lower},upperdir={upper},workdir={work},xino=off".encode()
+        flags = _MS_NOSUID | _MS_NODEV
+        if _libc().mount(b"overlay", os.fsencode(merged), b"overlay", flags, options) != 0:
+            err = ctypes.get_errno()
+            raise DiskError(f"cannot overlay {lower} for {relative}: {os.strerror(err)}")
+        merged_dirs[relative] = str(merged)
+    return merged_dirs
 
 
 def prepare_stage(sandbox_id: str) -> Path:
