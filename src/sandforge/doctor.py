@@ -246,8 +246,25 @@ def check_sandbox(settings: Settings) -> list[Check]:
     if settings.sandbox_provider == "daytona":
         return _check_daytona(settings)
     isolation = check_isolation()
+    rootfs = settings.rootfs
+    if not rootfs.ready:
+        return [
+            Check(
+                "sandbox",
+                "fail",
+                f"the sandbox image is not built (in {rootfs.directory}).",
+                "Run `sandforge templates prepare` (scripts/bootstrap does).",
+            )
+        ]
     if isolation.available:
-        return [Check("sandbox", "ok", "local sandboxes: bubblewrap works, so they are isolated.")]
+        return [
+            Check(
+                "sandbox",
+                "ok",
+                f"local sandboxes: bubblewrap works, so they are isolated; they run on the "
+                f"{rootfs.spec.suite} image in {rootfs.directory}.",
+            )
+        ]
     if settings.allow_unisolated:
         return [
             Check(

@@ -82,6 +82,13 @@ def test_a_model_setting_that_cannot_work(tmp_path: Path) -> None:
 def test_bwrap_usable() -> None:
     (check,) = check_sandbox(make_settings(Path("/nonexistent")))
     assert check.status == "ok" and "bubblewrap works" in check.detail
+    assert "trixie image" in check.detail
+
+
+def test_the_sandbox_image_not_built(tmp_path: Path) -> None:
+    (check,) = check_sandbox(make_settings(tmp_path, rootfs_dir=tmp_path / "images"))
+    assert check.status == "fail" and "sandbox image is not built" in check.detail
+    assert check.fix is not None and "sandforge templates prepare" in check.fix
 
 
 def test_bwrap_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sandforge.events import CompleteEvent
+from sandforge.templates import REACT
+from sandforge.templates.cache import package_mounts
 from tests.conftest import LiveServer
 
 
@@ -30,9 +34,13 @@ async def test_the_sandbox_has_the_packages_without_network(
     sandbox = await server.services.fleet.find(react_app.data.sandboxId)
     result = await sandbox.exec("node -e \"console.log(require('react/package.json').version)\"")
     assert result.exit_code == 0 and result.stdout.startswith("19.")
-    # The cache is read-only inside: a model cannot corrupt it for other sandboxes.
-    write = await sandbox.exec("touch node_modules/react/x")
-    assert write.exit_code != 0
+    # A model may change node_modules, but only its own layer over the cache: the cache
+    # and every other sandbox keep the packages as prepared.
+    write = await sandbox.exec("echo changed > node_modules/react/package.json")
+    assert write.exit_code == 0, write
+    cache = package_mounts(server.settings.template_cache, REACT, server.settings.rootfs.key)
+    prepared = Path(cache["node_modules"]) / "react" / "package.json"
+    assert json.loads(prepared.read_text())["name"] == "react"
 
 
 async def test_chromium_renders_the_app_and_hmr_updates_it_without_a_reload(

@@ -15,6 +15,8 @@ SCRIPTED = "factory:tests.scripted.scripted_models:follows_json"
 PROMPT = "Create a trip planner with a packing list"
 TITLE = "Trip Planner"
 WAIT_MS = 90_000
+NPM_PACKAGE = "clsx@2.1.1"
+"""Small, and typed: the rendered check runs tsc, which refuses an untyped import."""
 
 
 @pytest.fixture
@@ -203,6 +205,40 @@ async def test_fullstack_frontend_shows_data_from_the_backends_sqlite(
     else:
         raise AssertionError("the backend never reloaded its new query")
     assert page.errors == []
+
+    await check_npm_install(stack_server, page, complete)
+
+
+async def check_npm_install(server: LiveServer, page: Any, complete: CompleteEvent) -> None:
+    """The frontend gains a package from npm (the sandbox has no egress) and uses it; a
+    sandbox rebuilt from the stored files installs it again."""
+    install = f"cd frontend && npm install --no-audit --no-fund {NPM_PACKAGE}"
+    events = await scripted(server, complete, "run", command=install)
+    runs = [e for e in events if e.type == "tool" and e.data.action == "run"]
+    assert runs and runs[0].data.exitCode == 0, runs
+    sandbox = await server.services.fleet.find(complete.data.sandboxId)
+    manifest = json.loads(await sandbox.read_file("frontend/package.json"))
+    assert manifest["dependencies"]["clsx"] == "^2.1.1"
+    app = (await sandbox.read_file("frontend/src/App.tsx")).decode()
+
+    await scripted(
+        server,
+        complete,
+        "write",
+        path="frontend/src/App.tsx",
+        content="import clsx from 'clsx'\n"
+        + app.replace("<h1>", "<h1 className={clsx('title', { added: true })}>", 1),
+    )
+    # The page reloaded when Vite restarted for the new package: a reload, not HMR, may be
+    # what shows the edit.
+    await wait_for_text(page, "h1.title.added", TITLE, reload=True)
+
+    deleted = await server.client.delete(f"/api/sandboxes/{complete.data.sandboxId}")
+    assert deleted.status_code == 204, deleted.text
+    await page.reload()
+    await wait_for_text(page, "h1.title.added", TITLE, reload=True)
+    project = (await server.client.get(f"/api/projects/{complete.data.projectId}")).json()
+    assert project["sandboxId"] != complete.data.sandboxId
 
 
 async def check_service_tabs(server: LiveServer, browser: Any, complete: CompleteEvent) -> None:

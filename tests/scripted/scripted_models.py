@@ -297,7 +297,8 @@ def react_fixes_compile_error() -> FunctionModel:
 
 def follows_json() -> FunctionModel:
     """Does what the prompt spells out as JSON after its first word: `edit {"path", "search",
-    "replace"}` calls edit_file, `run {"command"}` calls run_command; then says it is done.
+    "replace"}` calls edit_file, `write {"path", "content"}` write_file, `run {"command"}`
+    run_command; then says it is done.
 
     Tests of project types drive the real agent's tools with it, whatever the stack."""
 
@@ -308,7 +309,7 @@ def follows_json() -> FunctionModel:
             yield "Done."
             return
         verb, _, args = _user_prompts(messages)[-1].partition(" ")
-        tool = {"edit": "edit_file", "run": "run_command"}[verb]
+        tool = {"edit": "edit_file", "write": "write_file", "run": "run_command"}[verb]
         yield "On it. "
         yield {0: DeltaToolCall(name=tool, json_args=args, tool_call_id="t0")}
 

@@ -35,7 +35,8 @@ class Service:
 @dataclass(frozen=True)
 class Packages:
     """A template's installed packages: filled once on the host from `lock_files` and mounted
-    read-only at `directory` in local sandboxes, which then need no network for them."""
+    at `directory` in local sandboxes (under a writable layer of their own), which then need
+    no network for them."""
 
     manager: Literal["npm", "pip"]
     directory: str
@@ -49,7 +50,7 @@ class Packages:
 
 PYTHON_PACKAGES_DIR = ".packages"
 PYTHON_ENV = {"PYTHONPATH": PYTHON_PACKAGES_DIR, "PYTHONDONTWRITEBYTECODE": "1"}
-"""Python finds the read-only packages through a path relative to the project dir, the
+"""Python finds the template's packages through a path relative to the project dir, the
 working dir of services and commands, so it holds for every provider's project dir."""
 
 
@@ -159,9 +160,9 @@ REACT = ProjectTemplate(
         "A React 19 app in TypeScript, built and served by Vite 7 with hot module replacement. "
         "index.html at the project root loads src/main.tsx, which renders src/App.tsx; styles "
         "are in src/App.css. Put components in src/ (one per file, .tsx). The installed "
-        "packages are react, react-dom, vite, @vitejs/plugin-react and typescript; node_modules "
-        "is a read-only cache that npm cannot change, so use no other packages. Do not edit "
-        "package.json, package-lock.json or vite.config.ts. The Vite dev server runs on port "
+        "packages are react, react-dom, vite, @vitejs/plugin-react and typescript; add another "
+        "with `npm install <name>`, which records it in package.json (do not edit package.json "
+        "or package-lock.json by hand). Do not edit vite.config.ts. The Vite dev server runs on port "
         "3000 and reloads changes by itself."
     ),
     services=(Service("web", VITE_COMMAND, 3000),),
@@ -260,8 +261,9 @@ NEXTJS = ProjectTemplate(
         "app/globals.css); components are Server Components unless the file starts with "
         '"use client" (needed for state, effects and event handlers, as in app/counter.tsx). '
         "Route handlers go in app/api/<name>/route.ts. The installed packages are next, react, "
-        "react-dom and typescript. Do not edit package.json, package-lock.json or "
-        "next.config.mjs. `next dev` serves it on port 3000 with hot module replacement."
+        "react-dom and typescript; add another with `npm install <name>` (it records it in "
+        "package.json). Do not edit package.json, package-lock.json or next.config.mjs by "
+        "hand. `next dev` serves it on port 3000 with hot module replacement."
     ),
     services=(
         Service(
@@ -299,10 +301,10 @@ FULLSTACK = ProjectTemplate(
         "that stores data in SQLite with the standard sqlite3 module; every backend route "
         "starts with /api. The frontend calls the backend with relative URLs such as "
         "fetch('/api/items'): Vite forwards /api to the backend. Installed packages: react, "
-        "react-dom, vite and typescript in frontend/node_modules; fastapi and uvicorn for the "
-        "backend (backend/requirements.txt; `pip install <name>` adds a Python package and "
-        "records it there). Do not edit package.json, package-lock.json or "
-        "vite.config.ts. Vite serves the frontend on port 3000; uvicorn serves the backend on "
+        "react-dom, vite and typescript in frontend/node_modules (`cd frontend && npm install "
+        "<name>` adds one); fastapi and uvicorn for the backend (backend/requirements.txt; "
+        "`pip install <name>` adds a Python package and records it there). Do not edit "
+        "package.json, package-lock.json or vite.config.ts by hand. Vite serves the frontend on port 3000; uvicorn serves the backend on "
         "port 8000 and reloads when a file under backend/ changes."
     ),
     services=(
