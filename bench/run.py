@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import bench_live, bench_proxy, bench_render, bench_runs, bench_sandbox
+from . import bench_live, bench_packages, bench_proxy, bench_render, bench_runs, bench_sandbox
 from .common import ROOT
 
 
@@ -188,6 +188,39 @@ SANDBOX_GOALS = [
     ),
 ]
 
+PACKAGE_GOALS = [
+    Goal(
+        "pip install of one package in a sandbox without egress, through the package bridge: "
+        "an empty bridge cache / a second sandbox with the cache filled",
+        "the second at most half the first",
+        lambda r: (
+            f"{_get(r, 'packages', 'pip', 'cold_ms')} / {_get(r, 'packages', 'pip', 'warm_ms')} ms "
+            f"({_get(r, 'packages', 'pip', 'warm_vs_cold')}x)"
+        ),
+        lambda r: _get(r, "packages", "pip", "warm_vs_cold") <= 0.5,
+    ),
+    Goal(
+        "npm install of one package, the same way: empty bridge cache / cache filled",
+        "the second at most half the first",
+        lambda r: (
+            f"{_get(r, 'packages', 'npm', 'cold_ms')} / {_get(r, 'packages', 'npm', 'warm_ms')} ms "
+            f"({_get(r, 'packages', 'npm', 'warm_vs_cold')}x)"
+        ),
+        lambda r: _get(r, "packages", "npm", "warm_vs_cold") <= 0.5,
+        obstacle=(
+            "npm spends most of an install of a small package starting up and resolving, "
+            "not downloading: the bridge's cache removes the download only."
+        ),
+    ),
+    Goal(
+        "npm install of one more package into a React project (node_modules: the template "
+        "cache under the sandbox's own overlay), bridge cache filled",
+        "under 5 s",
+        lambda r: f"{_get(r, 'packages', 'npm_into_react_project', 'warm_ms')} ms",
+        lambda r: _get(r, "packages", "npm_into_react_project", "warm_ms") < 5000,
+    ),
+]
+
 
 async def collect(quick: bool) -> dict[str, Any]:
     samples = 5 if quick else 20
@@ -200,6 +233,7 @@ async def collect(quick: bool) -> dict[str, Any]:
     results["sandbox"] = await bench_sandbox.run(
         creations=10 if quick else 50, execs=50 if quick else 200
     )
+    results["packages"] = await bench_packages.bench(1 if quick else 3)
     return results
 
 
@@ -245,7 +279,7 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     if not args.no_write:
         (ROOT / "docs").mkdir(exist_ok=True)
-        goals = GOALS + LIVE_GOALS + RENDER_GOALS + SANDBOX_GOALS
+        goals = GOALS + LIVE_GOALS + RENDER_GOALS + SANDBOX_GOALS + PACKAGE_GOALS
         (ROOT / "docs" / "benchmarks.md").write_text(markdown(results, goals))
 
 

@@ -17,6 +17,7 @@ import uvicorn
 from sandforge.config import Settings
 from sandforge.events import Event, decode_sse
 from sandforge.server.app import SandforgeApp, create_app
+from sandforge.server.runner import KEEP_ALIVE_S
 from sandforge.server.services import Services
 
 TESTS_DIR = Path(__file__).parent
@@ -101,7 +102,10 @@ async def make_server(settings: Settings) -> AsyncIterator[Any]:
         live_settings = settings.model_copy(update={"port": sock.getsockname()[1], **overrides})
         app = create_app(live_settings)
         assert isinstance(app, SandforgeApp)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="on", timeout_keep_alive=KEEP_ALIVE_S
+        )
+        server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             assert not task.done(), "the server did not start"

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 CONNECTIONS_GRACE_S = 1
 """How long connections that are not event streams (a preview's websocket) may stay open
 once shutdown begins; event streams close by themselves."""
+KEEP_ALIVE_S = 20
+"""How long an idle client connection stays open: longer than httpx's 5 s (the CLI's, the
+replicas' forwarding client's), so a client never reuses a connection the server is just
+closing, which fails the request with a read error."""
 FORCED_EXIT_CODE = 130
 DRAIN_SIGNAL = signal.SIGUSR1
 
@@ -42,6 +46,7 @@ class SandforgeServer(uvicorn.Server):
                 host=host,
                 port=port,
                 log_level="warning",
+                timeout_keep_alive=KEEP_ALIVE_S,
                 timeout_graceful_shutdown=CONNECTIONS_GRACE_S,
             )
         )
