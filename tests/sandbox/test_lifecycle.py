@@ -29,6 +29,7 @@ from sandforge.sandbox.http import upstream_client, wait_until_ready
 from sandforge.sandbox.local import BwrapLauncher, LocalSandboxProvider, host_uid
 from sandforge.sandbox.local.disk import IMAGE_NAME, attached_loops, stage_dir
 from sandforge.sandbox.local.isolation import Isolation, Mode, probe_isolation
+from sandforge.sandbox.local.rootfs import Rootfs, RootfsMissing
 from sandforge.sandbox.providers import make_provider
 from tests.sandbox.conftest import Rig, require_isolation
 from tests.sandbox.helpers import SECRETS, wait_for
@@ -252,6 +253,18 @@ async def test_no_new_sandbox_below_the_free_disk_floor(tmp_path: Path) -> None:
         assert "MiB free" in message and "SANDFORGE_MIN_FREE_DISK_MB" in message
         assert "sandforge sandboxes delete" in message
         assert not sandboxes_dir.exists() or list(sandboxes_dir.iterdir()) == []
+    finally:
+        await launcher.close()
+
+
+async def test_no_sandbox_starts_before_its_image_is_built(tmp_path: Path) -> None:
+    launcher = BwrapLauncher(rootfs=Rootfs(tmp_path / "images"))
+    provider = LocalSandboxProvider(tmp_path / "sandboxes", launcher)
+    try:
+        with pytest.raises(RootfsMissing, match="run `sandforge templates prepare`") as refused:
+            await provider.create(SandboxSpec())
+        assert refused.value.http_status == 503 and refused.value.code == "rootfs_missing"
+        assert list((tmp_path / "sandboxes").iterdir()) == []
     finally:
         await launcher.close()
 

@@ -14,6 +14,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..errors import Unavailable
 from ..sandbox.base import SandboxUnavailable
 from ..sandbox.local.rootfs import Rootfs
 from . import TEMPLATES, Packages, ProjectTemplate
@@ -25,9 +26,11 @@ INSTALLED_DIR = {"npm": "node_modules", "pip": "site"}
 
 
 class TemplateCacheError(SandboxUnavailable):
-    """A project type cannot be set up on this machine yet."""
+    """A project type cannot be set up on this machine yet: the server's set-up is
+    unfinished, nothing a request can change (503)."""
 
     code = "template_cache"
+    http_status = Unavailable.http_status
 
 
 def default_cache_root(data_dir: Path) -> Path:

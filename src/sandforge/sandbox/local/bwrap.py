@@ -233,6 +233,7 @@ class BwrapLauncher:
                 spawn.argv = unisolated_argv(sandbox_dir, spec, ready_w, fds["listen"])
                 spawn.env = sandbox_env(spec, home=str(sandbox_dir / "home"))
                 return spawn
+            self.rootfs.tree()  # before anything is made: no image, no sandbox
             if spec.network == "egress" or state.mode is Mode.FULL:
                 spawn.info_r, fds["info"] = spawn.pipe_to_child()
             if state.mode is Mode.FULL:

@@ -24,6 +24,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...errors import Unavailable
 from ..base import SandboxUnavailable
 from .isolation import tool
 
@@ -66,9 +67,11 @@ _PASSED_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_pro
 
 
 class RootfsMissing(SandboxUnavailable):
-    """The sandbox image is not built on this machine."""
+    """The sandbox image is not built on this machine: the server's set-up is unfinished,
+    nothing a request can change (503)."""
 
     code = "rootfs_missing"
+    http_status = Unavailable.http_status
 
 
 @dataclass(frozen=True)
@@ -154,13 +157,7 @@ class Rootfs:
                 f"building the sandbox image failed: {result.stderr.strip()[-2000:]}"
             )
         listed = subprocess.run(
-            [
-                "dpkg-query",
-                f"--admindir={tree}/var/lib/dpkg",
-                "-W",
-                "-f",
-                "${Package} ${Version}\n",
-            ],
+            ["dpkg-query", f"--admindir={tree}/var/lib/dpkg", "-W", "-f", _MANIFEST_LINE],
             capture_output=True,
             text=True,
             check=True,
