@@ -95,28 +95,26 @@ def _measure(replicas: int, runs: int) -> dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def measure_all(runs: int) -> dict[str, Any]:
+    """Runs per second with one, two and three replicas, and each as a ratio to one's."""
+    sys.path.insert(0, str(ROOT))
+    from tests.replicas.conftest import RUNS_PER_REPLICA
+
+    figures = [_measure(n, runs) for n in (1, 2, 3)]
+    single = figures[0]["runs_per_s"]
+    return {
+        "cores": os.cpu_count(),
+        "max_concurrent_runs_per_replica": RUNS_PER_REPLICA,
+        "figures": figures,
+        "scaling_vs_one": {str(f["replicas"]): round(f["runs_per_s"] / single, 2) for f in figures},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=60, help="runs per measurement")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from tests.replicas.conftest import RUNS_PER_REPLICA
-
-    figures = [_measure(n, args.runs) for n in (1, 2, 3)]
-    single = figures[0]["runs_per_s"]
-    print(
-        json.dumps(
-            {
-                "cores": os.cpu_count(),
-                "max_concurrent_runs_per_replica": RUNS_PER_REPLICA,
-                "figures": figures,
-                "scaling_vs_one": {
-                    str(f["replicas"]): round(f["runs_per_s"] / single, 2) for f in figures
-                },
-            },
-            indent=2,
-        )
-    )
+    print(json.dumps(measure_all(args.runs), indent=2))
 
 
 if __name__ == "__main__":
