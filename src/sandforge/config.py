@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
     from .sandbox.local.rootfs import Rootfs
+    from .sandbox.system import SystemImage
 
 SandboxProviderName = Literal["local", "daytona"]
 
@@ -260,10 +261,16 @@ class Settings(BaseSettings):
     @property
     def rootfs(self) -> Rootfs:
         """The sandbox image local sandboxes run on."""
-        from .sandbox.local.rootfs import Rootfs, RootfsSpec, default_cache_root
+        from .sandbox.local.rootfs import Rootfs, default_cache_root
 
-        spec = RootfsSpec(mirror=self.rootfs_mirror, extra_packages=tuple(self.rootfs_packages))
-        return Rootfs(self.rootfs_dir or default_cache_root(self.data_dir), spec)
+        return Rootfs(self.rootfs_dir or default_cache_root(self.data_dir), self.system_image)
+
+    @property
+    def system_image(self) -> SystemImage:
+        """The Debian suite and packages every sandbox's system holds."""
+        from .sandbox.system import SystemImage
+
+        return SystemImage(mirror=self.rootfs_mirror, extra_packages=tuple(self.rootfs_packages))
 
     @property
     def ui_vendor(self) -> Path:

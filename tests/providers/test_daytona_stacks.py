@@ -35,7 +35,11 @@ async def test_a_project_types_sandbox_is_built_from_its_image_once_described(
     second = await daytona_provider.create(spec)
     try:
         text = dockerfile(fake_daytona, first.id)
-        assert text is not None and text.startswith("FROM node:22-bookworm")
+        # The same Debian suite and packages as a local sandbox's image.
+        system = settings.system_image
+        assert text is not None and text.startswith(f"FROM debian:{system.suite}-slim")
+        assert f"--no-install-recommends {' '.join(system.packages)} &&" in text
+        assert "nodejs" in system.packages and "python3-pip" in system.packages
         # The packages are installed while the image builds, into the project dir, from the
         # template's own lock files: a sandbox finds them there and installs nothing.
         files = written_files(text)

@@ -51,4 +51,5 @@ def daytona_options(settings: Settings) -> DaytonaOptions:
         project_dir=settings.daytona_project_dir.rstrip("/") or "/",
         create_timeout_s=settings.daytona_create_timeout_s,
         cleanup_grace_s=settings.daytona_cleanup_grace_s,
+        system=settings.system_image,
     )

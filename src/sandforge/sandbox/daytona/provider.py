@@ -87,7 +87,11 @@ class DaytonaProvider:
         if self.options.image or self.options.snapshot:
             return self.options.image
         template = TEMPLATES.get(spec.stack or "")
-        return template_image(template, self.options.project_dir) if template else None
+        return (
+            template_image(template, self.options.project_dir, self.options.system)
+            if template
+            else None
+        )
 
     def _params(
         self, spec: SandboxSpec, labels: dict[str, str]

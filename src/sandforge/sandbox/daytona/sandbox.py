@@ -10,7 +10,7 @@ import re
 import secrets
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from daytona import (
@@ -35,6 +35,7 @@ from ..base import (
     normalize_relative,
 )
 from ..metering import ResourceSample
+from ..system import SystemImage
 from .errors import daytona_errors
 
 LABEL_CREATE = "sandforge-create"
@@ -71,6 +72,8 @@ class DaytonaOptions:
     project_dir: str = "/home/daytona/project"
     create_timeout_s: float = 120.0
     cleanup_grace_s: float = 30.0
+    system: SystemImage = field(default_factory=SystemImage)
+    """The Debian packages a project type's image installs, as local sandboxes' image has."""
 
 
 @dataclass(frozen=True)

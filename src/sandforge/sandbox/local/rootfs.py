@@ -3,7 +3,7 @@
 A sandbox's /usr (and /bin, /lib and the rest, links into it) and the few /etc files
 programs read come from this image, never from the host: a project behaves the same on
 any host, and the host's own tools (docker, kubectl, CUDA, whatever is in its /usr) are
-out of sight. The image is built by mmdebstrap from Debian's packages (RootfsSpec: suite,
+out of sight. The image is built by mmdebstrap from Debian's packages (SystemImage: suite,
 mirror, package list) into `<cache root>/<suite>-<key>/root`, where the key is a digest of
 that spec, so a changed package list builds a new image beside the old. `packages.txt`
 beside the tree lists every package's exact version, the pin of what was built; a snapshot
@@ -16,37 +16,17 @@ and python3 (`run_installer`), so what has compiled parts is built for the image
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import Unavailable
 from ..base import SandboxUnavailable
+from ..system import DEFAULT_MIRROR, SystemImage
 from .isolation import tool
 
-SUITE = "trixie"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
-BASE_PACKAGES = (
-    "build-essential",
-    "ca-certificates",
-    "curl",
-    "git",
-    "nodejs",
-    "npm",
-    "procps",
-    "python3",
-    "python3-dev",
-    "python3-pip",
-    "python3-venv",
-)
-"""Python 3 and pip, Node and npm, git and the usual build tools. More with
-SANDFORGE_ROOTFS_PACKAGES (README: "Add a package to the sandbox image")."""
-FORMAT = 1
-"""Bumped when how an image is built changes, so every image is built again."""
 STAMP = ".sandforge-rootfs"
 TREE = "root"
 MANIFEST = "packages.txt"
@@ -74,24 +54,6 @@ class RootfsMissing(SandboxUnavailable):
     http_status = Unavailable.http_status
 
 
-@dataclass(frozen=True)
-class RootfsSpec:
-    """What an image is built from; its key names the image."""
-
-    suite: str = SUITE
-    mirror: str = DEFAULT_MIRROR
-    extra_packages: tuple[str, ...] = ()
-
-    @property
-    def packages(self) -> tuple[str, ...]:
-        return tuple(sorted({*BASE_PACKAGES, *self.extra_packages}))
-
-    @property
-    def key(self) -> str:
-        described = json.dumps([FORMAT, self.suite, self.mirror.rstrip("/"), self.packages])
-        return hashlib.sha256(described.encode()).hexdigest()[:16]
-
-
 def default_cache_root(data_dir: Path) -> Path:
     """Shared by every sandbox uid when the server is root, as the template caches are."""
     if os.geteuid() == 0:
@@ -102,8 +64,8 @@ def default_cache_root(data_dir: Path) -> Path:
 class Rootfs:
     """One image: where it lives, whether it is built, and building it."""
 
-    def __init__(self, cache_root: Path, spec: RootfsSpec | None = None) -> None:
-        self.spec = spec or RootfsSpec()
+    def __init__(self, cache_root: Path, spec: SystemImage | None = None) -> None:
+        self.spec = spec or SystemImage()
         self.cache_root = cache_root
         self.directory = cache_root / f"{self.spec.suite}-{self.spec.key}"
 
