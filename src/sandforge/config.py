@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 SandboxProviderName = Literal["local", "daytona"]
 
 
+def machine_cache_dir(name: str, data_dir: Path) -> Path:
+    """A cache every sandbox of the machine shares: /var/cache/sandforge/<name> when the
+    server is root (each sandbox runs as its own uid), else <data_dir>/<name>."""
+    if os.geteuid() == 0:
+        return Path("/var/cache/sandforge") / name
+    return data_dir / name
+
+
 def default_data_dir() -> Path:
     """`$XDG_DATA_HOME/sandforge`, which is `~/.local/share/sandforge` on most machines."""
     xdg = os.environ.get("XDG_DATA_HOME")
@@ -119,7 +127,7 @@ class Settings(BaseSettings):
 
     template_cache_dir: Path | None = None
     """Installed template packages (node_modules); /var/cache/sandforge/templates as root,
-    else <data_dir>/template-cache. Filled by `sandforge templates prepare`."""
+    else <data_dir>/templates. Filled by `sandforge templates prepare`."""
 
     rootfs_dir: Path | None = None
     """Where sandbox images are built; /var/cache/sandforge/rootfs as root, else
@@ -254,16 +262,15 @@ class Settings(BaseSettings):
 
     @property
     def template_cache(self) -> Path:
-        from .templates.cache import default_cache_root
-
-        return self.template_cache_dir or default_cache_root(self.data_dir)
+        return self.template_cache_dir or machine_cache_dir("templates", self.data_dir)
 
     @property
     def rootfs(self) -> Rootfs:
         """The sandbox image local sandboxes run on."""
-        from .sandbox.local.rootfs import Rootfs, default_cache_root
+        from .sandbox.local.rootfs import Rootfs
 
-        return Rootfs(self.rootfs_dir or default_cache_root(self.data_dir), self.system_image)
+        rootfs_dir = self.rootfs_dir or machine_cache_dir("rootfs", self.data_dir)
+        return Rootfs(rootfs_dir, self.system_image)
 
     @property
     def system_image(self) -> SystemImage:

@@ -33,13 +33,6 @@ class TemplateCacheError(SandboxUnavailable):
     http_status = Unavailable.http_status
 
 
-def default_cache_root(data_dir: Path) -> Path:
-    """Shared by every sandbox of the machine when the server is root."""
-    if os.geteuid() == 0:
-        return Path("/var/cache/sandforge/templates")
-    return data_dir / "template-cache"
-
-
 def _lock_digest(template: ProjectTemplate, packages: Packages, image_key: str) -> str:
     digest = hashlib.sha256(f"{FORMAT} {image_key}".encode())
     for name in packages.lock_files:

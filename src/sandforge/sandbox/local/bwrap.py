@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NoReturn, Protocol
 
 from ... import ids
-from ...config import default_data_dir
+from ...config import default_data_dir, machine_cache_dir
 from ..base import (
     HostDiskFull,
     SandboxError,
@@ -34,7 +34,7 @@ from .command import Spawn, bwrap_argv, link_package_mounts, sandbox_env, unisol
 from .isolation import Isolation, Mode, cgroup_driver, check_isolation, drop_privileges, tool
 from .output import SandboxOutput
 from .registry import RegistryBridge
-from .rootfs import Rootfs, default_cache_root
+from .rootfs import Rootfs
 from .slirp import Slirp, start_slirp
 from .unix import listen_unix, read_until
 from .users import disable_user_namespaces, host_uid, toolbox_host_uid, write_id_maps
@@ -82,7 +82,7 @@ class BwrapLauncher:
     ) -> None:
         self.allow_unisolated = allow_unisolated
         self.registry = registry
-        self.rootfs = rootfs or Rootfs(default_cache_root(default_data_dir()))
+        self.rootfs = rootfs or Rootfs(machine_cache_dir("rootfs", default_data_dir()))
         self._isolation_override = isolation
         self._running: dict[str, _Running] = {}
         self._locks: dict[str, asyncio.Lock] = {}

@@ -54,13 +54,6 @@ class RootfsMissing(SandboxUnavailable):
     http_status = Unavailable.http_status
 
 
-def default_cache_root(data_dir: Path) -> Path:
-    """Shared by every sandbox uid when the server is root, as the template caches are."""
-    if os.geteuid() == 0:
-        return Path("/var/cache/sandforge/rootfs")
-    return data_dir / "rootfs"
-
-
 class Rootfs:
     """One image: where it lives, whether it is built, and building it."""
 
