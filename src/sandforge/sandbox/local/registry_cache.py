@@ -10,6 +10,7 @@ reader (the file is only unlinked).
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -28,6 +29,8 @@ class RegistryCache:
         self._sizes: OrderedDict[str, int] = OrderedDict()
         """key → bytes on disk (body and type), least recently used first."""
         self.total_bytes = 0
+        # `added` runs in a worker thread while the event loop marks hits (`used`).
+        self._lock = threading.Lock()
 
     def body(self, key: str) -> Path:
         return self.directory / key
@@ -55,34 +58,37 @@ class RegistryCache:
 
     def used(self, key: str) -> None:
         """`key` was just served: it is the last to go."""
-        if key in self._sizes:
-            self._sizes.move_to_end(key)
+        with self._lock:
+            if key in self._sizes:
+                self._sizes.move_to_end(key)
 
     def added(self, key: str) -> None:
         """`key` was just written; evicts older entries if the cache is now over its limit."""
-        self.total_bytes -= self._sizes.pop(key, 0)
         size = self._size_on_disk(key)
-        self._sizes[key] = size
-        self.total_bytes += size
+        with self._lock:
+            self.total_bytes -= self._sizes.pop(key, 0)
+            self._sizes[key] = size
+            self.total_bytes += size
         self.evict(keep=key)
 
     def evict(self, keep: str | None = None) -> list[str]:
         """Remove the least recently used entries until the cache fits; returns their keys.
         `keep` (the entry being served) stays even when it alone is over the limit."""
-        if self.total_bytes <= self.limit_bytes:
-            return []
         target = int(self.limit_bytes * EVICT_TO)
         evicted = []
-        for key in list(self._sizes):
-            if self.total_bytes <= target:
-                break
-            if key == keep:
-                continue
-            self.total_bytes -= self._sizes.pop(key)
+        with self._lock:
+            if self.total_bytes <= self.limit_bytes:
+                return []
+            for key in list(self._sizes):
+                if self.total_bytes <= target:
+                    break
+                if key != keep:
+                    self.total_bytes -= self._sizes.pop(key)
+                    evicted.append(key)
+        for key in evicted:
             for path in (self.body(key), self.content_type(key)):
                 with contextlib.suppress(OSError):
                     path.unlink()
-            evicted.append(key)
         return evicted
 
     def _size_on_disk(self, key: str) -> int:
