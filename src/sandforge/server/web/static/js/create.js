@@ -128,7 +128,7 @@ function showEvent(event, restoring) {
   if (event.type === "complete") {
     // On a phone, a finished run shows the app it made (the chat is one tap away).
     panes.show("app");
-    preview.showVersion();
+    preview.showVersion(data.previewUrl, data.accessToken);
     files.refresh();
     timeline.refresh();
   }

@@ -171,10 +171,20 @@ export class PreviewPanel {
     else this.render();
   }
 
-  /** A run just finished a version: show it (afresh: no dev server overlay from mid-run stays). */
-  showVersion() {
+  /**
+   * A run just finished a version: show it (afresh: no dev server overlay from mid-run stays).
+   * A run's `complete` names its main service's link, which a first run's page may not know
+   * yet (the project record it read predates the sandbox), nor its poll (which may still say
+   * "gone"): the link shows with the run's card, not a poll later.
+   */
+  showVersion(previewUrl = "", accessToken = "") {
     this.built = true;
+    if (previewUrl && !this.service) {
+      this.link = shareUrl(previewUrl, accessToken);
+      if (this.serverStatus === "gone") this.serverStatus = "booting";
+    }
     this.loadFrame();
+    this.render();
     this.poll();
   }
 
