@@ -9,7 +9,8 @@ from fastapi import APIRouter
 
 from ...agent.models import model_options
 from ..deps import SettingsDep
-from ..openapi import Models, errors, operation_id
+from ..openapi import errors, operation_id
+from ..responses import Models
 
 router = APIRouter(tags=["system"], generate_unique_id_function=operation_id)
 

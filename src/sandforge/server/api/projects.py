@@ -18,8 +18,8 @@ from ...templates import get_template
 from ..bodies import ProjectUpdate, ShareRequest
 from ..body import read_json_model
 from ..deps import ProjectsDep, SettingsDep, StoppingDep, StoreDep, SupervisorDep
-from ..openapi import (
-    PROJECT_LINKS,
+from ..openapi import PROJECT_LINKS, errors, event_stream, first_file_link, json_body, operation_id
+from ..responses import (
     Diff,
     Files,
     Preview,
@@ -31,11 +31,6 @@ from ..openapi import (
     Share,
     Shares,
     Versions,
-    errors,
-    event_stream,
-    first_file_link,
-    json_body,
-    operation_id,
 )
 from ..sse import sse_stream
 from ..views import (

@@ -14,7 +14,8 @@ from ...errors import NotFound
 from ...runs.replica import Replica
 from ...store.replicas import ReplicaRecord
 from ..deps import ProjectsDep, ReplicaDep, services
-from ..openapi import ReplicaInfo, Replicas, errors, operation_id
+from ..openapi import errors, operation_id
+from ..responses import ReplicaInfo, Replicas
 from ..services import Services
 
 router = APIRouter(tags=["replicas"], generate_unique_id_function=operation_id)

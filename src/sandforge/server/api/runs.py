@@ -18,16 +18,8 @@ from ...runs.supervisor import Supervisor
 from ...store.records import Flow
 from ..body import read_json_model
 from ..deps import ProjectsDep, ReplicaDep, SettingsDep, StoppingDep, StoreDep, SupervisorDep
-from ..openapi import (
-    Run,
-    Runs,
-    RunStarted,
-    errors,
-    event_stream,
-    json_body,
-    operation_id,
-    run_links,
-)
+from ..openapi import errors, event_stream, json_body, operation_id, run_links
+from ..responses import Run, Runs, RunStarted
 from ..sse import sse_stream
 from ..views import run_json
 

@@ -11,7 +11,8 @@ from ...projects.serving import DEV_PROCESS, preview_status, process_name
 from ...store.errors import ProjectNotFound
 from ...templates import WEB_APP, get_template
 from ..deps import FleetDep, SettingsDep, StoreDep
-from ..openapi import Files, Preview, Sandbox, Sandboxes, errors, first_file_link, operation_id
+from ..openapi import errors, first_file_link, operation_id
+from ..responses import Files, Preview, Sandbox, Sandboxes
 from ..views import preview_json, sandbox_json
 
 router = APIRouter(tags=["sandboxes"], generate_unique_id_function=operation_id)

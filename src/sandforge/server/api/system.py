@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request
 from ...agent.models import configured_model_name
 from ...store.db import reachable
 from ..deps import services
-from ..openapi import Health, errors, operation_id
+from ..openapi import errors, operation_id
+from ..responses import Health
 
 router = APIRouter(tags=["system"], generate_unique_id_function=operation_id)
 

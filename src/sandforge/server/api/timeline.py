@@ -12,7 +12,8 @@ from ...sandbox.base import normalize_relative
 from ..bodies import FileEdit
 from ..body import read_json_model
 from ..deps import ProjectsDep, SettingsDep, StoreDep
-from ..openapi import Saved, Timeline, errors, json_body, operation_id
+from ..openapi import errors, json_body, operation_id
+from ..responses import Saved, Timeline
 
 router = APIRouter(tags=["projects"], generate_unique_id_function=operation_id)
 
