@@ -59,6 +59,8 @@ async def _until_preview(client: httpx.AsyncClient, srv: BenchServer, prompt: st
     _, complete = await _stream_run(client, prompt)
     if complete.get("render") is None or complete["render"].get("unavailable"):
         raise RuntimeError(f"the rendered check did not run: {complete.get('render')}")
+    if complete.get("repairs"):
+        raise RuntimeError(f"the app needed repairs, so this is not a clean run: {complete}")
     headers = srv.preview_headers(complete["projectId"], complete.get("accessToken"))
     response = await client.get("/", headers=headers)
     if response.status_code != 200:

@@ -16,11 +16,15 @@ FILES = {
     ),
     "css/main.css": "body { font-family: sans-serif; }\n" * 20,
     "css/theme.css": ":root { --accent: #55f; }\n" * 20,
-    "js/main.js": "import { add } from './math.js';\nconsole.log(add(1, 2));\n",
-    "js/math.js": "export const add = (a, b) => a + b;\n" * 10,
-    "js/dom.js": "export const $ = (s) => document.querySelector(s);\n" * 10,
-    "js/store.js": "export const store = new Map();\n" * 10,
-    "js/util.js": "export const noop = () => {};\n" * 10,
+    "js/main.js": "import { add0 } from './math.js';\nconsole.log(add0(1, 2));\n",
+    # Distinct names: a module declaring one twice fails to load, and the rendered check
+    # (rightly) sends the run into a repair turn, which is not what this figure measures.
+    "js/math.js": "".join(f"export const add{i} = (a, b) => a + b + {i};\n" for i in range(10)),
+    "js/dom.js": "".join(
+        f"export const find{i} = (s) => document.querySelectorAll(s)[{i}];\n" for i in range(10)
+    ),
+    "js/store.js": "".join(f"export const store{i} = new Map();\n" for i in range(10)),
+    "js/util.js": "".join(f"export const noop{i} = () => {i};\n" for i in range(10)),
     "data/items.json": json.dumps([{"id": i} for i in range(50)]),
     "README.md": "# Bench app\n",
 }
