@@ -31,7 +31,10 @@ def test_restore_and_undo_from_the_timeline(scripted_server: Server, page: Page)
     # The rendered check's screenshot of that run, as a thumbnail that loaded.
     shot = newest.locator("img.tl-shot")
     expect(shot).to_be_visible()
-    assert shot.evaluate("img => img.complete && img.naturalWidth > 0")
+    # Visible is not loaded: the thumbnail is fetched after its element is drawn.
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=shot.element_handle(), timeout=10_000
+    )
     first = entries.nth(1)
     expect(first.locator(".tl-prompt")).to_have_text("Build a counter app")
     expect(first.locator(".tl-files li")).to_have_count(3)
