@@ -309,6 +309,34 @@ def _check_daytona(settings: Settings) -> list[Check]:
     ]
 
 
+def check_templates(settings: Settings) -> list[Check]:
+    """Each project type's packages are installed for the current sandbox image: a type
+    without them cannot be generated (503 `template_cache`)."""
+    if settings.sandbox_provider == "daytona" or not settings.rootfs.ready:
+        return []  # Daytona builds its own images; a missing image is the sandbox check's
+    from .templates import TEMPLATES
+    from .templates.cache import TemplateCacheError, package_mounts
+
+    root, missing = settings.template_cache, []
+    for template in TEMPLATES.values():
+        try:
+            package_mounts(root, template, settings.rootfs.key)
+        except TemplateCacheError:
+            missing.append(template.name)
+    if not missing:
+        return [Check("project types", "ok", f"every type's packages are installed in {root}.")]
+    ready = [name for name in TEMPLATES if name not in missing]
+    return [
+        Check(
+            "project types",
+            "fail",
+            f"{', '.join(missing)} cannot be generated: their packages are not installed in "
+            f"{root}, or were installed for another sandbox image. Ready: {', '.join(ready)}.",
+            "Run `sandforge templates prepare` (scripts/bootstrap does).",
+        )
+    ]
+
+
 def check_data_dir(settings: Settings) -> list[Check]:
     """The data dir (or, before the first run, the dir it will be created in) is writable."""
     target = settings.data_dir
@@ -351,6 +379,7 @@ def run_checks(settings: Settings) -> list[Check]:
     return [
         *check_model(settings),
         *check_sandbox(settings),
+        *check_templates(settings),
         *check_data_dir(settings),
         *check_ui(settings),
     ]

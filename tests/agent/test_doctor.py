@@ -17,6 +17,7 @@ from sandforge.doctor import (
     Check,
     check_model,
     check_sandbox,
+    check_templates,
     check_ui,
     print_report,
     run_checks,
@@ -142,3 +143,21 @@ def test_the_web_ui_libraries_are_checked(tmp_path: Path) -> None:
     (missing,) = check_ui(make_settings(tmp_path).model_copy(update={"ui_vendor_dir": tmp_path}))
     assert missing.status == "fail" and missing.fix is not None
     assert "sandforge ui prepare" in missing.fix
+
+
+def test_project_types_without_their_packages_are_named(tmp_path: Path) -> None:
+    (installed,) = check_templates(make_settings(tmp_path))
+    assert installed.status == "ok", installed.detail
+    settings = make_settings(tmp_path).model_copy(update={"template_cache_dir": tmp_path})
+    (missing,) = check_templates(settings)
+    assert missing.status == "fail" and missing.fix is not None
+    assert "sandforge templates prepare" in missing.fix
+    named, ready = (
+        missing.detail.split(" cannot be generated")[0],
+        missing.detail.split("Ready: ")[1],
+    )
+    assert set(named.split(", ")) == {"react", "fastapi", "streamlit", "nextjs", "fullstack"}
+    assert ready == "web-app."  # it needs no packages
+    # Daytona builds its own images; without a local image, the sandbox check says so.
+    assert check_templates(make_settings(tmp_path, sandbox_provider="daytona")) == []
+    assert check_templates(make_settings(tmp_path, rootfs_dir=tmp_path / "images")) == []
