@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -127,6 +128,26 @@ async def test_deleting_a_project_deletes_its_sandbox_and_records(
     assert provider.sandboxes[sandbox_id].deleted
     with pytest.raises(ProjectNotFound):
         await projects.store.get_project(project_id)
+
+
+async def test_a_follow_up_racing_a_delete_finds_no_project(
+    projects: Projects, provider: FakeProvider
+) -> None:
+    """Sent together (two tabs, or the UI and the API), the delete takes the project's lock
+    first; the follow-up then gets a 404, not a run on a project deleted under it."""
+    project_id, _ = await sandbox_project(projects, provider)
+    follow_up = GenerationRequest.model_validate(
+        {"messages": [{"role": "user", "content": "again"}], "projectId": project_id}
+    )
+    started, deleted = await asyncio.gather(
+        projects.start_run(follow_up, "sandbox"),
+        projects.delete(project_id),
+        return_exceptions=True,
+    )
+    assert isinstance(started, ProjectNotFound), started
+    assert deleted is None
+    assert projects.supervisor.active_run(project_id) is None
+    assert await projects.store.list_runs(project_id) == []
 
 
 async def test_unknown_ids_are_not_found_errors_with_their_status(projects: Projects) -> None:

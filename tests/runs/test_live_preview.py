@@ -90,3 +90,38 @@ async def test_the_preview_is_live_from_the_starter_and_in_follow_ups(
     assert statuses(second) == list(PROGRESS_ORDER)
     assert second[-1][1].type == "complete"
     assert second[-1][1].data.sandboxId == complete.data.sandboxId
+
+
+async def test_deleting_a_project_mid_run_cancels_the_run_and_leaves_nothing(
+    make_server: Any, tmp_path: Path
+) -> None:
+    server: LiveServer = await make_server(model=GATED)
+    never = tmp_path / "never-opened"  # the model waits for its first answer throughout
+    body = {"messages": [{"role": "user", "content": f"Build a page. [gate {never}]"}]}
+    started = await server.client.post("/api/runs", json=body)
+    assert started.status_code == 202, started.text
+    run_id, project_id = started.json()["runId"], started.json()["projectId"]
+    async with asyncio.timeout(RUN_TIMEOUT_S):
+        while not await _sandboxes_of(server, project_id):  # noqa: ASYNC110 (the server's state)
+            await asyncio.sleep(0.1)
+
+    # A follow-up sent with the delete: whichever takes the project first, no run starts on
+    # a project that is being deleted (409: the first run still goes; 404: it is gone).
+    follow_up = {"messages": [{"role": "user", "content": "More."}], "projectId": project_id}
+    deleted, again = await asyncio.gather(
+        server.client.delete(f"/api/projects/{project_id}"),
+        server.client.post("/api/runs", json=follow_up),
+    )
+    assert deleted.status_code == 204, deleted.text
+    assert again.status_code in (404, 409), again.text
+    assert again.json()["error"]["code"] in ("project_not_found", "run_in_flight")
+    assert (await server.client.get(f"/api/runs/{run_id}")).status_code == 404
+    assert (await server.client.get(f"/api/projects/{project_id}")).status_code == 404
+    assert await _sandboxes_of(server, project_id) == []
+    runs = (await server.client.get("/api/runs")).json()["runs"]
+    assert [r for r in runs if r["projectId"] == project_id] == []
+
+
+async def _sandboxes_of(server: LiveServer, project_id: str) -> list[dict[str, Any]]:
+    sandboxes = (await server.client.get("/api/sandboxes")).json()["sandboxes"]
+    return [s for s in sandboxes if s["projectId"] == project_id]

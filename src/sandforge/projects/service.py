@@ -162,6 +162,8 @@ class Projects:
         if self.replica is not None:
             return await self._enqueue(self.replica, project, request)
         async with self._locks[project.id]:
+            # Read again under the lock: a delete that held it may have removed the project.
+            project = await self.store.get_project(project.id)
             self.refuse_if_busy(project.id)
             job = await self._plan_job(project, request, follow_up, new_id("run"))
             await self.store.create_run(job.run_id, project.id, request.model_dump())
@@ -195,9 +197,9 @@ class Projects:
     async def launch_claimed(self, claimed: ClaimedRun) -> None:
         """Start, here, a run this replica took from the queue."""
         request = GenerationRequest.model_validate(claimed.request)
-        project = await self.store.get_project(claimed.project_id)
         follow_up = bool(request.projectId or request.sandboxId)
-        async with self._locks[project.id]:
+        async with self._locks[claimed.project_id]:
+            project = await self.store.get_project(claimed.project_id)
             job = await self._plan_job(project, request, follow_up, claimed.id)
             await self._launch(project, job)
 
@@ -466,12 +468,14 @@ class Projects:
         )
 
     async def delete(self, project_id: str) -> None:
-        """Delete a project, its sandbox and everything stored; a run in flight is cancelled."""
-        active = self.supervisor.active_run(project_id)
-        if active is not None:
-            await self.supervisor.cancel(active.id)
+        """Delete a project, its sandbox and everything stored; a run in flight is cancelled.
+        The project's lock is held throughout, so no run or change starts on it meanwhile
+        (one that waits for the lock then finds no project: a 404)."""
         async with self._locks[project_id]:
             project = await self.store.get_project(project_id)
+            active = self.supervisor.active_run(project_id)
+            if active is not None:
+                await self.supervisor.cancel(active.id)
             sandbox = await self.project_sandbox(project)
             if sandbox is not None:
                 await self.fleet.delete(sandbox)
