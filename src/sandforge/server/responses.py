@@ -26,6 +26,8 @@ class RunStarted(BaseModel):
     projectId: str
 
 
+# Not runs/request.py's PickedElement: FastAPI documents an answer in serialization mode,
+# the request's component is in validation mode, and one name cannot hold both schemas.
 class PointedElement(BaseModel):
     """An element of the preview a prompt pointed at (the request's `elements`)."""
 
