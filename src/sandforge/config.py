@@ -17,12 +17,13 @@ if TYPE_CHECKING:
 SandboxProviderName = Literal["local", "daytona"]
 
 
-def machine_cache_dir(name: str, data_dir: Path) -> Path:
-    """A cache every sandbox of the machine shares: /var/cache/sandforge/<name> when the
-    server is root (each sandbox runs as its own uid), else <data_dir>/<name>."""
+def machine_cache_dir(name: str, otherwise: Path) -> Path:
+    """A cache the whole machine shares: /var/cache/sandforge/<name> when the server is root
+    (each sandbox runs as its own uid, and every data dir can use it), else `otherwise`, a
+    dir of the server's own user."""
     if os.geteuid() == 0:
         return Path("/var/cache/sandforge") / name
-    return data_dir / name
+    return otherwise
 
 
 def default_data_dir() -> Path:
@@ -262,14 +263,15 @@ class Settings(BaseSettings):
 
     @property
     def template_cache(self) -> Path:
-        return self.template_cache_dir or machine_cache_dir("templates", self.data_dir)
+        own = self.data_dir / "templates"
+        return self.template_cache_dir or machine_cache_dir("templates", own)
 
     @property
     def rootfs(self) -> Rootfs:
         """The sandbox image local sandboxes run on."""
         from .sandbox.local.rootfs import Rootfs
 
-        rootfs_dir = self.rootfs_dir or machine_cache_dir("rootfs", self.data_dir)
+        rootfs_dir = self.rootfs_dir or machine_cache_dir("rootfs", self.data_dir / "rootfs")
         return Rootfs(rootfs_dir, self.system_image)
 
     @property

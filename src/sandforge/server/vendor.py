@@ -18,6 +18,7 @@ from pathlib import Path
 
 from starlette.staticfiles import StaticFiles
 
+from ..config import machine_cache_dir
 from ..errors import Unavailable
 
 SOURCE = Path(__file__).with_name("web") / "vendor"
@@ -45,11 +46,9 @@ class VendorFiles(StaticFiles):
 
 
 def default_root() -> Path:
-    """Shared by every data dir of the host: /var/cache as root, else the user's cache."""
-    if os.geteuid() == 0:
-        return Path("/var/cache/sandforge/ui")
+    """Shared by every data dir of the host: the machine's cache as root, else the user's."""
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "sandforge" / "ui"
+    return machine_cache_dir("ui", Path(cache) / "sandforge" / "ui")
 
 
 def _digest() -> str:

@@ -82,7 +82,7 @@ class BwrapLauncher:
     ) -> None:
         self.allow_unisolated = allow_unisolated
         self.registry = registry
-        self.rootfs = rootfs or Rootfs(machine_cache_dir("rootfs", default_data_dir()))
+        self.rootfs = rootfs or Rootfs(machine_cache_dir("rootfs", default_data_dir() / "rootfs"))
         self._isolation_override = isolation
         self._running: dict[str, _Running] = {}
         self._locks: dict[str, asyncio.Lock] = {}
