@@ -66,6 +66,8 @@ else:
 REQUEST_TIMEOUT_S = 60.0
 MAX_FDS = 4
 LOG_TAIL_BYTES = 8192
+EXITED_OUTPUT_WAIT_S = 1.0
+"""How long a status of an exited process waits for its last output to be read."""
 LOG_FILE_BYTES = 4 << 20
 """A process's log file starts over past this, so a chatty dev server cannot fill the disk;
 its last LOG_TAIL_BYTES are kept in memory for process_status either way."""
@@ -96,6 +98,8 @@ class ProcessLog:
         self._lock = threading.Lock()
         self._written = 0
         self._file = -1
+        self._drained = threading.Event()
+        self._settled = False
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
         with contextlib.suppress(OSError):
             self._file = os.open(path, flags | os.O_CLOEXEC, 0o600)
@@ -112,6 +116,14 @@ class ProcessLog:
         finally:
             os.close(pipe_fd)
             self.detach()
+            self._drained.set()
+
+    def settle(self, timeout: float) -> None:
+        """The process exited: let what it wrote last reach the tail. Waited for once, and
+        boundedly, as a child it left behind can hold the pipe open for ever."""
+        if not self._settled:
+            self._drained.wait(timeout)
+            self._settled = True
 
     def _write(self, chunk: bytes) -> None:
         if self._file < 0:
@@ -284,6 +296,8 @@ class Toolbox:
             raise wire.Failure("process_not_found", f"no process named {name!r}")
         proc, log = entry
         code = proc.poll()
+        if code is not None:
+            log.settle(EXITED_OUTPUT_WAIT_S)
         return {
             "running": code is None,
             "exit_code": None if code is None else (128 - code if code < 0 else code),
